@@ -32,8 +32,8 @@ pub struct Accelerator {
     pub aliases: Vec<String>,
     /// Vendor, e.g. `NVIDIA`, `Huawei`.
     pub vendor: String,
-    /// Device memory.
-    pub memory_gib: u32,
+    /// Device memory; `None` when the vendor has not disclosed it.
+    pub memory_gib: Option<u32>,
     /// Dense FP16 tensor throughput; `None` when the vendor has not disclosed it.
     pub fp16_dense_tflops: Option<f64>,
     /// Dense BF16 tensor throughput; `None` when not supported or not disclosed.
@@ -125,8 +125,10 @@ fn validate(a: &Accelerator) -> Result<(), ModelError> {
             return Err(ModelError::out_of_range(format!("{} {what}", a.model), "in (0, 100000)", t));
         }
     }
-    if a.memory_gib == 0 || a.memory_gib > 4096 {
-        return Err(ModelError::out_of_range(format!("{} memory_gib", a.model), "in 1..=4096", a.memory_gib));
+    if let Some(memory_gib) = a.memory_gib
+        && !(1..=4096).contains(&memory_gib)
+    {
+        return Err(ModelError::out_of_range(format!("{} memory_gib", a.model), "in 1..=4096", memory_gib));
     }
     if a.software_stack.trim().is_empty() {
         return Err(ModelError::out_of_range(format!("{} software_stack", a.model), "a non-empty name", "\"\""));
@@ -163,6 +165,16 @@ impl AcceleratorSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The set as bits (bit i = the model with index i), for sorting and hashing.
+    pub fn bits(self) -> u128 {
+        self.0
+    }
+
+    /// The inverse of [`bits`](Self::bits).
+    pub fn from_bits(bits: u128) -> Self {
+        AcceleratorSet(bits)
+    }
 }
 
 impl FromIterator<AcceleratorId> for AcceleratorSet {
@@ -184,7 +196,7 @@ pub(crate) mod tests {
             model: model.to_owned(),
             aliases: vec![],
             vendor: "test".to_owned(),
-            memory_gib: 80,
+            memory_gib: Some(80),
             fp16_dense_tflops: tflops,
             bf16_dense_tflops: tflops,
             domestic,

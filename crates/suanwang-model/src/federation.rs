@@ -400,9 +400,10 @@ fn validate_pool(pool: &Pool, sites: &[Site], catalog: &Catalog) -> Result<(), M
         ));
     }
     let prices = &pool.prices;
-    for (what, fen) in [("cpu_core_hour_fen", prices.cpu_core_hour_fen), ("memory_gib_hour_fen", prices.memory_gib_hour_fen)]
-        .into_iter()
-        .chain(prices.card_hour_fen.values().map(|&fen| ("card_hour_fen", fen)))
+    for (what, fen) in
+        [("cpu_core_hour_fen", prices.cpu_core_hour_fen), ("memory_gib_hour_fen", prices.memory_gib_hour_fen)]
+            .into_iter()
+            .chain(prices.card_hour_fen.values().map(|&fen| ("card_hour_fen", fen)))
     {
         if !(0..=100_000_000).contains(&fen) {
             return Err(ModelError::out_of_range(format!("pool {} {what}", pool.name), "in 0..=100000000 fen", fen));
@@ -442,7 +443,8 @@ mod tests {
     }
 
     fn parts() -> FederationParts {
-        let catalog = Catalog::new(vec![accelerator("A800", Some(312.0), false), accelerator("G1", None, false)]).unwrap();
+        let catalog =
+            Catalog::new(vec![accelerator("A800", Some(312.0), false), accelerator("G1", None, false)]).unwrap();
         let a800 = catalog.lookup("A800").unwrap();
         let g1 = catalog.lookup("G1").unwrap();
         let node = |name: &str, model, accelerators| NodeSpec {

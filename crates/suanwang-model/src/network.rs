@@ -82,9 +82,7 @@ impl Network {
                 return Err(ModelError::out_of_range("link latency", "at most 10 s", link.latency_us));
             }
             if routes[a * sites + b].is_some() {
-                return Err(ModelError::Inconsistent(format!(
-                    "two links join the same pair of sites (#{a} and #{b})"
-                )));
+                return Err(ModelError::Inconsistent(format!("two links join the same pair of sites (#{a} and #{b})")));
             }
             let route = Route {
                 latency_us: link.latency_us,
@@ -145,17 +143,21 @@ mod tests {
     use super::*;
 
     fn link(a: usize, b: usize, latency_us: u32, bandwidth_gbps: u32, egress: i64) -> Link {
-        Link { a: SiteId::from_index(a), b: SiteId::from_index(b), latency_us, bandwidth_gbps, egress_fen_per_gib: egress }
+        Link {
+            a: SiteId::from_index(a),
+            b: SiteId::from_index(b),
+            latency_us,
+            bandwidth_gbps,
+            egress_fen_per_gib: egress,
+        }
     }
 
     #[test]
     fn routes_take_the_lowest_latency_path_and_its_narrowest_link() {
         // 0 —1ms/400G— 1 —2ms/100G— 2, and a slow direct 0 —9ms— 2.
-        let net = Network::new(
-            4,
-            vec![link(0, 1, 1_000, 400, 10), link(1, 2, 2_000, 100, 20), link(0, 2, 9_000, 800, 0)],
-        )
-        .unwrap();
+        let net =
+            Network::new(4, vec![link(0, 1, 1_000, 400, 10), link(1, 2, 2_000, 100, 20), link(0, 2, 9_000, 800, 0)])
+                .unwrap();
         let route = net.route(SiteId::from_index(0), SiteId::from_index(2)).unwrap();
         assert_eq!(route, Route { latency_us: 3_000, bandwidth_gbps: 100, egress_fen_per_gib: 30, hops: 2 });
         assert_eq!(net.route(SiteId::from_index(2), SiteId::from_index(0)), Some(route));

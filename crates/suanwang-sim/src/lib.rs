@@ -1,1 +1,11 @@
-//! placeholder
+//! Trace-driven simulators that run the same placement core the platform runs.
+//!
+//! [`placement`] implements the evaluation protocol of the FGD paper (ATC'23) on the Alibaba GPU
+//! trace: tasks arrive one by one and never leave, each is tried once, and allocation and
+//! fragmentation are recorded against the share of capacity that has arrived.
+//!
+//! Everything here is deterministic: a run is a function of its inputs and its seed. Running many
+//! seeds in parallel, progress bars and files are the caller's business.
+
+pub mod placement;
+pub mod stats;

@@ -1,1 +1,30 @@
-fn main() {}
+//! `suanwang`: the command-line entry point. This crate is the edge: it reads files, spawns
+//! threads, draws progress bars and prints; everything it computes comes from the pure crates.
+
+mod args;
+mod error;
+mod federation_cmd;
+mod input;
+mod simulate_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command, FederationCommand, SimulateCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Federation(FederationCommand::Show(show)) => federation_cmd::show(&show),
+        Command::Catalog(catalog) => federation_cmd::catalog(&catalog),
+        Command::Simulate(SimulateCommand::Placement(placement)) => simulate_cmd::placement(&placement),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

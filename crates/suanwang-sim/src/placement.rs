@@ -1,0 +1,428 @@
+//! The placement protocol of the FGD paper (ATC'23), exactly as `../shared/traces/README.md`
+//! states it:
+//!
+//! 1. The task list is sorted by name, shuffled, then **inflated**: tasks drawn uniformly with
+//!    replacement from the sorted list are appended until the next draw would take the total
+//!    requested accelerator thousandths past `inflation` × the cluster's.
+//! 2. One permutation of the nodes is drawn and fixed for the run; ties go to the earlier node.
+//! 3. Each task is tried **once**, in order; tasks never leave.
+//! 4. After every task: arrived% (requested so far, failures included, over capacity),
+//!    allocated% (rounded to two decimals), and the cluster's fragmentation against the typical
+//!    shapes of the original task list.
+//! 5. Records are bucketed by arrived% rounded to a whole number and averaged per bucket (an empty
+//!    bucket takes the records within ±1); across seeds each bucket takes the median.
+//!
+//! One seed drives all randomness of a run, in this order: shuffle, inflation draws, node
+//! permutation; the `random` policy draws from its own generator seeded with the same seed.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use suanwang_model::job::TaskSpec;
+use suanwang_placement::cluster::{Cluster, NodeIdx, NodeState};
+use suanwang_placement::frag::{FragMeter, TYPICAL_COVERAGE, TypicalShapes};
+use suanwang_placement::policy::{self, PolicyContext, PolicyName};
+
+use crate::stats::{mean, median, round2};
+
+/// The most tasks one run may try after inflation.
+pub const TASKS_MAX: usize = 20_000_000;
+
+/// The largest inflation factor accepted.
+pub const INFLATION_MAX: f64 = 10.0;
+
+/// Why a simulation cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimError {
+    /// The task list is empty.
+    #[error("the task list is empty")]
+    NoTasks,
+    /// A task fits no node even when the cluster is empty.
+    #[error(
+        "task {name} fits no node even in an empty cluster (cpu {cpu_milli} milli, memory {memory_mib} MiB, {devices} × {milli} milli-GPU)"
+    )]
+    TaskFitsNoNode {
+        /// The task's name.
+        name: String,
+        /// What it asks for.
+        cpu_milli: u32,
+        /// What it asks for.
+        memory_mib: u32,
+        /// What it asks for.
+        devices: u8,
+        /// What it asks for.
+        milli: u16,
+    },
+    /// The inflation factor is out of range.
+    #[error("inflation must be a number in (0, {INFLATION_MAX}], got {0}")]
+    BadInflation(f64),
+    /// Inflation would make too many tasks.
+    #[error("inflation would need more than {TASKS_MAX} tasks")]
+    TooManyTasks,
+    /// The cluster has no accelerators, so arrived% is undefined.
+    #[error("the cluster has no accelerators; the placement protocol measures GPU allocation")]
+    NoAccelerators,
+}
+
+impl SimError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SimError::NoTasks => "empty_input",
+            SimError::TaskFitsNoNode { .. } => "task_fits_no_node",
+            SimError::BadInflation(_) => "invalid_argument",
+            SimError::TooManyTasks => "limit_exceeded",
+            SimError::NoAccelerators => "no_accelerators",
+        }
+    }
+}
+
+/// A task list ready for the protocol: sorted by name, with its typical shapes.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    names: Vec<String>,
+    tasks: Vec<TaskSpec>,
+    typical: TypicalShapes,
+}
+
+impl Workload {
+    /// Sorts the tasks by name (stably) and computes the typical shapes over all of them.
+    pub fn new(mut tasks: Vec<(String, TaskSpec)>) -> Result<Self, SimError> {
+        if tasks.is_empty() {
+            return Err(SimError::NoTasks);
+        }
+        if tasks.len() > TASKS_MAX {
+            return Err(SimError::TooManyTasks);
+        }
+        tasks.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, tasks): (Vec<String>, Vec<TaskSpec>) = tasks.into_iter().unzip();
+        let typical = TypicalShapes::from_tasks(&tasks, TYPICAL_COVERAGE);
+        Ok(Workload { names, tasks, typical })
+    }
+
+    /// The tasks, sorted by name.
+    pub fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    /// The typical shapes (over the original list, before shuffle and inflation).
+    pub fn typical(&self) -> &TypicalShapes {
+        &self.typical
+    }
+
+    /// Fails with [`SimError::TaskFitsNoNode`] for the first task that no empty node can take.
+    pub fn check_fits(&self, cluster: &Cluster) -> Result<(), SimError> {
+        if cluster.gpu_milli_capacity() == 0 {
+            return Err(SimError::NoAccelerators);
+        }
+        // Distinct nodes and shapes are few; check each shape against each distinct empty node.
+        let mut empty: Vec<&NodeState> = Vec::new();
+        for node in cluster.nodes() {
+            if !empty.iter().any(|e| same_capacity(e, node)) {
+                empty.push(node);
+            }
+        }
+        let mut checked = std::collections::HashSet::new();
+        for (name, task) in self.names.iter().zip(&self.tasks) {
+            if checked.insert(*task) && !empty.iter().any(|node| node.fits(task)) {
+                let request = task.accelerators();
+                return Err(SimError::TaskFitsNoNode {
+                    name: name.clone(),
+                    cpu_milli: task.cpu_milli(),
+                    memory_mib: task.memory_mib(),
+                    devices: request.count(),
+                    milli: request.milli_per_device(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn same_capacity(a: &NodeState, b: &NodeState) -> bool {
+    a.cpu_milli_capacity() == b.cpu_milli_capacity()
+        && a.memory_mib_capacity() == b.memory_mib_capacity()
+        && a.model() == b.model()
+        && a.device_count() == b.device_count()
+}
+
+/// Settings of the protocol.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProtocolConfig {
+    inflation: f64,
+}
+
+impl ProtocolConfig {
+    /// The paper's setting: inflate to 1.3 × capacity.
+    pub const PAPER: ProtocolConfig = ProtocolConfig { inflation: 1.3 };
+
+    /// A protocol with another inflation factor.
+    pub fn new(inflation: f64) -> Result<Self, SimError> {
+        if !(inflation.is_finite() && inflation > 0.0 && inflation <= INFLATION_MAX) {
+            return Err(SimError::BadInflation(inflation));
+        }
+        Ok(ProtocolConfig { inflation })
+    }
+
+    /// The inflation factor.
+    pub fn inflation(&self) -> f64 {
+        self.inflation
+    }
+}
+
+/// What one seed fixes for every policy: the task sequence and the node order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trial {
+    /// The seed.
+    pub seed: u64,
+    /// Indices into [`Workload::tasks`], in arrival order.
+    pub tasks: Vec<u32>,
+    /// The node order, fixed for the run.
+    pub nodes: Vec<NodeIdx>,
+}
+
+impl Trial {
+    /// Draws the shuffle, the inflation and the node permutation from `seed`.
+    pub fn new(cluster: &Cluster, workload: &Workload, seed: u64, config: ProtocolConfig) -> Result<Self, SimError> {
+        let mut rng = Pcg64Mcg::seed_from_u64(seed);
+        let count = workload.tasks.len();
+        let mut tasks: Vec<u32> = (0..count as u32).collect();
+        tasks.shuffle(&mut rng);
+        let limit = config.inflation * cluster.gpu_milli_capacity() as f64;
+        let mut requested: u64 =
+            tasks.iter().map(|&i| u64::from(workload.tasks[i as usize].accelerators().total_milli())).sum();
+        // A workload without accelerator requests can never reach the limit: do not inflate it.
+        if requested > 0 {
+            loop {
+                let drawn = rng.random_range(0..count) as u32;
+                let milli = u64::from(workload.tasks[drawn as usize].accelerators().total_milli());
+                if (requested + milli) as f64 > limit {
+                    break;
+                }
+                if tasks.len() == TASKS_MAX {
+                    return Err(SimError::TooManyTasks);
+                }
+                requested += milli;
+                tasks.push(drawn);
+            }
+        }
+        let mut nodes: Vec<NodeIdx> = (0..cluster.len() as u32).map(NodeIdx).collect();
+        nodes.shuffle(&mut rng);
+        Ok(Trial { seed, tasks, nodes })
+    }
+}
+
+/// The state of the cluster after one task was tried.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Record {
+    /// Accelerator thousandths requested by every task tried so far.
+    pub arrived_milli: u64,
+    /// Accelerator thousandths allocated.
+    pub allocated_milli: u64,
+    /// Σ over nodes of F, in accelerator thousandths.
+    pub fragment_milli: f64,
+}
+
+/// One policy on one seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedRun {
+    /// The policy.
+    pub policy: PolicyName,
+    /// The seed.
+    pub seed: u64,
+    /// Accelerator capacity of the cluster in thousandths.
+    pub capacity_milli: u64,
+    /// Tasks tried.
+    pub tasks_tried: u64,
+    /// Tasks that found no node.
+    pub tasks_failed: u64,
+    /// One record per task tried.
+    pub records: Vec<Record>,
+}
+
+/// Runs one policy on one trial. `cluster` is the empty cluster; it is copied, not changed.
+pub fn run(cluster: &Cluster, workload: &Workload, trial: &Trial, policy_name: PolicyName) -> SeedRun {
+    let mut cluster = cluster.clone();
+    let context = PolicyContext { typical: workload.typical.clone(), seed: trial.seed, nodes: cluster.len() };
+    let mut policy = policy::build(policy_name, &context);
+    let mut meter = FragMeter::new(workload.typical.clone(), cluster.len());
+    let mut fragment: f64 = (0..cluster.len() as u32).map(|i| meter.node(&cluster, NodeIdx(i))).sum();
+    let mut records = Vec::with_capacity(trial.tasks.len());
+    let mut arrived_milli = 0u64;
+    let mut tasks_failed = 0u64;
+    for &index in &trial.tasks {
+        let task = &workload.tasks[index as usize];
+        arrived_milli += u64::from(task.accelerators().total_milli());
+        match policy.select(&cluster, &trial.nodes, task) {
+            Some(assignment) => {
+                let before = meter.node(&cluster, assignment.node);
+                cluster.allocate(assignment, task).expect("policies choose only nodes that fit");
+                fragment += meter.node(&cluster, assignment.node) - before;
+            }
+            None => tasks_failed += 1,
+        }
+        records.push(Record {
+            arrived_milli,
+            allocated_milli: cluster.gpu_milli_allocated(),
+            fragment_milli: fragment,
+        });
+    }
+    SeedRun {
+        policy: policy_name,
+        seed: trial.seed,
+        capacity_milli: cluster.gpu_milli_capacity(),
+        tasks_tried: trial.tasks.len() as u64,
+        tasks_failed,
+        records,
+    }
+}
+
+/// Metrics of one arrived% bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bucket {
+    /// The bucket: arrived% rounded to a whole number.
+    pub arrived_pct: u32,
+    /// Allocated share of capacity, %.
+    pub allocated_pct: f64,
+    /// Fragmentation over capacity, %.
+    pub frag_amount_pct: f64,
+    /// Fragmentation over idle capacity, %.
+    pub frag_ratio_pct: f64,
+}
+
+impl Bucket {
+    /// 100 − allocated%.
+    pub fn unallocated_pct(&self) -> f64 {
+        100.0 - self.allocated_pct
+    }
+}
+
+impl SeedRun {
+    /// Per-record percentages: (arrived, allocated rounded to 2 decimals, frag amount, frag ratio).
+    fn percentages(&self) -> impl Iterator<Item = (f64, f64, f64, f64)> + '_ {
+        let capacity = self.capacity_milli as f64;
+        self.records.iter().map(move |r| {
+            let idle = capacity - r.allocated_milli as f64;
+            (
+                r.arrived_milli as f64 * 100.0 / capacity,
+                round2(r.allocated_milli as f64 * 100.0 / capacity),
+                r.fragment_milli * 100.0 / capacity,
+                if idle > 0.0 { r.fragment_milli * 100.0 / idle } else { 0.0 },
+            )
+        })
+    }
+
+    /// Buckets 1 ..= the last arrived% (rounded); `None` where no record is within ±1.
+    pub fn buckets(&self) -> Vec<Option<Bucket>> {
+        let last = self.percentages().last().map_or(0, |p| p.0.round() as usize);
+        let mut sums = vec![(0u32, 0.0, 0.0, 0.0); last + 1];
+        for (arrived, allocated, amount, ratio) in self.percentages() {
+            let sum = &mut sums[arrived.round() as usize];
+            *sum = (sum.0 + 1, sum.1 + allocated, sum.2 + amount, sum.3 + ratio);
+        }
+        (1..=last)
+            .map(|k| {
+                let mut sum = sums[k];
+                if sum.0 == 0 {
+                    for (arrived, allocated, amount, ratio) in self.percentages() {
+                        if (arrived - k as f64).abs() <= 1.0 {
+                            sum = (sum.0 + 1, sum.1 + allocated, sum.2 + amount, sum.3 + ratio);
+                        }
+                    }
+                }
+                (sum.0 > 0).then(|| {
+                    let n = f64::from(sum.0);
+                    Bucket {
+                        arrived_pct: k as u32,
+                        allocated_pct: sum.1 / n,
+                        frag_amount_pct: sum.2 / n,
+                        frag_ratio_pct: sum.3 / n,
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// One policy over all its seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyResult {
+    /// The policy.
+    pub policy: PolicyName,
+    /// The seeds, in the order run.
+    pub seeds: Vec<u64>,
+    /// Per bucket, the median over seeds of each metric.
+    pub buckets: Vec<Bucket>,
+    /// Per seed: (seed, unallocated% at arrived 100, tasks tried, tasks failed).
+    pub per_seed: Vec<SeedSummary>,
+    /// The headline figures.
+    pub summary: Summary,
+}
+
+/// One seed's headline figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeedSummary {
+    /// The seed.
+    pub seed: u64,
+    /// Unallocated% in the arrived-100 bucket.
+    pub unallocated_pct_at_arrived_100: Option<f64>,
+    /// Tasks tried.
+    pub tasks_tried: u64,
+    /// Tasks that found no node.
+    pub tasks_failed: u64,
+}
+
+/// The headline figures of one policy (medians over seeds unless named otherwise).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    /// 100 − median allocated% at arrived 100.
+    pub unallocated_pct_at_arrived_100: Option<f64>,
+    /// Median allocated% at arrived 90.
+    pub allocated_pct_at_arrived_90: Option<f64>,
+    /// Mean over seeds of allocated% at arrived 130.
+    pub allocated_pct_mean_at_arrived_130: Option<f64>,
+    /// Median fragmentation ratio at arrived 90.
+    pub frag_ratio_pct_at_arrived_90: Option<f64>,
+}
+
+/// Aggregates the runs of one policy (all runs must be of the same policy).
+pub fn summarise(runs: &[SeedRun]) -> PolicyResult {
+    assert!(!runs.is_empty() && runs.iter().all(|r| r.policy == runs[0].policy), "one policy, at least one run");
+    let per_run: Vec<Vec<Option<Bucket>>> = runs.iter().map(SeedRun::buckets).collect();
+    let last = per_run.iter().map(Vec::len).max().unwrap_or(0);
+    let at = |k: usize| -> Vec<Bucket> { per_run.iter().filter_map(|b| b.get(k - 1).copied().flatten()).collect() };
+    let buckets: Vec<Bucket> = (1..=last)
+        .filter_map(|k| {
+            let values = at(k);
+            let metric = |f: fn(&Bucket) -> f64| median(&values.iter().map(f).collect::<Vec<_>>());
+            Some(Bucket {
+                arrived_pct: k as u32,
+                allocated_pct: metric(|b| b.allocated_pct)?,
+                frag_amount_pct: metric(|b| b.frag_amount_pct)?,
+                frag_ratio_pct: metric(|b| b.frag_ratio_pct)?,
+            })
+        })
+        .collect();
+    let bucket = |k: u32| buckets.iter().find(|b| b.arrived_pct == k);
+    let summary = Summary {
+        unallocated_pct_at_arrived_100: bucket(100).map(Bucket::unallocated_pct),
+        allocated_pct_at_arrived_90: bucket(90).map(|b| b.allocated_pct),
+        allocated_pct_mean_at_arrived_130: if last >= 130 {
+            mean(&at(130).iter().map(|b| b.allocated_pct).collect::<Vec<_>>())
+        } else {
+            None
+        },
+        frag_ratio_pct_at_arrived_90: bucket(90).map(|b| b.frag_ratio_pct),
+    };
+    let per_seed = runs
+        .iter()
+        .zip(&per_run)
+        .map(|(run, buckets)| SeedSummary {
+            seed: run.seed,
+            unallocated_pct_at_arrived_100: buckets.get(99).copied().flatten().map(|b| b.unallocated_pct()),
+            tasks_tried: run.tasks_tried,
+            tasks_failed: run.tasks_failed,
+        })
+        .collect();
+    PolicyResult { policy: runs[0].policy, seeds: runs.iter().map(|r| r.seed).collect(), buckets, per_seed, summary }
+}
