@@ -249,6 +249,32 @@ impl NodeState {
         }
     }
 
+    /// Whether `other` would still fit after `task` took `devices` here (for policies that look
+    /// one placement ahead). `task` must fit with `devices`.
+    pub fn fits_after(&self, task: &TaskSpec, devices: DeviceMask, other: &TaskSpec) -> bool {
+        let cpu_left = self.cpu_milli_free.saturating_sub(task.cpu_milli());
+        let memory_left = self.memory_mib_free.saturating_sub(task.memory_mib());
+        if cpu_left < other.cpu_milli() || memory_left < other.memory_mib() {
+            return false;
+        }
+        let request = other.accelerators();
+        if request.count() == 0 {
+            return true;
+        }
+        if !self.accessible(other) {
+            return false;
+        }
+        let taken = task.accelerators().milli_per_device();
+        let fitting = (0..self.device_count())
+            .filter(|&i| {
+                let free = self.device_free_milli[i];
+                let free = if devices.0 & (1 << i) != 0 { free.saturating_sub(taken) } else { free };
+                free >= request.milli_per_device()
+            })
+            .count();
+        fitting >= usize::from(request.count())
+    }
+
     fn check_assignment(&self, node: u32, task: &TaskSpec, devices: DeviceMask) -> Result<(), ClusterError> {
         let fail = |reason| Err(ClusterError::DoesNotFit { node, reason });
         if self.cpu_milli_free < task.cpu_milli() {
@@ -480,6 +506,17 @@ pub(crate) mod tests {
         assert!(!n.fits(&task(0, 3, 1000)));
         assert_eq!(n.fully_free_devices(), 2);
         assert_eq!(n.gpu_milli_free(), 3300);
+    }
+
+    #[test]
+    fn fits_after_looks_one_placement_ahead() {
+        let cluster = Cluster::new(&[node(16_000, 2)]).unwrap();
+        let n = cluster.node(NodeIdx(0));
+        let gang = task(8_000, 2, 1000);
+        assert!(n.fits_after(&task(8_000, 0, 0), DeviceMask::EMPTY, &gang));
+        assert!(!n.fits_after(&task(9_000, 0, 0), DeviceMask::EMPTY, &gang), "cpu");
+        assert!(!n.fits_after(&task(1_000, 1, 100), DeviceMask::single(1), &gang), "a device is no longer whole");
+        assert!(n.fits_after(&task(1_000, 1, 100), DeviceMask::single(1), &task(1_000, 1, 900)));
     }
 
     #[test]

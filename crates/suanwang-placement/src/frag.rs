@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashMap;
 use suanwang_model::catalog::{AcceleratorId, AcceleratorSet};
-use suanwang_model::job::TaskSpec;
+use suanwang_model::job::{MILLI_PER_DEVICE, TaskSpec};
 
 use crate::cluster::{Cluster, DeviceMask, MAX_DEVICES, NodeIdx, NodeState};
 
@@ -97,12 +97,41 @@ impl TypicalShapes {
         TypicalShapes { shapes }
     }
 
+    /// Like [`fragment_milli`](Self::fragment_milli), but a shape's usable share is what as many
+    /// copies of it as the node can still host would use: copies are limited by CPU as well as by
+    /// devices (k whole free devices per copy, or ⌊free / share⌋ copies per device). It sees that a
+    /// node whose CPU will run out before its GPUs do strands those GPUs, and that a fresh GPU
+    /// given to a 470-milli task leaves 60 milli nobody of that shape can use.
+    pub fn fragment_milli_copies(&self, model: Option<AcceleratorId>, cpu_milli_free: u32, device_free: &[u16]) -> f64 {
+        let free_total: u32 = device_free.iter().map(|&m| u32::from(m)).sum();
+        if free_total == 0 {
+            return 0.0;
+        }
+        let mut fragment = 0.0;
+        for shape in &self.shapes {
+            let usable = if shape.devices == 0 || !model.is_some_and(|m| shape.models.contains(m)) {
+                0
+            } else {
+                let gpu_copies = if shape.milli_per_device < MILLI_PER_DEVICE {
+                    device_free.iter().map(|&f| u32::from(f / shape.milli_per_device)).sum::<u32>()
+                } else {
+                    device_free.iter().filter(|&&f| f == MILLI_PER_DEVICE).count() as u32 / u32::from(shape.devices)
+                };
+                let cpu_copies = if shape.cpu_milli == 0 { u32::MAX } else { cpu_milli_free / shape.cpu_milli };
+                gpu_copies.min(cpu_copies) * u32::from(shape.devices) * u32::from(shape.milli_per_device)
+            };
+            fragment += shape.probability * f64::from(free_total - usable);
+        }
+        fragment
+    }
+
     /// The shapes, most frequent first.
     pub fn shapes(&self) -> &[TypicalShape] {
         &self.shapes
     }
 
-    /// F for a node in the given state: Σ over shapes of probability × fragment.
+    /// F for a node in the given state: Σ over shapes of probability × fragment (the FGD measure:
+    /// what the *next* task of each shape could not use).
     pub fn fragment_milli(&self, model: Option<AcceleratorId>, cpu_milli_free: u32, device_free: &[u16]) -> f64 {
         let free_total: u32 = device_free.iter().map(|&m| u32::from(m)).sum();
         if free_total == 0 {
@@ -133,11 +162,21 @@ impl TypicalShapes {
     }
 }
 
+/// Which fragmentation measure a [`FragMeter`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragMeasure {
+    /// [`TypicalShapes::fragment_milli`]: the FGD paper's measure.
+    NextTask,
+    /// [`TypicalShapes::fragment_milli_copies`]: counts every copy a node can still host.
+    Copies,
+}
+
 /// Computes F for nodes, remembering results by node state (many nodes share a state, and a
 /// placement changes one node at a time).
 #[derive(Clone, Debug)]
 pub struct FragMeter {
     typical: TypicalShapes,
+    measure: FragMeasure,
     memo: FxHashMap<StateKey, f64>,
     /// Per node: the generation F was computed at, and F.
     by_node: Vec<Option<(u32, f64)>>,
@@ -153,8 +192,8 @@ struct StateKey {
 
 impl FragMeter {
     /// A meter for one cluster of `nodes` nodes.
-    pub fn new(typical: TypicalShapes, nodes: usize) -> Self {
-        FragMeter { typical, memo: FxHashMap::default(), by_node: vec![None; nodes] }
+    pub fn new(typical: TypicalShapes, measure: FragMeasure, nodes: usize) -> Self {
+        FragMeter { typical, measure, memo: FxHashMap::default(), by_node: vec![None; nodes] }
     }
 
     /// The typical shapes measured against.
@@ -199,11 +238,87 @@ impl FragMeter {
         if let Some(&fragment) = self.memo.get(&key) {
             return fragment;
         }
-        let fragment = self.typical.fragment_milli(model, cpu_milli_free, device_free);
+        let fragment = match self.measure {
+            FragMeasure::NextTask => self.typical.fragment_milli(model, cpu_milli_free, device_free),
+            FragMeasure::Copies => self.typical.fragment_milli_copies(model, cpu_milli_free, device_free),
+        };
         if self.memo.len() >= MEMO_ENTRIES_MAX {
             self.memo.clear();
         }
         self.memo.insert(key, fragment);
         fragment
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::tests::{model, task};
+
+    fn shapes(list: &[(u32, u8, u16, u32)]) -> TypicalShapes {
+        let tasks: Vec<TaskSpec> = list
+            .iter()
+            .flat_map(|&(cpu, count, milli, times)| std::iter::repeat_n(task(cpu, count, milli), times as usize))
+            .collect();
+        TypicalShapes::from_tasks(&tasks, 1.0)
+    }
+
+    #[test]
+    fn typical_shapes_keep_the_most_frequent_until_covered() {
+        let tasks: Vec<TaskSpec> = [(1, 50), (2, 30), (3, 15), (4, 5)]
+            .iter()
+            .flat_map(|&(cpu, n)| std::iter::repeat_n(task(cpu * 1000, 1, 1000), n))
+            .collect();
+        let typical = TypicalShapes::from_tasks(&tasks, 0.95);
+        let cpus: Vec<u32> = typical.shapes().iter().map(|s| s.cpu_milli).collect();
+        assert_eq!(cpus, vec![1000, 2000, 3000], "50+30+15 = 95 covers 95%");
+        let total: f64 = typical.shapes().iter().map(|s| s.probability).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        assert!((typical.shapes()[0].probability - 50.0 / 95.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn next_task_fragment_follows_the_paper() {
+        // One shape: 1 CPU core, half a GPU. Devices free: 1000, 400 (400 < 500 is fragment).
+        let typical = shapes(&[(1000, 1, 500, 1)]);
+        assert_eq!(typical.fragment_milli(Some(model()), 8000, &[1000, 400]), 400.0);
+        // CPU short: every free milli is fragment.
+        assert_eq!(typical.fragment_milli(Some(model()), 500, &[1000, 400]), 1400.0);
+        // A CPU-only shape counts all free GPU as fragment.
+        let cpu_only = shapes(&[(1000, 0, 0, 1)]);
+        assert_eq!(cpu_only.fragment_milli(Some(model()), 8000, &[1000, 400]), 1400.0);
+        // Nothing free, no fragment.
+        assert_eq!(typical.fragment_milli(Some(model()), 8000, &[0, 0]), 0.0);
+        // No accelerator model: all of it.
+        assert_eq!(typical.fragment_milli(None, 8000, &[1000]), 1000.0);
+    }
+
+    #[test]
+    fn copies_fragment_counts_every_copy_cpu_allows() {
+        // 470-milli shape: a fresh GPU hosts two copies and strands 60.
+        let typical = shapes(&[(1000, 1, 470, 1)]);
+        assert_eq!(typical.fragment_milli_copies(Some(model()), 64_000, &[1000]), 60.0);
+        assert_eq!(typical.fragment_milli(Some(model()), 64_000, &[1000]), 0.0);
+        // Whole-GPU shape needing 12 cores on a node with 8 free GPUs but 30 cores: 2 copies.
+        let typical = shapes(&[(12_000, 1, 1000, 1)]);
+        let free = [1000; 8];
+        assert_eq!(typical.fragment_milli_copies(Some(model()), 30_000, &free), 6000.0);
+        assert_eq!(typical.fragment_milli(Some(model()), 30_000, &free), 0.0);
+        // A 2-GPU shape on 3 free GPUs: one copy, one GPU stranded.
+        let typical = shapes(&[(1000, 2, 1000, 1)]);
+        assert_eq!(typical.fragment_milli_copies(Some(model()), 30_000, &[1000, 1000, 1000]), 1000.0);
+    }
+
+    #[test]
+    fn the_meter_caches_by_generation_and_state() {
+        let typical = shapes(&[(1000, 1, 500, 1)]);
+        let mut cluster = Cluster::new(&[crate::cluster::tests::node(8000, 2)]).unwrap();
+        let mut meter = FragMeter::new(typical, FragMeasure::NextTask, 1);
+        assert_eq!(meter.node(&cluster, NodeIdx(0)), 0.0);
+        let t = task(1000, 1, 600);
+        let a = crate::cluster::Assignment { node: NodeIdx(0), devices: DeviceMask::single(1) };
+        assert_eq!(meter.after(cluster.node(NodeIdx(0)), &t, a.devices), 400.0);
+        cluster.allocate(a, &t).unwrap();
+        assert_eq!(meter.node(&cluster, NodeIdx(0)), 400.0, "a changed node is measured again");
     }
 }

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use suanwang_model::job::TaskSpec;
 
 use crate::cluster::{Assignment, Cluster, DeviceMask, NodeIdx, NodeState};
-use crate::frag::TypicalShapes;
+use crate::profile::WorkloadProfile;
 
 mod best_fit;
 mod dot_product;
@@ -49,7 +49,7 @@ pub enum PolicyName {
     BestFit,
     /// Fragmentation gradient descent, the ATC'23 paper's policy (a baseline).
     Fgd,
-    /// Suanwang's own: exact fragmentation gradient with lookahead on scarce large shapes; the default.
+    /// Suanwang's own, the default: FGD's score, refined by a CPU-aware copies measure and gang scarcity.
     FragPlus,
 }
 
@@ -125,12 +125,12 @@ impl FromStr for PolicyName {
     }
 }
 
-/// What policies may know besides the cluster: the workload's typical shapes (for the
+/// What policies may know besides the cluster: a profile of the workload (for the
 /// fragmentation-aware ones) and the run's seed (for `random`).
 #[derive(Clone, Debug)]
 pub struct PolicyContext {
-    /// Typical shapes of the workload, e.g. [`TypicalShapes::from_tasks`] over the task list.
-    pub typical: TypicalShapes,
+    /// What the workload looks like, e.g. [`WorkloadProfile::from_tasks`] over the task list.
+    pub profile: WorkloadProfile,
     /// Seed of the run; `random` draws from a generator seeded with it.
     pub seed: u64,
     /// Number of nodes in the cluster (for per-node caches).

@@ -20,8 +20,9 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use suanwang_model::job::TaskSpec;
 use suanwang_placement::cluster::{Cluster, NodeIdx, NodeState};
-use suanwang_placement::frag::{FragMeter, TYPICAL_COVERAGE, TypicalShapes};
+use suanwang_placement::frag::{FragMeasure, FragMeter};
 use suanwang_placement::policy::{self, PolicyContext, PolicyName};
+use suanwang_placement::profile::WorkloadProfile;
 
 use crate::stats::{mean, median, round2};
 
@@ -82,7 +83,7 @@ impl SimError {
 pub struct Workload {
     names: Vec<String>,
     tasks: Vec<TaskSpec>,
-    typical: TypicalShapes,
+    profile: WorkloadProfile,
 }
 
 impl Workload {
@@ -96,8 +97,8 @@ impl Workload {
         }
         tasks.sort_by(|a, b| a.0.cmp(&b.0));
         let (names, tasks): (Vec<String>, Vec<TaskSpec>) = tasks.into_iter().unzip();
-        let typical = TypicalShapes::from_tasks(&tasks, TYPICAL_COVERAGE);
-        Ok(Workload { names, tasks, typical })
+        let profile = WorkloadProfile::from_tasks(&tasks);
+        Ok(Workload { names, tasks, profile })
     }
 
     /// The tasks, sorted by name.
@@ -105,9 +106,9 @@ impl Workload {
         &self.tasks
     }
 
-    /// The typical shapes (over the original list, before shuffle and inflation).
-    pub fn typical(&self) -> &TypicalShapes {
-        &self.typical
+    /// The profile policies learn from (over the original list, before shuffle and inflation).
+    pub fn profile(&self) -> &WorkloadProfile {
+        &self.profile
     }
 
     /// Fails with [`SimError::TaskFitsNoNode`] for the first task that no empty node can take.
@@ -243,9 +244,9 @@ pub struct SeedRun {
 /// Runs one policy on one trial. `cluster` is the empty cluster; it is copied, not changed.
 pub fn run(cluster: &Cluster, workload: &Workload, trial: &Trial, policy_name: PolicyName) -> SeedRun {
     let mut cluster = cluster.clone();
-    let context = PolicyContext { typical: workload.typical.clone(), seed: trial.seed, nodes: cluster.len() };
+    let context = PolicyContext { profile: workload.profile.clone(), seed: trial.seed, nodes: cluster.len() };
     let mut policy = policy::build(policy_name, &context);
-    let mut meter = FragMeter::new(workload.typical.clone(), cluster.len());
+    let mut meter = FragMeter::new(workload.profile.typical().clone(), FragMeasure::NextTask, cluster.len());
     let mut fragment: f64 = (0..cluster.len() as u32).map(|i| meter.node(&cluster, NodeIdx(i))).sum();
     let mut records = Vec::with_capacity(trial.tasks.len());
     let mut arrived_milli = 0u64;

@@ -7,7 +7,7 @@ use suanwang_model::job::TaskSpec;
 
 use super::{Policy, PolicyContext, PolicyName, select_by_score, truncate_score};
 use crate::cluster::{Assignment, Cluster, DeviceMask, NodeIdx, NodeState};
-use crate::frag::FragMeter;
+use crate::frag::{FragMeasure, FragMeter};
 
 pub(super) struct FgdPolicy {
     meter: FragMeter,
@@ -15,36 +15,30 @@ pub(super) struct FgdPolicy {
 
 impl FgdPolicy {
     pub(super) fn new(context: &PolicyContext) -> Self {
-        FgdPolicy { meter: FragMeter::new(context.typical.clone(), context.nodes) }
+        FgdPolicy { meter: FragMeter::new(context.profile.typical().clone(), FragMeasure::NextTask, context.nodes) }
     }
 }
 
-pub(crate) fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+/// FGD's integer score for a change of F.
+pub(super) fn score(before: f64, after: f64) -> i64 {
+    let sigmoid = 1.0 / (1.0 + (-(before - after) / 1000.0).exp());
+    truncate_score(sigmoid * 100.0)
 }
 
-/// For each candidate device set of `task` on `node` (each distinct fitting device for a
-/// fractional task, in index order; the default set otherwise), the fragmentation after placing.
-pub(crate) fn candidates(
-    meter: &mut FragMeter,
-    node: &NodeState,
-    task: &TaskSpec,
-    mut visit: impl FnMut(DeviceMask, f64),
-) {
+/// The device sets worth scoring for `task` on `node`, in index order: each distinct fitting
+/// device for a fractional task (devices with equal free share give equal results, so the first
+/// stands for all), the default set otherwise.
+pub(super) fn device_candidates(node: &NodeState, task: &TaskSpec, mut visit: impl FnMut(DeviceMask)) {
     let request = task.accelerators();
     if !request.is_fractional() {
-        let devices = node.default_devices(task).unwrap_or_default();
-        visit(devices, meter.after(node, task, devices));
+        visit(node.default_devices(task).unwrap_or_default());
         return;
     }
     let free = node.device_free_milli();
     for (i, &f) in free.iter().enumerate() {
-        // Devices with equal free share give equal results; the first of them stands for all.
-        if f < request.milli_per_device() || free[..i].contains(&f) {
-            continue;
+        if f >= request.milli_per_device() && !free[..i].contains(&f) {
+            visit(DeviceMask::single(i));
         }
-        let devices = DeviceMask::single(i);
-        visit(devices, meter.after(node, task, devices));
     }
 }
 
@@ -58,10 +52,10 @@ impl Policy for FgdPolicy {
         select_by_score(cluster, order, task, |node, idx| {
             let before = meter.node(cluster, idx);
             let mut best: Option<(i64, DeviceMask)> = None;
-            candidates(meter, node, task, |devices, after| {
-                let score = truncate_score(sigmoid((before - after) / 1000.0) * 100.0);
-                if best.is_none_or(|(b, _)| score > b) {
-                    best = Some((score, devices));
+            device_candidates(node, task, |devices| {
+                let value = score(before, meter.after(node, task, devices));
+                if best.is_none_or(|(b, _)| value > b) {
+                    best = Some((value, devices));
                 }
             });
             best.unwrap_or((0, DeviceMask::EMPTY))

@@ -66,7 +66,7 @@ fn gpu_clustering_scores() {
 #[test]
 fn ties_go_to_the_first_node_in_the_order() {
     let cluster = Cluster::new(&[node(96_000, 8), node(96_000, 8), node(96_000, 8)]).unwrap();
-    let context = PolicyContext { typical: TypicalShapes::default(), seed: 1, nodes: cluster.len() };
+    let context = PolicyContext { profile: WorkloadProfile::default(), seed: 1, nodes: cluster.len() };
     for name in PolicyName::ALL.into_iter().filter(|&p| p != PolicyName::Random) {
         let mut policy = build(name, &context);
         let order = [NodeIdx(2), NodeIdx(0), NodeIdx(1)];
@@ -78,7 +78,7 @@ fn ties_go_to_the_first_node_in_the_order() {
 #[test]
 fn no_policy_places_where_nothing_fits() {
     let cluster = Cluster::new(&[node(8_000, 1)]).unwrap();
-    let context = PolicyContext { typical: TypicalShapes::default(), seed: 1, nodes: 1 };
+    let context = PolicyContext { profile: WorkloadProfile::default(), seed: 1, nodes: 1 };
     for name in PolicyName::ALL {
         let mut policy = build(name, &context);
         assert_eq!(policy.select(&cluster, &[NodeIdx(0)], &task(9_000, 0, 0)), None, "{name}");
