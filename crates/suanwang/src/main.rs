@@ -6,6 +6,7 @@ mod error;
 mod federation_cmd;
 mod input;
 mod simulate_cmd;
+mod table;
 
 use std::process::ExitCode;
 

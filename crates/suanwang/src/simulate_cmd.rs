@@ -1,7 +1,7 @@
 //! `suanwang simulate placement`: load the openb CSVs, run every (policy, seed) pair on a pool of
 //! threads, aggregate, print, and optionally write the HTML report.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -46,21 +46,19 @@ pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
         tasks: task_count,
         inflation: config.inflation(),
     };
-    let mut stdout = std::io::stdout().lock();
-    let written = match args.format {
+    let text = match args.format {
         Format::Json => {
             let wire: Vec<PolicyJson> = results.iter().map(PolicyJson::from).collect();
-            let text = if wire.len() == 1 {
+            let json = if wire.len() == 1 {
                 serde_json::to_string_pretty(&wire[0])
             } else {
                 serde_json::to_string_pretty(&wire)
-            }
-            .map_err(|e| CliError::internal("serialize", e.to_string()))?;
-            writeln!(stdout, "{text}")
+            };
+            json.map_err(|e| CliError::internal("serialize", e.to_string()))? + "\n"
         }
-        Format::Table => write!(stdout, "{}", table(&context, &results)),
+        Format::Table => table(&context, &results),
     };
-    written.map_err(|e| CliError::internal("write_failed", format!("stdout: {e}")))?;
+    crate::federation_cmd::print(&text)?;
     eprintln!(
         "{} × {} seeds in {:.1} s on {} threads",
         plural(policies.len(), "policy", "policies"),
