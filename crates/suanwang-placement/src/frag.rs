@@ -117,7 +117,7 @@ impl TypicalShapes {
                 } else {
                     device_free.iter().filter(|&&f| f == MILLI_PER_DEVICE).count() as u32 / u32::from(shape.devices)
                 };
-                let cpu_copies = if shape.cpu_milli == 0 { u32::MAX } else { cpu_milli_free / shape.cpu_milli };
+                let cpu_copies = cpu_milli_free.checked_div(shape.cpu_milli).unwrap_or(u32::MAX);
                 gpu_copies.min(cpu_copies) * u32::from(shape.devices) * u32::from(shape.milli_per_device)
             };
             fragment += shape.probability * f64::from(free_total - usable);

@@ -60,7 +60,8 @@ pub fn placement_report(title: &str, results: &[PolicyResult]) -> String {
     for r in results {
         let s = &r.summary;
         let cell = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{:.2}", round2(v)));
-        let failed: Vec<String> = r.per_seed.iter().map(|p| p.tasks_failed.to_string()).collect();
+        let failed: Vec<f64> = r.per_seed.iter().map(|p| p.tasks_failed as f64).collect();
+        let failed = suanwang_sim::stats::median(&failed).map_or_else(|| "–".to_owned(), |m| format!("{m:.0}"));
         rows += &format!(
             "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(r.policy.as_str()),
@@ -68,7 +69,7 @@ pub fn placement_report(title: &str, results: &[PolicyResult]) -> String {
             cell(s.allocated_pct_at_arrived_90),
             cell(s.allocated_pct_mean_at_arrived_130),
             cell(s.frag_ratio_pct_at_arrived_90),
-            escape(&failed.join(" ")),
+            failed,
         );
     }
     let seeds =
@@ -77,7 +78,7 @@ pub fn placement_report(title: &str, results: &[PolicyResult]) -> String {
         "<h1>Placement simulation</h1>\n<p>{}</p>\n<p>Protocol of the FGD paper (ATC'23); seeds {}. Each bucket is the median over seeds.</p>\n\
          <h2>Summary</h2>\n<table>\n<thead><tr><th scope=\"col\">policy</th><th scope=\"col\">unallocated % at arrived 100</th>\
          <th scope=\"col\">allocated % at arrived 90</th><th scope=\"col\">mean allocated % at arrived 130</th>\
-         <th scope=\"col\">fragmentation ratio % at arrived 90</th><th scope=\"col\">failed tasks per seed</th></tr></thead>\n<tbody>\n{}</tbody>\n</table>\n\
+         <th scope=\"col\">fragmentation ratio % at arrived 90</th><th scope=\"col\">failed tasks (median)</th></tr></thead>\n<tbody>\n{}</tbody>\n</table>\n\
          <h2>Charts</h2>\n{}",
         escape(title),
         escape(&seeds),

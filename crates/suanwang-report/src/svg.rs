@@ -143,20 +143,15 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
-/// About six round ticks (1, 2 or 5 × 10^k apart) covering [lo, hi].
+/// About seven round ticks (1, 2 or 5 × 10^k apart) covering [lo, hi].
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let raw = (hi - lo) / 6.0;
+    let raw = (hi - lo) / 7.0;
     let magnitude = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
     let first = (lo / step).floor() * step;
-    let mut ticks = Vec::new();
-    let mut t = first;
-    while t < hi + step * 0.5 && ticks.len() < 50 {
-        ticks.push(t);
-        t += step;
-    }
-    if ticks.len() < 2 {
-        ticks.push(first + step);
+    let mut ticks = vec![first];
+    while ticks.len() < 2 || (ticks[ticks.len() - 1] < hi - step * 1e-9 && ticks.len() < 50) {
+        ticks.push(first + step * ticks.len() as f64);
     }
     ticks
 }
@@ -172,8 +167,9 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_data() {
-        assert_eq!(ticks(1.0, 130.0), vec![0.0, 50.0, 100.0, 150.0]);
+        assert_eq!(ticks(1.0, 130.0), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0]);
         assert_eq!(ticks(80.0, 100.0), vec![80.0, 85.0, 90.0, 95.0, 100.0]);
+        assert_eq!(ticks(0.0, 120.0).last(), Some(&120.0));
         let t = ticks(0.013, 0.047);
         assert!(t[0] <= 0.013 && *t.last().unwrap() >= 0.047, "{t:?}");
     }

@@ -427,3 +427,153 @@ pub fn summarise(runs: &[SeedRun]) -> PolicyResult {
         .collect();
     PolicyResult { policy: runs[0].policy, seeds: runs.iter().map(|r| r.seed).collect(), buckets, per_seed, summary }
 }
+
+#[cfg(test)]
+mod tests {
+    use suanwang_model::catalog::{Accelerator, AcceleratorSet, Catalog};
+    use suanwang_model::federation::NodeSpec;
+    use suanwang_model::job::AcceleratorRequest;
+
+    use super::*;
+
+    fn cluster(gpus_per_node: &[u8]) -> Cluster {
+        let catalog = Catalog::new(vec![Accelerator {
+            model: "G".to_owned(),
+            aliases: vec![],
+            vendor: "t".to_owned(),
+            memory_gib: None,
+            fp16_dense_tflops: None,
+            bf16_dense_tflops: None,
+            domestic: false,
+            software_stack: "CUDA".to_owned(),
+            board_power_w: None,
+            note: String::new(),
+        }])
+        .unwrap();
+        let g = catalog.lookup("G").unwrap();
+        let nodes: Vec<NodeSpec> = gpus_per_node
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| NodeSpec {
+                name: format!("n{i}"),
+                cpu_milli: 64_000,
+                memory_mib: 1 << 20,
+                accelerator: (n > 0).then_some(g),
+                accelerators: n,
+            })
+            .collect();
+        Cluster::new(&nodes).unwrap()
+    }
+
+    fn task(cpu: u32, count: u8, milli: u16) -> TaskSpec {
+        TaskSpec::new(cpu, 1024, AcceleratorRequest::new(count, milli).unwrap(), AcceleratorSet::ANY).unwrap()
+    }
+
+    fn workload(tasks: &[(&str, TaskSpec)]) -> Workload {
+        Workload::new(tasks.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect()).unwrap()
+    }
+
+    #[test]
+    fn inflation_stops_before_passing_the_limit() {
+        // 10 GPUs; five 1-GPU tasks; 1.3 × 10,000 = 13,000 milli: exactly 8 copies are appended.
+        let cluster = cluster(&[8, 2]);
+        let w = workload(&[
+            ("a", task(1000, 1, 1000)),
+            ("b", task(1000, 1, 1000)),
+            ("c", task(1000, 1, 1000)),
+            ("d", task(1000, 1, 1000)),
+            ("e", task(1000, 1, 1000)),
+        ]);
+        let trial = Trial::new(&cluster, &w, 42, ProtocolConfig::PAPER).unwrap();
+        assert_eq!(trial.tasks.len(), 13);
+        // No inflation below 1: the original tasks only.
+        let trial = Trial::new(&cluster, &w, 42, ProtocolConfig::new(0.2).unwrap()).unwrap();
+        assert_eq!(trial.tasks.len(), 5);
+        // CPU-only workloads are never inflated (they would never reach the limit).
+        let cpu_only = workload(&[("a", task(1000, 0, 0))]);
+        assert_eq!(Trial::new(&cluster, &cpu_only, 1, ProtocolConfig::PAPER).unwrap().tasks.len(), 1);
+    }
+
+    #[test]
+    fn trials_are_a_function_of_the_seed() {
+        let cluster = cluster(&[8, 8, 8, 2, 2, 1]);
+        let tasks: Vec<(String, TaskSpec)> =
+            (0..40).map(|i| (format!("t{i:02}"), task(1000, 1, 100 + i * 20))).collect();
+        let w = Workload::new(tasks.clone()).unwrap();
+        let mut reversed = tasks;
+        reversed.reverse();
+        let same_list_other_order = Workload::new(reversed).unwrap();
+        let a = Trial::new(&cluster, &w, 42, ProtocolConfig::PAPER).unwrap();
+        assert_eq!(a, Trial::new(&cluster, &w, 42, ProtocolConfig::PAPER).unwrap());
+        assert_eq!(
+            a,
+            Trial::new(&cluster, &same_list_other_order, 42, ProtocolConfig::PAPER).unwrap(),
+            "sorted by name first"
+        );
+        assert_ne!(a, Trial::new(&cluster, &w, 43, ProtocolConfig::PAPER).unwrap());
+        let mut nodes = a.nodes.clone();
+        nodes.sort();
+        assert_eq!(nodes, (0..6).map(NodeIdx).collect::<Vec<_>>(), "the node order is a permutation");
+    }
+
+    #[test]
+    fn buckets_average_records_and_borrow_neighbours_when_empty() {
+        let record =
+            |arrived, allocated| Record { arrived_milli: arrived, allocated_milli: allocated, fragment_milli: 0.0 };
+        let run = SeedRun {
+            policy: PolicyName::Fgd,
+            seed: 1,
+            capacity_milli: 1000,
+            tasks_tried: 4,
+            tasks_failed: 0,
+            // arrived 1.0%, 1.2%, 3.0% (bucket 2 is empty), 3.4%
+            records: vec![record(10, 10), record(12, 12), record(30, 20), record(34, 30)],
+        };
+        let buckets = run.buckets();
+        assert_eq!(buckets.len(), 3);
+        assert!((buckets[0].unwrap().allocated_pct - 1.1).abs() < 1e-9);
+        // Bucket 2 takes every record within ±1 (1.0, 1.2, 3.0): (1 + 1.2 + 2) / 3.
+        assert!((buckets[1].unwrap().allocated_pct - 1.4).abs() < 1e-9);
+        assert!((buckets[2].unwrap().allocated_pct - 2.5).abs() < 1e-9);
+        assert_eq!(buckets[2].unwrap().unallocated_pct(), 97.5);
+    }
+
+    #[test]
+    fn the_summary_takes_medians_over_seeds() {
+        // 240 GPUs: every task is under 1% of capacity, so every bucket has records.
+        let cluster = cluster(&[8; 30]);
+        let shape = |i: u32| match i % 4 {
+            0 => task(2000 + i * 100, 1, 1000),
+            1 => task(1000, 1, 300 + (i % 5) as u16 * 100),
+            2 => task(4000, 2, 1000),
+            _ => task(8000, 0, 0),
+        };
+        let tasks: Vec<(String, TaskSpec)> = (0..60).map(|i| (format!("t{i:02}"), shape(i))).collect();
+        let w = Workload::new(tasks).unwrap();
+        let runs: Vec<SeedRun> = (1..=3)
+            .map(|seed| {
+                run(&cluster, &w, &Trial::new(&cluster, &w, seed, ProtocolConfig::PAPER).unwrap(), PolicyName::Fgd)
+            })
+            .collect();
+        let result = summarise(&runs);
+        let at_100: Vec<f64> = runs.iter().map(|r| r.buckets()[99].unwrap().allocated_pct).collect();
+        let median = median(&at_100).unwrap();
+        assert_eq!(result.summary.unallocated_pct_at_arrived_100, Some(100.0 - median));
+        assert_eq!(result.seeds, vec![1, 2, 3]);
+        assert!(result.buckets.iter().all(|b| b.allocated_pct <= f64::from(b.arrived_pct) + 1e-9 + 1.0));
+        assert_eq!(result.summary.allocated_pct_mean_at_arrived_130.is_some(), result.buckets.len() >= 130);
+    }
+
+    #[test]
+    fn impossible_inputs_are_errors() {
+        let w = workload(&[("big", task(1000, 8, 1000)), ("ok", task(1000, 1, 1000))]);
+        let err = w.check_fits(&cluster(&[4, 2])).unwrap_err();
+        assert_eq!(err.code(), "task_fits_no_node");
+        assert!(err.to_string().starts_with("task big fits no node"), "{err}");
+        assert_eq!(w.check_fits(&cluster(&[0])).unwrap_err(), SimError::NoAccelerators);
+        assert_eq!(Workload::new(vec![]).unwrap_err(), SimError::NoTasks);
+        for bad in [0.0, -1.0, f64::NAN, 11.0] {
+            assert!(ProtocolConfig::new(bad).is_err(), "{bad}");
+        }
+    }
+}
