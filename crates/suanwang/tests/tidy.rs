@@ -1,0 +1,138 @@
+//! Repository rules, checked as tests (after rust-analyzer's `tidy`): every module says what it
+//! is for, the pure crates stay pure, and our crates depend on each other only in the direction
+//! ARCHITECTURE.md draws.
+
+#![allow(clippy::unwrap_used, reason = "a test that cannot read the repository should fail loudly")]
+
+use std::path::{Path, PathBuf};
+
+fn crates_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Our crates and the ones each may depend on (normal dependencies, not dev-dependencies).
+const LAYERS: &[(&str, &[&str])] = &[
+    ("suanwang-model", &[]),
+    ("suanwang-placement", &["suanwang-model"]),
+    ("suanwang-sim", &["suanwang-model", "suanwang-placement"]),
+    ("suanwang-formats", &["suanwang-model"]),
+    ("suanwang-report", &["suanwang-sim"]),
+    ("suanwang", &["suanwang-model", "suanwang-placement", "suanwang-sim", "suanwang-formats", "suanwang-report"]),
+];
+
+/// Crates that must not touch the outside world.
+const PURE: &[&str] = &["suanwang-model", "suanwang-placement", "suanwang-sim", "suanwang-formats", "suanwang-report"];
+
+const IMPURE_PATTERNS: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::thread",
+    "std::env",
+    "SystemTime",
+    "Instant::now",
+    "println!",
+    "eprintln!",
+    "tokio",
+];
+
+#[test]
+fn every_crate_is_known_and_depends_only_downwards() {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(crates_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("name = \"{name}\"")), "crate folder {name} must be named as its crate");
+        let Some(&(_, allowed)) = LAYERS.iter().find(|(crate_name, _)| *crate_name == name) else {
+            panic!("crate {name} is not in the layer table of tidy.rs (and ARCHITECTURE.md)");
+        };
+        let dependencies = manifest.split("[dependencies]").nth(1).unwrap_or("").split("\n[").next().unwrap_or("");
+        for line in dependencies.lines() {
+            let dependency = line.split(['.', ' ', '=']).next().unwrap_or("");
+            if dependency.starts_with("suanwang") {
+                assert!(allowed.contains(&dependency), "{name} must not depend on {dependency}");
+            }
+        }
+        found.push(name);
+    }
+    assert_eq!(found.len(), LAYERS.len(), "every layer names an existing crate");
+}
+
+#[test]
+fn pure_crates_do_no_io() {
+    for name in PURE {
+        let mut files = Vec::new();
+        rust_files(&crates_dir().join(name).join("src"), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            // Only production code: test modules may read fixtures.
+            let production = without_test_items(&text);
+            for pattern in IMPURE_PATTERNS {
+                assert!(!production.contains(pattern), "{} uses {pattern}; {name} must stay pure", file.display());
+            }
+        }
+    }
+}
+
+/// The text with every `#[cfg(test)]` item (up to its matching closing brace) cut out.
+fn without_test_items(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let Some(open) = after.find(['{', ';']) else { return out };
+        if after.as_bytes()[open] == b';' {
+            rest = &after[open + 1..];
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut end = after.len();
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn test_items_are_cut_out_and_nothing_else() {
+    let text = "fn a() {}\n#[cfg(test)]\nmod tests { fn b() { std::fs::read(1); } }\nfn c() { std::fs::read(2); }\n#[cfg(test)]\nmod t;\n";
+    let production = without_test_items(text);
+    assert!(production.contains("fn a()") && production.contains("read(2)"));
+    assert!(!production.contains("read(1)") && !production.contains("mod t;"));
+}
+
+#[test]
+fn every_module_says_what_it_is_for() {
+    let mut files = Vec::new();
+    rust_files(&crates_dir(), &mut files);
+    for file in files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.starts_with("//!"), "{} must start with a //! module doc", file.display());
+    }
+}
