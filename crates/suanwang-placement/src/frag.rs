@@ -97,34 +97,6 @@ impl TypicalShapes {
         TypicalShapes { shapes }
     }
 
-    /// Like [`fragment_milli`](Self::fragment_milli), but a shape's usable share is what as many
-    /// copies of it as the node can still host would use: copies are limited by CPU as well as by
-    /// devices (k whole free devices per copy, or ⌊free / share⌋ copies per device). It sees that a
-    /// node whose CPU will run out before its GPUs do strands those GPUs, and that a fresh GPU
-    /// given to a 470-milli task leaves 60 milli nobody of that shape can use.
-    pub fn fragment_milli_copies(&self, model: Option<AcceleratorId>, cpu_milli_free: u32, device_free: &[u16]) -> f64 {
-        let free_total: u32 = device_free.iter().map(|&m| u32::from(m)).sum();
-        if free_total == 0 {
-            return 0.0;
-        }
-        let mut fragment = 0.0;
-        for shape in &self.shapes {
-            let usable = if shape.devices == 0 || !model.is_some_and(|m| shape.models.contains(m)) {
-                0
-            } else {
-                let gpu_copies = if shape.milli_per_device < MILLI_PER_DEVICE {
-                    device_free.iter().map(|&f| u32::from(f / shape.milli_per_device)).sum::<u32>()
-                } else {
-                    device_free.iter().filter(|&&f| f == MILLI_PER_DEVICE).count() as u32 / u32::from(shape.devices)
-                };
-                let cpu_copies = cpu_milli_free.checked_div(shape.cpu_milli).unwrap_or(u32::MAX);
-                gpu_copies.min(cpu_copies) * u32::from(shape.devices) * u32::from(shape.milli_per_device)
-            };
-            fragment += shape.probability * f64::from(free_total - usable);
-        }
-        fragment
-    }
-
     /// The shapes, most frequent first.
     pub fn shapes(&self) -> &[TypicalShape] {
         &self.shapes
@@ -157,6 +129,34 @@ impl TypicalShapes {
                 if fitting >= shape.devices { below } else { free_total }
             };
             fragment += shape.probability * f64::from(unusable);
+        }
+        fragment
+    }
+
+    /// Like [`fragment_milli`](Self::fragment_milli), but a shape's usable share is what as many
+    /// copies of it as the node can still host would use: copies are limited by CPU as well as by
+    /// devices (k whole free devices per copy, or ⌊free / share⌋ copies per device). It sees that a
+    /// node whose CPU will run out before its GPUs do strands those GPUs, and that a fresh GPU
+    /// given to a 470-milli task leaves 60 milli nobody of that shape can use.
+    pub fn fragment_milli_copies(&self, model: Option<AcceleratorId>, cpu_milli_free: u32, device_free: &[u16]) -> f64 {
+        let free_total: u32 = device_free.iter().map(|&m| u32::from(m)).sum();
+        if free_total == 0 {
+            return 0.0;
+        }
+        let mut fragment = 0.0;
+        for shape in &self.shapes {
+            let usable = if shape.devices == 0 || !model.is_some_and(|m| shape.models.contains(m)) {
+                0
+            } else {
+                let gpu_copies = if shape.milli_per_device < MILLI_PER_DEVICE {
+                    device_free.iter().map(|&f| u32::from(f / shape.milli_per_device)).sum::<u32>()
+                } else {
+                    device_free.iter().filter(|&&f| f == MILLI_PER_DEVICE).count() as u32 / u32::from(shape.devices)
+                };
+                let cpu_copies = cpu_milli_free.checked_div(shape.cpu_milli).unwrap_or(u32::MAX);
+                gpu_copies.min(cpu_copies) * u32::from(shape.devices) * u32::from(shape.milli_per_device)
+            };
+            fragment += shape.probability * f64::from(free_total - usable);
         }
         fragment
     }

@@ -97,7 +97,8 @@ pub struct PlacementArgs {
     /// Task list CSV: name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec,…].
     #[arg(long, value_name = "FILE")]
     pub tasks: PathBuf,
-    /// Policies to compare, comma-separated, or `all`. Without it, the project's default runs.
+    /// Policies to compare, comma-separated, or `all`: random, dot-product, gpu-clustering,
+    /// gpu-packing, best-fit, fgd (the paper's baselines) and frag-plus (ours, the default).
     #[arg(long, value_name = "NAME[,NAME…]", value_parser = parse_policies)]
     pub policy: Option<PolicyList>,
     /// Seeds: `42..51` (inclusive), `7`, or a list like `1,2,5..8`.
