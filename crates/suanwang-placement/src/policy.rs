@@ -120,7 +120,7 @@ impl FromStr for PolicyName {
         let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
         PolicyName::ALL
             .into_iter()
-            .find(|p| p.as_str() == wanted || (wanted == "fgd-plus" && *p == PolicyName::FragPlus))
+            .find(|p| p.as_str() == wanted)
             .ok_or_else(|| UnknownPolicy { name: name.to_owned() })
     }
 }

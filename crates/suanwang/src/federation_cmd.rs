@@ -1,7 +1,6 @@
 //! `suanwang federation show` and `suanwang catalog`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use serde::Serialize;
 use suanwang_model::catalog::Catalog;
@@ -10,7 +9,7 @@ use suanwang_model::federation::{CapacityRow, Federation, SiteId};
 use crate::args::{CatalogArgs, FederationShowArgs, Format};
 use crate::error::CliError;
 use crate::input;
-use crate::table::Table;
+use crate::output::{Table, print};
 
 pub fn show(args: &FederationShowArgs) -> Result<(), CliError> {
     let catalog = input::catalog(args.catalog.as_deref())?;
@@ -66,14 +65,6 @@ pub fn catalog(args: &CatalogArgs) -> Result<(), CliError> {
 
 fn opt<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
-}
-
-pub fn print(text: &str) -> Result<(), CliError> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| CliError::internal("write_failed", format!("stdout: {e}")))
 }
 
 /// Rounds PFLOPS for output (they are sums of published figures, one decimal is plenty).

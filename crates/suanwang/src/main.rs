@@ -5,8 +5,8 @@ mod args;
 mod error;
 mod federation_cmd;
 mod input;
+mod output;
 mod simulate_cmd;
-mod table;
 
 use std::process::ExitCode;
 

@@ -15,6 +15,7 @@ use suanwang_sim::stats::round2;
 use crate::args::{Format, PlacementArgs};
 use crate::error::CliError;
 use crate::input;
+use crate::output::{Table, print};
 
 pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
     let catalog = input::catalog(args.catalog.as_deref())?;
@@ -58,7 +59,7 @@ pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
         }
         Format::Table => table(&context, &results),
     };
-    crate::federation_cmd::print(&text)?;
+    print(&text)?;
     eprintln!(
         "{} × {} seeds in {:.1} s on {} threads",
         plural(policies.len(), "policy", "policies"),
@@ -159,25 +160,27 @@ fn table(context: &RunContext<'_>, results: &[PolicyResult]) -> String {
     if let Some(first) = results.first() {
         out += &format!("seeds: {}\n\n", seeds_text(&first.seeds));
     }
-    out += &format!(
-        "{:<16} {:>13} {:>11} {:>15} {:>14} {:>14}\n",
-        "policy", "unalloc%@100", "alloc%@90", "alloc%@130 mean", "frag ratio@90", "failed tasks"
-    );
+    let mut table = Table::new(&[
+        "policy",
+        "unalloc%@100",
+        "alloc%@90",
+        "alloc%@130 mean",
+        "frag ratio%@90",
+        "failed tasks (median)",
+    ]);
     for result in results {
         let s = &result.summary;
-        let mut failed: Vec<f64> = result.per_seed.iter().map(|p| p.tasks_failed as f64).collect();
-        failed.sort_by(f64::total_cmp);
-        out += &format!(
-            "{:<16} {:>13} {:>11} {:>15} {:>14} {:>14}\n",
-            result.policy.as_str(),
+        let failed: Vec<f64> = result.per_seed.iter().map(|p| p.tasks_failed as f64).collect();
+        table.row(vec![
+            result.policy.as_str().to_owned(),
             cell(s.unallocated_pct_at_arrived_100),
             cell(s.allocated_pct_at_arrived_90),
             cell(s.allocated_pct_mean_at_arrived_130),
             cell(s.frag_ratio_pct_at_arrived_90),
-            suanwang_sim::stats::median(&failed).map_or("-".to_owned(), |m| format!("{m:.0}")),
-        );
+            suanwang_sim::stats::median(&failed).map_or_else(|| "-".to_owned(), |m| format!("{m:.0}")),
+        ]);
     }
-    out
+    out + &table.render()
 }
 
 fn seeds_text(seeds: &[u64]) -> String {

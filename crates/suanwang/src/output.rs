@@ -1,4 +1,18 @@
-//! Aligned text tables for people (numbers right-aligned, text left-aligned).
+//! Output for people: aligned text tables (numbers right-aligned, text left-aligned), and writing
+//! to stdout.
+
+use std::io::Write;
+
+use crate::error::CliError;
+
+/// Writes `text` to stdout and flushes it.
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::internal("write_failed", format!("stdout: {e}")))
+}
 
 pub struct Table {
     header: Vec<String>,
