@@ -8,8 +8,10 @@
 //! - [`federation`]: federation files (`examples/federations/*.toml`), documented in
 //!   `docs/federation-format.md`.
 //! - [`openb`]: the node and task lists of the Alibaba GPU cluster trace 2023 ("openb").
+//! - [`trace`]: job traces for the queueing simulator (Philly, openb, SWF, our JSONL).
 
 pub mod catalog;
 pub mod error;
 pub mod federation;
 pub mod openb;
+pub mod trace;
