@@ -136,7 +136,13 @@ pub struct Trace {
 }
 
 /// Parses a trace of the given format.
-pub fn parse(format: TraceFormat, source: &str, text: &str, catalog: &Catalog, options: TraceOptions) -> Result<Trace, FormatError> {
+pub fn parse(
+    format: TraceFormat,
+    source: &str,
+    text: &str,
+    catalog: &Catalog,
+    options: TraceOptions,
+) -> Result<Trace, FormatError> {
     let mut reader = LineErrors::new(options.skip_bad_lines);
     let mut jobs = match format {
         TraceFormat::Philly => philly(source, text, options, &mut reader)?,
@@ -200,7 +206,9 @@ pub fn split_gang(devices: u32, max: u8) -> Option<(u16, u8)> {
         return Some((1, devices as u8));
     }
     let first = devices.div_ceil(max);
-    (first..=devices).find(|k| devices.is_multiple_of(*k)).and_then(|k| Some((u16::try_from(k).ok()?, (devices / k) as u8)))
+    (first..=devices)
+        .find(|k| devices.is_multiple_of(*k))
+        .and_then(|k| Some((u16::try_from(k).ok()?, (devices / k) as u8)))
 }
 
 fn whole_gpu_task(devices: u8, cpu_milli: u32, memory_mib: u32) -> Result<TaskSpec, String> {
@@ -208,7 +216,15 @@ fn whole_gpu_task(devices: u8, cpu_milli: u32, memory_mib: u32) -> Result<TaskSp
     TaskSpec::new(cpu_milli, memory_mib, request, AcceleratorSet::ANY).map_err(|e| e.to_string())
 }
 
-fn base_job(id: String, tenant: String, submit_s: u64, duration_s: u64, task: TaskSpec, gang_size: u16, line: u64) -> TraceJob {
+fn base_job(
+    id: String,
+    tenant: String,
+    submit_s: u64,
+    duration_s: u64,
+    task: TaskSpec,
+    gang_size: u16,
+    line: u64,
+) -> TraceJob {
     TraceJob {
         id,
         tenant,
@@ -231,13 +247,19 @@ fn base_job(id: String, tenant: String, submit_s: u64, duration_s: u64, task: Ta
 
 /// `timestamp,duration,num_gpus,gpu_time,cluster`; the cluster is the tenant. Jobs are
 /// preemptible (deep-learning training checkpoints) and carry no run-time estimate.
-fn philly(source: &str, text: &str, options: TraceOptions, errors: &mut LineErrors) -> Result<Vec<TraceJob>, FormatError> {
+fn philly(
+    source: &str,
+    text: &str,
+    options: TraceOptions,
+    errors: &mut LineErrors,
+) -> Result<Vec<TraceJob>, FormatError> {
     let mut records = csv_records(source, text, &["timestamp", "duration", "num_gpus", "cluster"])?;
     let mut jobs = Vec::new();
     while let Some((line, row)) = records.next_row()? {
         check_count(source, jobs.len(), line)?;
         let job = (|| {
-            let submit_s = parse_timestamp(row.get("timestamp")).ok_or_else(|| row.error("timestamp", "expected a time like 2017-10-09 07:01:55"))?;
+            let submit_s = parse_timestamp(row.get("timestamp"))
+                .ok_or_else(|| row.error("timestamp", "expected a time like 2017-10-09 07:01:55"))?;
             let duration_s = row.float_seconds("duration")?;
             let gpus: u32 = row.number("num_gpus")?;
             if gpus == 0 {
@@ -262,7 +284,11 @@ fn philly(source: &str, text: &str, options: TraceOptions, errors: &mut LineErro
 /// An openb task list as a queue: `creation_time` is the arrival, `deletion_time − creation_time`
 /// the duration; the tenant is the `qos` column (LS, BE, …) or `openb` without one.
 fn openb(source: &str, text: &str, catalog: &Catalog, errors: &mut LineErrors) -> Result<Vec<TraceJob>, FormatError> {
-    let mut records = csv_records(source, text, &["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "creation_time", "deletion_time"])?;
+    let mut records = csv_records(
+        source,
+        text,
+        &["name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "creation_time", "deletion_time"],
+    )?;
     let mut jobs = Vec::new();
     while let Some((line, row)) = records.next_row()? {
         check_count(source, jobs.len(), line)?;
@@ -280,7 +306,8 @@ fn openb(source: &str, text: &str, catalog: &Catalog, errors: &mut LineErrors) -
                     .collect::<Result<AcceleratorSet, _>>()
                     .map_err(|e| row.error("gpu_spec", e.to_string()))?,
             };
-            let task = TaskSpec::new(cpu_milli, memory_mib, request, models).map_err(|e| row.error("cpu_milli", e.to_string()))?;
+            let task = TaskSpec::new(cpu_milli, memory_mib, request, models)
+                .map_err(|e| row.error("cpu_milli", e.to_string()))?;
             let created: u64 = row.number("creation_time")?;
             let deleted: u64 = row.number("deletion_time")?;
             if deleted < created {
@@ -313,11 +340,21 @@ fn swf(source: &str, text: &str, options: TraceOptions, errors: &mut LineErrors)
         let job = (|| {
             let fields: Vec<&str> = trimmed.split_whitespace().collect();
             if fields.len() < 12 {
-                return Err(FormatError::new(source, "malformed_trace", format!("expected 18 fields, found {}", fields.len())).at(line, None));
+                return Err(FormatError::new(
+                    source,
+                    "malformed_trace",
+                    format!("expected 18 fields, found {}", fields.len()),
+                )
+                .at(line, None));
             }
             let field = |n: usize| -> Result<i64, FormatError> {
                 fields[n - 1].parse::<f64>().map(|v| v as i64).map_err(|_| {
-                    FormatError::new(source, "invalid_value", format!("field {n}: expected a number, found {:?}", fields[n - 1])).at(line, Some(n as u64))
+                    FormatError::new(
+                        source,
+                        "invalid_value",
+                        format!("field {n}: expected a number, found {:?}", fields[n - 1]),
+                    )
+                    .at(line, Some(n as u64))
                 })
             };
             let submit = field(2)?;
@@ -327,23 +364,41 @@ fn swf(source: &str, text: &str, options: TraceOptions, errors: &mut LineErrors)
                 _ => field(8)?,
             };
             if submit < 0 || run < 0 || processors <= 0 {
-                return Err(FormatError::new(source, "invalid_value", "missing submit time, run time or processor count (−1)").at(line, None));
+                return Err(FormatError::new(
+                    source,
+                    "invalid_value",
+                    "missing submit time, run time or processor count (−1)",
+                )
+                .at(line, None));
             }
             let estimate = field(9)?;
-            let processors = u32::try_from(processors).map_err(|_| FormatError::new(source, "invalid_value", "too many processors").at(line, Some(5)))?;
+            let processors = u32::try_from(processors)
+                .map_err(|_| FormatError::new(source, "invalid_value", "too many processors").at(line, Some(5)))?;
             let (gang, task) = if options.swf_processors_per_gpu == 0 {
-                let cpu = processors.checked_mul(1000).ok_or_else(|| FormatError::new(source, "invalid_value", "too many processors").at(line, Some(5)))?;
+                let cpu = processors.checked_mul(1000).ok_or_else(|| {
+                    FormatError::new(source, "invalid_value", "too many processors").at(line, Some(5))
+                })?;
                 let task = TaskSpec::new(cpu, 0, AcceleratorRequest::NONE, AcceleratorSet::ANY)
                     .map_err(|e| FormatError::new(source, "invalid_value", e.to_string()).at(line, Some(5)))?;
                 (1, task)
             } else {
                 let gpus = processors.div_ceil(options.swf_processors_per_gpu);
-                let (gang, per_task) = split_gang(gpus, options.max_devices_per_task)
-                    .ok_or_else(|| FormatError::new(source, "invalid_value", "cannot split into tasks").at(line, Some(5)))?;
-                let task = whole_gpu_task(per_task, 0, 0).map_err(|m| FormatError::new(source, "invalid_value", m).at(line, Some(5)))?;
+                let (gang, per_task) = split_gang(gpus, options.max_devices_per_task).ok_or_else(|| {
+                    FormatError::new(source, "invalid_value", "cannot split into tasks").at(line, Some(5))
+                })?;
+                let task = whole_gpu_task(per_task, 0, 0)
+                    .map_err(|m| FormatError::new(source, "invalid_value", m).at(line, Some(5)))?;
                 (gang, task)
             };
-            let mut job = base_job(format!("swf-{}", fields[0]), format!("user-{}", fields[11]), submit as u64, run as u64, task, gang, line);
+            let mut job = base_job(
+                format!("swf-{}", fields[0]),
+                format!("user-{}", fields[11]),
+                submit as u64,
+                run as u64,
+                task,
+                gang,
+                line,
+            );
             job.estimate_s = (estimate > 0).then_some(estimate as u64);
             job.preemptible = false;
             Ok(job)
@@ -447,9 +502,14 @@ fn jsonl(source: &str, text: &str, catalog: &Catalog, errors: &mut LineErrors) -
             let models = if wire.accelerators.is_empty() {
                 AcceleratorSet::ANY
             } else {
-                wire.accelerators.iter().map(|m| catalog.resolve(m)).collect::<Result<AcceleratorSet, _>>().map_err(|e| invalid(e.to_string()))?
+                wire.accelerators
+                    .iter()
+                    .map(|m| catalog.resolve(m))
+                    .collect::<Result<AcceleratorSet, _>>()
+                    .map_err(|e| invalid(e.to_string()))?
             };
-            let task = TaskSpec::new(wire.cpu_milli, wire.memory_mib, request, models).map_err(|e| invalid(e.to_string()))?;
+            let task =
+                TaskSpec::new(wire.cpu_milli, wire.memory_mib, request, models).map_err(|e| invalid(e.to_string()))?;
             if wire.tasks == 0 {
                 return Err(invalid("tasks must be at least 1".to_owned()));
             }
@@ -530,7 +590,12 @@ fn parse_timestamp(text: &str) -> Option<u64> {
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
     let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..24).contains(&hh) || !(0..60).contains(&mm) || !(0..=60).contains(&ss) {
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..24).contains(&hh)
+        || !(0..60).contains(&mm)
+        || !(0..=60).contains(&ss)
+    {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).
@@ -567,7 +632,12 @@ fn csv_records<'a>(source: &'a str, text: &'a str, required: &[&str]) -> Result<
         .collect();
     for name in required {
         if !headers.iter().any(|h| h == name) {
-            return Err(FormatError::new(source, "malformed_csv", format!("missing column {name:?}; the header must name {}", required.join(","))).at(1, None));
+            return Err(FormatError::new(
+                source,
+                "malformed_csv",
+                format!("missing column {name:?}; the header must name {}", required.join(",")),
+            )
+            .at(1, None));
         }
     }
     Ok(Records { source, headers, records: reader.into_records() })
@@ -602,7 +672,9 @@ impl CsvRow<'_> {
     }
 
     fn error(&self, column: &str, message: impl Into<String>) -> FormatError {
-        FormatError::new(self.source, "invalid_value", message).at(self.line, self.index(column).map(|i| i as u64 + 1)).field(column)
+        FormatError::new(self.source, "invalid_value", message)
+            .at(self.line, self.index(column).map(|i| i as u64 + 1))
+            .field(column)
     }
 
     fn number<T: std::str::FromStr>(&self, column: &str) -> Result<T, FormatError> {
@@ -614,7 +686,7 @@ impl CsvRow<'_> {
     fn float_seconds(&self, column: &str) -> Result<u64, FormatError> {
         let text = self.get(column);
         match text.parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 && v < 1e12 => Ok(v.round() as u64),
+            Ok(v) if (0.0..1e12).contains(&v) => Ok(v.round() as u64),
             _ => Err(self.error(column, format!("expected a non-negative number of seconds, found {text:?}"))),
         }
     }
@@ -637,7 +709,16 @@ mod tests {
                         let r = j.task.accelerators();
                         format!(
                             "{} {} t={} d={} est={:?} {}x[{}x{} cpu{}] pre={}",
-                            j.id, j.tenant, j.submit_s, j.duration_s, j.estimate_s, j.gang_size, r.count(), r.milli_per_device(), j.task.cpu_milli(), j.preemptible
+                            j.id,
+                            j.tenant,
+                            j.submit_s,
+                            j.duration_s,
+                            j.estimate_s,
+                            j.gang_size,
+                            r.count(),
+                            r.milli_per_device(),
+                            j.task.cpu_milli(),
+                            j.preemptible
                         )
                     })
                     .collect();
@@ -670,13 +751,17 @@ mod tests {
             TraceFormat::Philly,
             "timestamp,duration,num_gpus,gpu_time,cluster\n2017-13-09 07:01:55,66.0,1,66.0,a\n2017-10-09 07:01:55,x,1,66.0,a\n2017-10-09 07:01:55,5,1,5,a\n",
             TraceOptions { skip_bad_lines: true, ..TraceOptions::default() },
-            expect!["philly-3 a t=0 d=5 est=None 1x[1x1000 cpu0] pre=true\nskipped 2: t:2:1 (timestamp): expected a time like 2017-10-09 07:01:55"],
+            expect![
+                "philly-3 a t=0 d=5 est=None 1x[1x1000 cpu0] pre=true\nskipped 2: t:2:1 (timestamp): expected a time like 2017-10-09 07:01:55"
+            ],
         );
         check(
             TraceFormat::Philly,
             "timestamp,duration,num_gpus,gpu_time,cluster\n2017-10-09 07:01:55,-3,1,66.0,a\n",
             TraceOptions::default(),
-            expect![[r#"error[invalid_value]: t:2:2 (duration): expected a non-negative number of seconds, found "-3""#]],
+            expect![[
+                r#"error[invalid_value]: t:2:2 (duration): expected a non-negative number of seconds, found "-3""#
+            ]],
         );
     }
 
@@ -701,7 +786,12 @@ mod tests {
             TraceOptions { swf_processors_per_gpu: 1, ..TraceOptions::default() },
             expect!["swf-1 user-7 t=0 d=100 est=Some(200) 2x[8x1000 cpu0] pre=false"],
         );
-        check(TraceFormat::Swf, "1 0 5\n", TraceOptions::default(), expect!["error[malformed_trace]: t:1: expected 18 fields, found 3"]);
+        check(
+            TraceFormat::Swf,
+            "1 0 5\n",
+            TraceOptions::default(),
+            expect!["error[malformed_trace]: t:1: expected 18 fields, found 3"],
+        );
     }
 
     #[test]
@@ -721,7 +811,9 @@ mod tests {
             TraceFormat::Openb,
             "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1,1,1,1000\n",
             TraceOptions::default(),
-            expect![[r#"error[malformed_csv]: t:1: missing column "creation_time"; the header must name name,cpu_milli,memory_mib,num_gpu,gpu_milli,creation_time,deletion_time"#]],
+            expect![[
+                r#"error[malformed_csv]: t:1: missing column "creation_time"; the header must name name,cpu_milli,memory_mib,num_gpu,gpu_milli,creation_time,deletion_time"#
+            ]],
         );
     }
 
@@ -734,14 +826,17 @@ mod tests {
         let trace = parse(TraceFormat::Jsonl, "t", text, &catalog, TraceOptions::default()).unwrap();
         assert_eq!(trace.jobs[0].id, "b");
         assert_eq!(trace.jobs[1].submit_s, 5);
-        let again = parse(TraceFormat::Jsonl, "t", &to_jsonl(&trace, &catalog), &catalog, TraceOptions::default()).unwrap();
+        let again =
+            parse(TraceFormat::Jsonl, "t", &to_jsonl(&trace, &catalog), &catalog, TraceOptions::default()).unwrap();
         let strip = |t: &Trace| t.jobs.iter().map(|j| TraceJob { line: 0, ..j.clone() }).collect::<Vec<_>>();
         assert_eq!(strip(&again), strip(&trace));
         check(
             TraceFormat::Jsonl,
             "{\"id\":\"a\",\"tenant\":\"x\",\"submit_s\":1,\"duration_s\":1,\"gpus\":3}\n",
             TraceOptions::default(),
-            expect!["error[malformed_trace]: t:1:57: unknown field `gpus`, expected one of `id`, `tenant`, `submit_s`, `duration_s`, `estimate_s`, `tasks`, `gpus_per_task`, `gpu_milli`, `cpu_milli`, `memory_mib`, `accelerators`, `priority`, `preemptible`, `dataset`, `residency_region`, `latency`, `price_fen_per_card_hour_max`, `deadline_s`, `green`"],
+            expect![
+                "error[malformed_trace]: t:1:57: unknown field `gpus`, expected one of `id`, `tenant`, `submit_s`, `duration_s`, `estimate_s`, `tasks`, `gpus_per_task`, `gpu_milli`, `cpu_milli`, `memory_mib`, `accelerators`, `priority`, `preemptible`, `dataset`, `residency_region`, `latency`, `price_fen_per_card_hour_max`, `deadline_s`, `green`"
+            ],
         );
         check(
             TraceFormat::Jsonl,
@@ -749,7 +844,12 @@ mod tests {
             TraceOptions::default(),
             expect![[r#"error[invalid_value]: t:2: job id "a" was already used on line 1"#]],
         );
-        check(TraceFormat::Jsonl, "\n\n", TraceOptions::default(), expect!["error[empty_input]: t: the trace has no jobs"]);
+        check(
+            TraceFormat::Jsonl,
+            "\n\n",
+            TraceOptions::default(),
+            expect!["error[empty_input]: t: the trace has no jobs"],
+        );
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl SiteId {
 pub struct PoolId(u16);
 
 impl PoolId {
+    /// The id of the pool at `index` in its federation (callers check the range).
+    pub fn from_index(index: usize) -> PoolId {
+        PoolId(u16::try_from(index).unwrap_or(u16::MAX))
+    }
+
     /// Position in [`Federation::pools`].
     pub fn index(self) -> usize {
         usize::from(self.0)

@@ -80,9 +80,6 @@ pub enum ClusterError {
         /// Which resource.
         reason: &'static str,
     },
-    /// The cluster has no node.
-    #[error("the cluster has no nodes")]
-    Empty,
     /// A node index out of range.
     #[error("no node {0}")]
     NoSuchNode(u32),
@@ -320,11 +317,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A cluster of empty nodes. At least one node is required.
+    /// A cluster of empty nodes (possibly none: a pool whose nodes are not known yet).
     pub fn new(specs: &[NodeSpec]) -> Result<Self, ClusterError> {
-        if specs.is_empty() {
-            return Err(ClusterError::Empty);
-        }
         let nodes = specs.iter().map(NodeState::new).collect::<Result<Vec<_>, _>>()?;
         let gpu_milli_capacity = nodes.iter().map(|n| u64::from(n.gpu_milli_capacity())).sum();
         Ok(Cluster { nodes, gpu_milli_capacity, gpu_milli_allocated: 0 })
@@ -335,7 +329,7 @@ impl Cluster {
         self.nodes.len()
     }
 
-    /// Never true: a cluster has at least one node.
+    /// True when the cluster has no node.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -520,7 +514,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_empty_cluster_is_an_error() {
-        assert_eq!(Cluster::new(&[]).unwrap_err(), ClusterError::Empty);
+    fn an_empty_cluster_has_no_capacity() {
+        let cluster = Cluster::new(&[]).unwrap();
+        assert!(cluster.is_empty());
+        assert_eq!(cluster.gpu_milli_capacity(), 0);
     }
 }

@@ -5,6 +5,7 @@
 //! charts; a line chart with axes and a legend is a hundred lines.
 
 pub mod html;
+pub mod queue;
 pub mod svg;
 
 use suanwang_sim::placement::PolicyResult;

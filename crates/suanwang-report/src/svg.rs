@@ -35,21 +35,52 @@ pub struct LineChart {
     x_label: String,
     y_label: String,
     series: Vec<Series>,
+    log_x: bool,
 }
 
 impl LineChart {
     /// A chart; axes are fitted to the data.
     pub fn new(title: &str, x_label: &str, y_label: &str, series: Vec<Series>) -> Self {
-        LineChart { title: title.to_owned(), x_label: x_label.to_owned(), y_label: y_label.to_owned(), series }
+        LineChart {
+            title: title.to_owned(),
+            x_label: x_label.to_owned(),
+            y_label: y_label.to_owned(),
+            series,
+            log_x: false,
+        }
+    }
+
+    /// Draws the x axis on a log10 scale (points with x ≤ 0 are skipped), ticks at powers of ten.
+    pub fn log_x(mut self) -> Self {
+        self.log_x = true;
+        self
     }
 
     /// The chart as an `<svg>` element with a `<title>` for screen readers.
     pub fn render(&self) -> String {
-        let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
-        let all: Vec<(f64, f64)> = self.series.iter().flat_map(|s| s.points.iter().filter(finite).copied()).collect();
+        let log_x = self.log_x;
+        let transform = |p: &(f64, f64)| if log_x { (p.0.log10(), p.1) } else { *p };
+        let series: Vec<Vec<(f64, f64)>> = self
+            .series
+            .iter()
+            .map(|s| {
+                s.points
+                    .iter()
+                    .filter(|p| !log_x || p.0 > 0.0)
+                    .map(transform)
+                    .filter(|p| p.0.is_finite() && p.1.is_finite())
+                    .collect()
+            })
+            .collect();
+        let all: Vec<(f64, f64)> = series.iter().flatten().copied().collect();
         let (x_min, x_max) = bounds(all.iter().map(|p| p.0));
         let (y_min, y_max) = bounds(all.iter().map(|p| p.1));
-        let x_ticks = ticks(x_min, x_max);
+        let x_ticks = if log_x {
+            (x_min.floor() as i64..=x_max.ceil() as i64).map(|e| e as f64).collect()
+        } else {
+            ticks(x_min, x_max)
+        };
+        let x_ticks = if x_ticks.len() < 2 { vec![x_ticks[0], x_ticks[0] + 1.0] } else { x_ticks };
         let y_ticks = ticks(y_min, y_max);
         let (x_lo, x_hi) = (x_ticks[0], x_ticks[x_ticks.len() - 1]);
         let (y_lo, y_hi) = (y_ticks[0], y_ticks[y_ticks.len() - 1]);
@@ -90,7 +121,7 @@ impl LineChart {
                  <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                 TOP + plot_h,
                 TOP + plot_h + 18.0,
-                label(t)
+                if log_x { power_label(t) } else { label(t) }
             );
         }
         let _ = write!(
@@ -104,10 +135,9 @@ impl LineChart {
             TOP + plot_h / 2.0,
             escape(&self.y_label)
         );
-        for (i, series) in self.series.iter().enumerate() {
+        for (i, (series, points)) in self.series.iter().zip(&series).enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             let dash = if i >= COLOURS.len() { " stroke-dasharray=\"6 3\"" } else { "" };
-            let points: Vec<&(f64, f64)> = series.points.iter().filter(finite).collect();
             let step = points.len().div_ceil(POINTS_MAX).max(1);
             let path: Vec<String> =
                 points.iter().step_by(step).map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y))).collect();
@@ -156,6 +186,17 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     ticks
 }
 
+/// 10^k for a log axis: 1, 10, 100, 1k, 10k, … (and 0.1, 0.01 below 1).
+fn power_label(exponent: f64) -> String {
+    let e = exponent.round() as i32;
+    match e {
+        i32::MIN..=-1 => format!("{}", 10f64.powi(e)),
+        0..=2 => format!("{}", 10i64.pow(e as u32)),
+        3..=5 => format!("{}k", 10i64.pow(e as u32 - 3)),
+        _ => format!("{}M", 10i64.pow((e - 6).max(0) as u32)),
+    }
+}
+
 fn label(value: f64) -> String {
     let rounded = (value * 1000.0).round() / 1000.0;
     if rounded == rounded.trunc() { format!("{}", rounded as i64) } else { format!("{rounded}") }
@@ -190,6 +231,15 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 3);
         assert!(svg.contains("b&lt;"));
         assert!(!svg.contains("NaN"));
+        let log = LineChart::new(
+            "t",
+            "x",
+            "y",
+            vec![Series { name: "a".to_owned(), points: vec![(0.0, 1.0), (10.0, 2.0), (10_000.0, 3.0)] }],
+        )
+        .log_x()
+        .render();
+        assert!(log.contains(">10k<") && log.contains(">10<"), "{log}");
         let empty = LineChart::new("t", "x", "y", vec![]).render();
         assert!(empty.starts_with("<svg") && empty.ends_with("</svg>"));
     }

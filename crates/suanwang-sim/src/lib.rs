@@ -4,8 +4,12 @@
 //! trace: tasks arrive one by one and never leave, each is tried once, and allocation and
 //! fragmentation are recorded against the share of capacity that has arrived.
 //!
+//! [`queue`] replays job traces over time against a federation, driving the scheduler of
+//! `suanwang-sched` with a virtual clock.
+//!
 //! Everything here is deterministic: a run is a function of its inputs and its seed. Running many
 //! seeds in parallel, progress bars and files are the caller's business.
 
 pub mod placement;
+pub mod queue;
 pub mod stats;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use suanwang_placement::policy::PolicyName;
+use suanwang_sched::policy::QueuePolicy;
 
 /// Suanwang (算网): federate compute pools into one compute-power network, schedule AI jobs
 /// across them, and plan by simulation.
@@ -34,6 +35,61 @@ pub enum Command {
     /// Replay traces against the scheduling core.
     #[command(subcommand)]
     Simulate(SimulateCommand),
+    /// Work with job traces (convert between formats).
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TraceCommand {
+    /// Read a trace in any supported format and write it as Suanwang's JSONL (docs/trace-formats.md).
+    #[command(
+        after_help = "Example:\n  suanwang trace convert --trace ../shared/traces/philly/philly.csv --trace-format philly > philly.jsonl"
+    )]
+    Convert(ConvertArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TraceInput {
+    /// The trace file.
+    #[arg(long, value_name = "FILE")]
+    pub trace: PathBuf,
+    /// Its format.
+    #[arg(long, value_enum)]
+    pub trace_format: TraceFormatArg,
+    /// Continue past malformed lines (they are counted and the first few shown) instead of failing.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
+    /// Split jobs needing more accelerators than this into gangs of equal tasks (Philly, SWF).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub max_gpus_per_task: u8,
+    /// SWF: processors per accelerator; 0 reads processors as CPU cores.
+    #[arg(long, default_value_t = 0)]
+    pub swf_processors_per_gpu: u32,
+    /// Use this accelerator catalog instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub input: TraceInput,
+    /// Write here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormatArg {
+    /// timestamp,duration,num_gpus,gpu_time,cluster
+    Philly,
+    /// an openb task list (creation and deletion times)
+    Openb,
+    /// Standard Workload Format (Parallel Workloads Archive)
+    Swf,
+    /// Suanwang's JSON Lines
+    Jsonl,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,6 +134,81 @@ pub enum SimulateCommand {
     /// Inputs are the openb CSVs of the Alibaba GPU trace 2023 (see ../shared/traces/README.md).
     #[command(after_help = PLACEMENT_EXAMPLES)]
     Placement(PlacementArgs),
+    /// Replay a job trace over time against a federation: queues, fair share, gangs, preemption,
+    /// failover, and pool choice by price, latency, data and energy.
+    ///
+    /// A discrete-event simulation with a virtual clock drives the same scheduler the server runs.
+    /// Policies are a discipline (fifo, priority, sjf, las, drf) with or without +backfill; sjf
+    /// reads true durations and is an oracle bound, the others never do. Without --policy the
+    /// default (las+backfill) runs.
+    #[command(after_help = QUEUE_EXAMPLES)]
+    Queue(QueueArgs),
+}
+
+const QUEUE_EXAMPLES: &str = "\
+Examples:
+  # Every policy on the whole Philly trace, 624 GPUs:
+  suanwang simulate queue --trace ../shared/traces/philly/philly.csv --trace-format philly \\
+      --federation examples/federations/philly.toml --policy all
+  # The default policy with an outage of the pool from day 10 for 6 hours, and explanations:
+  suanwang simulate queue --trace T.csv --trace-format philly --federation F.toml \\
+      --outage philly:864000:21600 --explain why.jsonl --format json";
+
+#[derive(Args, Debug)]
+pub struct QueueArgs {
+    #[command(flatten)]
+    pub input: TraceInput,
+    /// The federation file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub federation: PathBuf,
+    /// Queue policies, comma-separated, or `all`: DISCIPLINE[+backfill] with DISCIPLINE one of
+    /// fifo, priority, sjf, las, drf.
+    #[arg(long, value_name = "NAME[,NAME…]", value_parser = parse_queue_policies)]
+    pub policy: Option<QueuePolicyList>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write a self-contained HTML report with plots to this file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Write why each job went where it did, one JSON object per start.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub explain: Option<PathBuf>,
+    /// Take a pool down: POOL:START_S:DURATION_S (repeatable). Its jobs fail over.
+    #[arg(long, value_name = "POOL:START:DURATION")]
+    pub outage: Vec<String>,
+    /// Node placement inside a pool.
+    #[arg(long, default_value = "best-fit", value_parser = |s: &str| s.parse::<PolicyName>().map_err(|e| e.to_string()))]
+    pub placement: PolicyName,
+    /// las: device-seconds of service after which a job drops to the lower queue.
+    #[arg(long, default_value_t = 3600)]
+    pub las_threshold: u64,
+    /// The accelerator the trace's durations were measured on; jobs run faster or slower
+    /// elsewhere by FP16 TFLOPS. Without it, every accelerator runs jobs at trace speed.
+    #[arg(long, value_name = "MODEL")]
+    pub reference_accelerator: Option<String>,
+    /// Worker threads for several policies (default: the number of cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+}
+
+/// Queue policies named on the command line.
+#[derive(Clone, Debug)]
+pub struct QueuePolicyList(pub Vec<QueuePolicy>);
+
+fn parse_queue_policies(text: &str) -> Result<QueuePolicyList, String> {
+    if text.trim().eq_ignore_ascii_case("all") {
+        return Ok(QueuePolicyList(QueuePolicy::all()));
+    }
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let policy: QueuePolicy =
+            part.parse().map_err(|e: suanwang_sched::policy::UnknownQueuePolicy| e.to_string())?;
+        if !out.contains(&policy) {
+            out.push(policy);
+        }
+    }
+    Ok(QueuePolicyList(out))
 }
 
 const PLACEMENT_EXAMPLES: &str = "\

@@ -6,13 +6,15 @@ mod error;
 mod federation_cmd;
 mod input;
 mod output;
+mod parallel;
+mod queue_cmd;
 mod simulate_cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, FederationCommand, SimulateCommand};
+use crate::args::{Cli, Command, FederationCommand, SimulateCommand, TraceCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,6 +22,8 @@ fn main() -> ExitCode {
         Command::Federation(FederationCommand::Show(show)) => federation_cmd::show(&show),
         Command::Catalog(catalog) => federation_cmd::catalog(&catalog),
         Command::Simulate(SimulateCommand::Placement(placement)) => simulate_cmd::placement(&placement),
+        Command::Simulate(SimulateCommand::Queue(queue)) => queue_cmd::simulate(&queue),
+        Command::Trace(TraceCommand::Convert(convert)) => queue_cmd::convert(&convert),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

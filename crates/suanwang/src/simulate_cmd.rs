@@ -2,8 +2,6 @@
 //! threads, aggregate, print, and optionally write the HTML report.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -14,8 +12,8 @@ use suanwang_sim::stats::round2;
 
 use crate::args::{Format, PlacementArgs};
 use crate::error::CliError;
-use crate::input;
 use crate::output::{Table, print};
+use crate::{input, parallel};
 
 pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
     let catalog = input::catalog(args.catalog.as_deref())?;
@@ -65,7 +63,7 @@ pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
         plural(policies.len(), "policy", "policies"),
         seeds.len(),
         elapsed.as_secs_f64(),
-        threads(args.threads)
+        parallel::threads(args.threads)
     );
     if let Some(path) = &args.report {
         let html = suanwang_report::placement_report(&context.title(), &results);
@@ -80,10 +78,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn threads(requested: Option<u16>) -> usize {
-    requested.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
-}
-
 /// Runs every (policy, seed) pair, results grouped by policy in the order given, seeds in order.
 fn run_all(
     cluster: &Cluster,
@@ -94,27 +88,18 @@ fn run_all(
 ) -> Vec<SeedRun> {
     let jobs: Vec<(PolicyName, &Trial)> =
         policies.iter().flat_map(|&policy| trials.iter().map(move |trial| (policy, trial))).collect();
-    let slots: Vec<Mutex<Option<SeedRun>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
     let progress = progress_bar(jobs.len() as u64);
-    std::thread::scope(|scope| {
-        for _ in 0..threads(requested_threads).min(jobs.len()) {
-            scope.spawn(|| {
-                loop {
-                    let job = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(policy, trial)) = jobs.get(job) else { break };
-                    let run = placement::run(cluster, workload, trial, policy);
-                    *slots[job].lock().expect("no worker panics while holding a slot") = Some(run);
-                    progress.inc(1);
-                }
-            });
-        }
-    });
+    let runs = parallel::map(
+        &jobs,
+        parallel::threads(requested_threads),
+        |&(policy, trial)| placement::run(cluster, workload, trial, policy),
+        || progress.inc(1),
+    );
     progress.finish_and_clear();
-    slots.into_iter().map(|slot| slot.into_inner().ok().flatten().expect("every job ran")).collect()
+    runs
 }
 
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
+pub fn progress_bar(total: u64) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }

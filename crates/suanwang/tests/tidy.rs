@@ -25,14 +25,26 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-model", &[]),
     ("suanwang-placement", &["suanwang-model"]),
-    ("suanwang-sim", &["suanwang-model", "suanwang-placement"]),
     ("suanwang-formats", &["suanwang-model"]),
-    ("suanwang-report", &["suanwang-sim"]),
-    ("suanwang", &["suanwang-model", "suanwang-placement", "suanwang-sim", "suanwang-formats", "suanwang-report"]),
+    ("suanwang-sched", &["suanwang-model", "suanwang-placement"]),
+    ("suanwang-sim", &["suanwang-model", "suanwang-placement", "suanwang-sched"]),
+    ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
+    (
+        "suanwang",
+        &[
+            "suanwang-model",
+            "suanwang-placement",
+            "suanwang-sched",
+            "suanwang-sim",
+            "suanwang-formats",
+            "suanwang-report",
+        ],
+    ),
 ];
 
 /// Crates that must not touch the outside world.
-const PURE: &[&str] = &["suanwang-model", "suanwang-placement", "suanwang-sim", "suanwang-formats", "suanwang-report"];
+const PURE: &[&str] =
+    &["suanwang-model", "suanwang-placement", "suanwang-sched", "suanwang-sim", "suanwang-formats", "suanwang-report"];
 
 const IMPURE_PATTERNS: &[&str] = &[
     "std::fs",

@@ -1,0 +1,246 @@
+//! Pools at run time, and choosing among them.
+//!
+//! **Feasibility** (static, checked once at submit): the pool has an accelerator model the job
+//! accepts (for jobs that need one), lies in the job's residency region, is within the job's
+//! latency bound of the job's site, charges no more than the job's price ceiling, and has enough
+//! nodes that could each host one task of the gang when empty (a gang runs in one pool).
+//!
+//! **Choice** (among feasible, healthy pools where the job can start now): the lowest estimated
+//! total in fen of
+//! - compute: card-hour price × cards × expected hours (the tenant's estimate, or one hour when
+//!   there is none, divided by the job's speed on that pool's accelerator);
+//! - data: egress price × GiB moved from the data set's site, plus the cards' price while they
+//!   wait for the transfer (size ÷ route bandwidth);
+//! - carbon, for tenants who ask for green: kg CO₂ (board power × cards × hours × PUE × grid
+//!   intensity × (1 − green share)) × the carbon price.
+//!
+//! Ties go to the pool with less free accelerator capacity (packing), then to the lower id.
+
+use std::fmt::Write;
+
+use suanwang_model::catalog::{AcceleratorId, Catalog};
+use suanwang_model::federation::{Federation, Pool, PoolId};
+use suanwang_model::job::JobSpec;
+use suanwang_placement::cluster::{Cluster, NodeIdx};
+use suanwang_placement::policy::Policy;
+
+/// Knobs of pool choice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChoiceConfig {
+    /// Hours assumed for jobs without an estimate, when comparing prices.
+    pub default_runtime_s: u64,
+    /// Dense FP16 TFLOPS of the accelerator a trace's durations were measured on. A job runs
+    /// TFLOPS(model) ÷ this times as fast. `None` (the default): every accelerator runs jobs at
+    /// their trace speed, since traces rarely say what they ran on.
+    pub reference_tflops: Option<f64>,
+    /// Grid carbon intensity, g CO₂ per kWh (Guangdong's grid is about 500).
+    pub grid_carbon_g_per_kwh: f64,
+    /// What a green tenant pays per kg CO₂ avoided, in fen (internal price, for choosing only).
+    pub carbon_fen_per_kg: f64,
+}
+
+impl Default for ChoiceConfig {
+    fn default() -> Self {
+        ChoiceConfig {
+            default_runtime_s: 3600,
+            reference_tflops: None,
+            grid_carbon_g_per_kwh: 500.0,
+            carbon_fen_per_kg: 200.0,
+        }
+    }
+}
+
+/// One pool's state while scheduling.
+pub struct PoolRuntime {
+    /// Its id in the federation.
+    pub id: PoolId,
+    /// Free and allocated resources.
+    pub cluster: Cluster,
+    /// False while the pool is down (its agent stopped reporting, or a simulated outage).
+    pub healthy: bool,
+    /// Node placement inside the pool.
+    pub(crate) node_policy: Box<dyn Policy>,
+    /// Node order for placement (ties go to earlier nodes).
+    pub(crate) order: Vec<NodeIdx>,
+}
+
+/// A job's speed on an accelerator model relative to the reference (1.0 without a reference or
+/// a published figure).
+pub fn speed(catalog: &Catalog, model: Option<AcceleratorId>, config: &ChoiceConfig) -> f64 {
+    match (model.and_then(|m| catalog.get(m).fp16_dense_tflops), config.reference_tflops) {
+        (Some(tflops), Some(reference)) if reference > 0.0 => tflops / reference,
+        _ => 1.0,
+    }
+}
+
+/// Why a job cannot run in a pool, for explanations and rejections.
+pub fn infeasible_reason(federation: &Federation, pool: &Pool, spec: &JobSpec) -> Option<String> {
+    let catalog = federation.catalog();
+    let request = spec.task.accelerators();
+    let site = federation.site(pool.site);
+    if request.count() > 0
+        && !pool.nodes.iter().any(|n| n.accelerator.is_some_and(|m| spec.task.accepted_models().contains(m)))
+    {
+        return Some("no accepted accelerator model".to_owned());
+    }
+    if let Some(region) = &spec.residency_region
+        && &site.region != region
+    {
+        return Some(format!("outside residency region {region}"));
+    }
+    if let Some(latency) = spec.latency {
+        match federation.network().route(latency.site, pool.site) {
+            Some(route) if route.latency_us <= latency.latency_us_max => {}
+            Some(route) => {
+                return Some(format!(
+                    "{:.1} ms from {}, above the {:.1} ms allowed",
+                    f64::from(route.latency_us) / 1000.0,
+                    federation.site(latency.site).name,
+                    f64::from(latency.latency_us_max) / 1000.0
+                ));
+            }
+            None => return Some(format!("not reachable from {}", federation.site(latency.site).name)),
+        }
+    }
+    if let Some(max) = spec.price_fen_per_card_hour_max
+        && request.count() > 0
+        && !pool.prices.card_hour_fen.iter().any(|(m, fen)| spec.task.accepted_models().contains(*m) && *fen <= max)
+    {
+        return Some(format!("every accepted card costs more than ¥{:.2}/card-hour", max as f64 / 100.0));
+    }
+    // Task slots: how many tasks of the gang each node could host when empty.
+    let slots: u64 = pool
+        .nodes
+        .iter()
+        .map(|n| {
+            if request.count() > 0 && !n.accelerator.is_some_and(|m| spec.task.accepted_models().contains(m)) {
+                return 0;
+            }
+            let by = |capacity: u32, need: u32| capacity.checked_div(need).map_or(u64::MAX, u64::from);
+            by(n.cpu_milli, spec.task.cpu_milli())
+                .min(by(n.memory_mib, spec.task.memory_mib()))
+                .min(by(u32::from(n.accelerators), u32::from(request.count())))
+        })
+        .fold(0u64, |total, s| total.saturating_add(s));
+    if slots < u64::from(spec.gang_size) {
+        return Some(format!("room for {slots} of the gang's {} tasks even when empty", spec.gang_size));
+    }
+    let _ = catalog;
+    None
+}
+
+/// The estimated total of running `spec` in `pool` on `model`, with its explanation.
+pub struct Estimate {
+    /// Total in fen (compute + data + carbon), for comparing pools.
+    pub total_fen: f64,
+    /// Compute part.
+    pub compute_fen: f64,
+    /// Data part (egress and cards idle during transfer).
+    pub data_fen: f64,
+    /// Carbon part (0 unless the tenant asked for green).
+    pub carbon_fen: f64,
+    /// Transfer time of the data set, seconds.
+    pub transfer_s: f64,
+    /// Bytes moved.
+    pub moved_bytes: u64,
+    /// Expected run seconds on this pool.
+    pub runtime_s: f64,
+}
+
+/// Estimates the cost of running `spec` in `pool` on accelerator `model`.
+pub fn estimate(
+    federation: &Federation,
+    pool: &Pool,
+    spec: &JobSpec,
+    model: Option<AcceleratorId>,
+    green: bool,
+    config: &ChoiceConfig,
+) -> Estimate {
+    let cards = f64::from(spec.task.accelerators().count()) * f64::from(spec.gang_size);
+    let card_fraction = f64::from(spec.task.accelerators().total_milli()) / 1000.0 * f64::from(spec.gang_size);
+    let runtime_s =
+        spec.runtime_estimate_s.unwrap_or(config.default_runtime_s) as f64 / speed(federation.catalog(), model, config);
+    let hours = runtime_s / 3600.0;
+    let card_hour_fen = model.and_then(|m| pool.prices.card_hour_fen.get(&m)).copied().unwrap_or(0) as f64;
+    let cpu_hour_fen = pool.prices.cpu_core_hour_fen as f64 * f64::from(spec.task.cpu_milli()) / 1000.0
+        * f64::from(spec.gang_size)
+        + pool.prices.memory_gib_hour_fen as f64 * f64::from(spec.task.memory_mib()) / 1024.0
+            * f64::from(spec.gang_size);
+    let hourly_fen = if card_fraction > 0.0 { card_hour_fen * card_fraction } else { cpu_hour_fen };
+    let compute_fen = hourly_fen * hours;
+    let (mut data_fen, mut transfer_s, mut moved_bytes) = (0.0, 0.0, 0);
+    if let Some(dataset) = spec.dataset
+        && dataset.site != pool.site
+        && let Some(route) = federation.network().route(dataset.site, pool.site)
+    {
+        transfer_s = dataset.size_bytes as f64 * 8.0 / (f64::from(route.bandwidth_gbps) * 1e9);
+        let gib = dataset.size_bytes as f64 / f64::from(1u32 << 30);
+        data_fen = gib * route.egress_fen_per_gib as f64 + hourly_fen * transfer_s / 3600.0;
+        moved_bytes = dataset.size_bytes;
+    }
+    let carbon_fen = if green {
+        let power_w = model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(300) as f64;
+        let kwh = power_w * cards.max(card_fraction) * hours * pool.pue / 1000.0;
+        kwh * config.grid_carbon_g_per_kwh * (1.0 - f64::from(pool.green_share_pct) / 100.0) / 1000.0
+            * config.carbon_fen_per_kg
+    } else {
+        0.0
+    };
+    let _ = cards;
+    Estimate {
+        total_fen: compute_fen + data_fen + carbon_fen,
+        compute_fen,
+        data_fen,
+        carbon_fen,
+        transfer_s,
+        moved_bytes,
+        runtime_s,
+    }
+}
+
+/// An explanation of a choice, in words.
+pub fn explain(
+    federation: &Federation,
+    pool: &Pool,
+    spec: &JobSpec,
+    estimate: &Estimate,
+    feasible: usize,
+    candidates: usize,
+) -> String {
+    let mut text = if candidates > 1 {
+        format!("cheapest of {candidates} pools that could start it now ({feasible} feasible)")
+    } else if feasible > 1 {
+        format!("the only one of {feasible} feasible pools that could start it now")
+    } else {
+        "the only feasible pool".to_owned()
+    };
+    let _ = write!(text, "; est. ¥{:.2} for {:.1} h", estimate.total_fen / 100.0, estimate.runtime_s / 3600.0);
+    if let Some(latency) = spec.latency
+        && let Some(route) = federation.network().route(latency.site, pool.site)
+    {
+        let _ = write!(
+            text,
+            "; {:.1} ms from {}",
+            f64::from(route.latency_us) / 1000.0,
+            federation.site(latency.site).city
+        );
+    }
+    if estimate.moved_bytes > 0 {
+        let _ = write!(
+            text,
+            "; {:.0} GB moved in {}",
+            estimate.moved_bytes as f64 / 1e9,
+            if estimate.transfer_s < 90.0 {
+                format!("{:.0} s", estimate.transfer_s)
+            } else {
+                format!("{:.0} min", estimate.transfer_s / 60.0)
+            }
+        );
+    } else if spec.dataset.is_some() {
+        let _ = write!(text, "; data already here");
+    }
+    if estimate.carbon_fen > 0.0 {
+        let _ = write!(text, "; {}% green power", pool.green_share_pct);
+    }
+    text
+}

@@ -1,0 +1,813 @@
+//! The scheduler: a queue ordered by a discipline, the running jobs, and every pool's state.
+//!
+//! A scheduling pass ([`Scheduler::schedule`]) walks the queue in order and starts what it can:
+//! - **Gangs** are all or nothing: every task is placed in one pool, or none is (rolled back).
+//! - Without **backfilling**, the pass stops at the first job that cannot start. With it, later
+//!   jobs may start. The head keeps an EASY reservation when run-time estimates make one
+//!   computable (its earliest start from running jobs' estimated ends, counted in the pool's
+//!   accelerator thousandths); a later job may not delay that. Without estimates, backfilling is
+//!   greedy.
+//! - **Preemption** (`las` and `priority`): a job that cannot start may stop running preemptible
+//!   jobs of lower rank in one of its pools, least important first, but only when a trial on a
+//!   copy of the pool shows that it then fits.
+//! - **Failover**: when a pool goes down, its running jobs return to the queue (counted) and
+//!   nothing is placed there until it is back.
+//!
+//! A pass is cheap on long queues. A job shape that failed once in a pass fails for the rest of it
+//! (placements only consume capacity), so every later job of that shape is skipped. The pass ends
+//! once every shape in the queue has failed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use suanwang_model::catalog::AcceleratorId;
+use suanwang_model::federation::{Federation, PoolId};
+use suanwang_model::job::TaskSpec;
+use suanwang_placement::cluster::{Assignment, Cluster, NodeIdx};
+use suanwang_placement::policy::{self, PolicyContext, PolicyName};
+use suanwang_placement::profile::WorkloadProfile;
+
+use crate::job::{Job, JobId, JobState};
+use crate::policy::{Discipline, QueuePolicy};
+use crate::pools::{ChoiceConfig, PoolRuntime, estimate, explain, infeasible_reason, speed};
+
+/// Limits.
+pub mod limits {
+    /// Jobs one scheduler may hold (queued, running or done).
+    pub const JOBS_MAX: usize = 20_000_000;
+    /// Preemption attempts in one scheduling pass.
+    pub const PREEMPTION_ATTEMPTS_PER_PASS: usize = 4;
+}
+
+/// How the scheduler behaves.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Queue discipline and backfilling.
+    pub policy: QueuePolicy,
+    /// Node placement inside a pool.
+    pub node_policy: PolicyName,
+    /// `las`: attained service (device-seconds) after which a job drops to the lower queue.
+    pub las_threshold_device_s: u64,
+    /// Pool choice.
+    pub choice: ChoiceConfig,
+    /// `drf`: tenant weights by tenant index (missing: 1).
+    pub tenant_weights: Vec<f64>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            policy: QueuePolicy::DEFAULT,
+            node_policy: PolicyName::BestFit,
+            las_threshold_device_s: 3_600,
+            choice: ChoiceConfig::default(),
+            tenant_weights: Vec::new(),
+        }
+    }
+}
+
+/// What the scheduler decided in a pass.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Start a job.
+    Start {
+        /// The job.
+        job: JobId,
+        /// Where.
+        pool: PoolId,
+        /// Why there, in words.
+        explanation: String,
+    },
+    /// Stop a running job and put it back in the queue.
+    Preempt {
+        /// The job.
+        job: JobId,
+        /// The job it made room for.
+        for_job: JobId,
+    },
+}
+
+/// Why a job was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// No pool of the federation could ever run it.
+    #[error("unschedulable: {0}")]
+    Unschedulable(String),
+    /// The scheduler holds its maximum number of jobs.
+    #[error("the scheduler holds {} jobs, its limit", limits::JOBS_MAX)]
+    Full,
+    /// The tenant index is not one the scheduler knows.
+    #[error("unknown tenant index {0}")]
+    UnknownTenant(u32),
+}
+
+impl SubmitError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::Unschedulable(_) => "unschedulable",
+            SubmitError::Full => "limit_exceeded",
+            SubmitError::UnknownTenant(_) => "unknown_reference",
+        }
+    }
+}
+
+/// Queue order: (primary, secondary, job id).
+type Key = (i64, i64, u32);
+
+struct Record {
+    job: Job,
+    state: JobState,
+    /// Device-seconds of service received in finished runs.
+    attained_device_s: u64,
+    /// Devices the job holds while running (at least 1, so CPU-only jobs attain service too).
+    devices: u64,
+    preemptions: u32,
+    failovers: u32,
+    shape: u32,
+    feasible: Vec<PoolId>,
+    key: Option<Key>,
+}
+
+/// Per-pool bookkeeping next to the runtime.
+struct PoolBook {
+    running: BTreeSet<JobId>,
+    /// Nodes by number of fully free devices (0..=16).
+    free_hist: [u32; 17],
+    /// Accepted-model lookup: the models present in the pool.
+    models: Vec<AcceleratorId>,
+}
+
+/// Statistics of one job, for reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct JobCounters {
+    /// Times the job was preempted.
+    pub preemptions: u32,
+    /// Times the job lost its pool and was rescheduled.
+    pub failovers: u32,
+}
+
+/// The scheduler.
+pub struct Scheduler {
+    config: SchedulerConfig,
+    federation: Federation,
+    pools: Vec<PoolRuntime>,
+    books: Vec<PoolBook>,
+    jobs: Vec<Record>,
+    ordered: BTreeSet<Key>,
+    by_tenant: Vec<BTreeSet<(u64, u32)>>,
+    tenants: usize,
+    usage: Vec<[u64; 3]>,
+    capacity: [u64; 3],
+    shapes: FxHashMap<(TaskSpec, u16, u32), u32>,
+    shape_queued: Vec<u32>,
+    shapes_queued_distinct: usize,
+    feasibility_classes: HashMap<Vec<PoolId>, u32>,
+}
+
+impl Scheduler {
+    /// A scheduler for a federation and `tenants` tenants (indices 0..tenants). `profile` is what
+    /// fragmentation-aware node policies learn from (empty is fine for the others).
+    pub fn new(federation: &Federation, tenants: usize, config: SchedulerConfig, profile: &WorkloadProfile) -> Self {
+        let mut pools = Vec::new();
+        let mut books = Vec::new();
+        let mut capacity = [0u64; 3];
+        for (id, pool) in federation.pools() {
+            let cluster = Cluster::new(&pool.nodes).expect("a federation's nodes are validated");
+            let context =
+                PolicyContext { profile: profile.clone(), seed: u64::from(id.index() as u16), nodes: cluster.len() };
+            let mut free_hist = [0u32; 17];
+            for node in cluster.nodes() {
+                free_hist[node.fully_free_devices().min(16)] += 1;
+                capacity[1] += u64::from(node.cpu_milli_capacity());
+                capacity[2] += u64::from(node.memory_mib_capacity());
+            }
+            capacity[0] += cluster.gpu_milli_capacity();
+            let mut models: Vec<AcceleratorId> = pool.nodes.iter().filter_map(|n| n.accelerator).collect();
+            models.sort();
+            models.dedup();
+            let order = (0..cluster.len() as u32).map(NodeIdx).collect();
+            pools.push(PoolRuntime {
+                id,
+                cluster,
+                healthy: true,
+                node_policy: policy::build(config.node_policy, &context),
+                order,
+            });
+            books.push(PoolBook { running: BTreeSet::new(), free_hist, models });
+        }
+        Scheduler {
+            federation: federation.clone(),
+            pools,
+            books,
+            jobs: Vec::new(),
+            ordered: BTreeSet::new(),
+            by_tenant: vec![BTreeSet::new(); tenants],
+            tenants,
+            usage: vec![[0; 3]; tenants],
+            capacity,
+            shapes: FxHashMap::default(),
+            shape_queued: Vec::new(),
+            shapes_queued_distinct: 0,
+            feasibility_classes: HashMap::new(),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// The federation it schedules.
+    pub fn federation(&self) -> &Federation {
+        &self.federation
+    }
+
+    /// A pool's runtime state.
+    pub fn pool(&self, id: PoolId) -> &PoolRuntime {
+        &self.pools[id.index()]
+    }
+
+    /// A job's state.
+    pub fn state(&self, id: JobId) -> &JobState {
+        &self.jobs[id.index()].state
+    }
+
+    /// A job as submitted.
+    pub fn job(&self, id: JobId) -> &Job {
+        &self.jobs[id.index()].job
+    }
+
+    /// A job's preemption and failover counts.
+    pub fn counters(&self, id: JobId) -> JobCounters {
+        let r = &self.jobs[id.index()];
+        JobCounters { preemptions: r.preemptions, failovers: r.failovers }
+    }
+
+    /// Jobs waiting.
+    pub fn queued(&self) -> usize {
+        if self.config.policy.discipline == Discipline::Drf {
+            self.by_tenant.iter().map(BTreeSet::len).sum()
+        } else {
+            self.ordered.len()
+        }
+    }
+
+    /// Jobs running in a pool.
+    pub fn running_in(&self, pool: PoolId) -> impl Iterator<Item = JobId> + '_ {
+        self.books[pool.index()].running.iter().copied()
+    }
+
+    /// The accelerator model a running job's first task got, if any.
+    pub fn model_of(&self, pool: PoolId, assignment: &Assignment) -> Option<AcceleratorId> {
+        self.pools[pool.index()].cluster.node(assignment.node).model()
+    }
+
+    /// Accepts a job into the queue, or says why no pool could ever run it.
+    pub fn submit(&mut self, job: Job, now: u64) -> Result<JobId, SubmitError> {
+        if self.jobs.len() >= limits::JOBS_MAX {
+            return Err(SubmitError::Full);
+        }
+        if job.spec.tenant as usize >= self.tenants {
+            return Err(SubmitError::UnknownTenant(job.spec.tenant));
+        }
+        let mut feasible = Vec::new();
+        let mut reasons = Vec::new();
+        for (id, pool) in self.federation.pools() {
+            match infeasible_reason(&self.federation, pool, &job.spec) {
+                None => feasible.push(id),
+                Some(reason) => reasons.push(format!("{}: {reason}", pool.name)),
+            }
+        }
+        if feasible.is_empty() {
+            reasons.truncate(5);
+            return Err(SubmitError::Unschedulable(if reasons.is_empty() {
+                "the federation has no pools".to_owned()
+            } else {
+                reasons.join("; ")
+            }));
+        }
+        let classes = self.feasibility_classes.len() as u32;
+        let class = *self.feasibility_classes.entry(feasible.clone()).or_insert(classes);
+        let shapes = self.shapes.len() as u32;
+        let shape = *self.shapes.entry((job.spec.task, job.spec.gang_size, class)).or_insert(shapes);
+        if shape as usize == self.shape_queued.len() {
+            self.shape_queued.push(0);
+        }
+        let request = job.spec.task.accelerators();
+        let devices = (u64::from(request.count()) * u64::from(job.spec.gang_size)).max(1);
+        let id = JobId(self.jobs.len() as u32);
+        let _ = now;
+        self.jobs.push(Record {
+            job,
+            state: JobState::Queued,
+            attained_device_s: 0,
+            devices,
+            preemptions: 0,
+            failovers: 0,
+            shape,
+            feasible,
+            key: None,
+        });
+        self.enqueue(id);
+        Ok(id)
+    }
+
+    /// A running job finished at `now`: its resources are released.
+    pub fn finish(&mut self, id: JobId, now: u64) {
+        if matches!(self.jobs[id.index()].state, JobState::Running { .. }) {
+            self.stop(id, now);
+            self.jobs[id.index()].state = JobState::Finished { end_s: now };
+        }
+    }
+
+    /// Marks a pool up or down. Going down returns its running jobs to the queue (failover) and
+    /// lists them.
+    pub fn set_pool_health(&mut self, pool: PoolId, healthy: bool, now: u64) -> Vec<JobId> {
+        self.pools[pool.index()].healthy = healthy;
+        if healthy {
+            return Vec::new();
+        }
+        let victims: Vec<JobId> = self.books[pool.index()].running.iter().copied().collect();
+        for &id in &victims {
+            self.stop(id, now);
+            self.jobs[id.index()].failovers += 1;
+            self.jobs[id.index()].state = JobState::Queued;
+            self.enqueue(id);
+        }
+        victims
+    }
+
+    /// When the scheduler next needs a pass although nothing else happens: the earliest time a
+    /// running `las` job crosses into the lower queue while jobs are waiting.
+    pub fn next_wakeup(&self, now: u64) -> Option<u64> {
+        if self.config.policy.discipline != Discipline::Las || self.queued() == 0 {
+            return None;
+        }
+        let threshold = self.config.las_threshold_device_s;
+        self.books
+            .iter()
+            .flat_map(|b| b.running.iter())
+            .filter_map(|&id| {
+                let r = &self.jobs[id.index()];
+                let JobState::Running { started_s, .. } = r.state else { return None };
+                (r.attained_device_s < threshold)
+                    .then(|| started_s + (threshold - r.attained_device_s).div_ceil(r.devices))
+            })
+            .filter(|&t| t > now)
+            .min()
+    }
+
+    /// One scheduling pass at `now`.
+    pub fn schedule(&mut self, now: u64) -> Vec<Decision> {
+        let mut pass =
+            Pass { decisions: Vec::new(), failed: FxHashSet::default(), reservation: None, preemption_attempts: 0 };
+        if self.config.policy.discipline == Discipline::Drf {
+            self.pass_drf(now, &mut pass);
+        } else {
+            self.pass_ordered(now, &mut pass);
+        }
+        pass.decisions
+    }
+
+    fn pass_ordered(&mut self, now: u64, pass: &mut Pass) {
+        let backfill = self.config.policy.backfill;
+        let mut cursor: Option<Key> = None;
+        loop {
+            if pass.failed.len() >= self.shapes_queued_distinct {
+                break;
+            }
+            let next = match cursor {
+                None => self.ordered.iter().next().copied(),
+                Some(c) => self.ordered.range((Bound::Excluded(c), Bound::Unbounded)).next().copied(),
+            };
+            let Some(key) = next else { break };
+            cursor = Some(key);
+            let id = JobId(key.2);
+            if !self.try_job(id, now, pass) && !backfill {
+                break;
+            }
+        }
+    }
+
+    fn pass_drf(&mut self, now: u64, pass: &mut Pass) {
+        let backfill = self.config.policy.backfill;
+        let mut cursors: Vec<Option<(u64, u32)>> = vec![None; self.tenants];
+        let mut exhausted = vec![false; self.tenants];
+        loop {
+            if pass.failed.len() >= self.shapes_queued_distinct {
+                break;
+            }
+            let pick = (0..self.tenants)
+                .filter(|&t| !exhausted[t])
+                .map(|t| (self.share(t), t))
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let Some((_, tenant)) = pick else { break };
+            let next = match cursors[tenant] {
+                None => self.by_tenant[tenant].iter().next().copied(),
+                Some(c) => self.by_tenant[tenant].range((Bound::Excluded(c), Bound::Unbounded)).next().copied(),
+            };
+            let Some(entry) = next else {
+                exhausted[tenant] = true;
+                continue;
+            };
+            cursors[tenant] = Some(entry);
+            if !self.try_job(JobId(entry.1), now, pass) && !backfill {
+                exhausted[tenant] = true;
+            }
+        }
+    }
+
+    /// Tries to start one queued job (with backfilling and preemption rules); true if it started.
+    fn try_job(&mut self, id: JobId, now: u64, pass: &mut Pass) -> bool {
+        let shape = self.jobs[id.index()].shape;
+        if pass.failed.contains(&shape) {
+            return false;
+        }
+        if let Some(reservation) = &pass.reservation
+            && !self.respects(id, now, reservation)
+        {
+            return false;
+        }
+        if let Some((pool, assignments, explanation)) = self.place(id) {
+            self.start(id, pool, assignments, now);
+            if let Some(reservation) = &mut pass.reservation
+                && reservation.pool == pool
+                && !ends_before(self, id, now, reservation.shadow_s)
+            {
+                reservation.extra_milli -= self.job_milli(id) as i64;
+            }
+            pass.decisions.push(Decision::Start { job: id, pool, explanation });
+            return true;
+        }
+        if self.config.policy.discipline.preempts() && pass.preemption_attempts < limits::PREEMPTION_ATTEMPTS_PER_PASS {
+            pass.preemption_attempts += 1;
+            if let Some(victims) = self.preemption_plan(id, now) {
+                for victim in victims {
+                    self.stop(victim, now);
+                    let r = &mut self.jobs[victim.index()];
+                    r.preemptions += 1;
+                    r.state = JobState::Queued;
+                    self.enqueue(victim);
+                    pass.decisions.push(Decision::Preempt { job: victim, for_job: id });
+                }
+                if let Some((pool, assignments, explanation)) = self.place(id) {
+                    self.start(id, pool, assignments, now);
+                    pass.decisions.push(Decision::Start { job: id, pool, explanation });
+                    return true;
+                }
+            }
+        }
+        pass.failed.insert(shape);
+        if self.config.policy.backfill && pass.reservation.is_none() {
+            pass.reservation = self.reservation_for(id, now);
+        }
+        false
+    }
+
+    /// Chooses a pool and places every task there, or changes nothing.
+    fn place(&mut self, id: JobId) -> Option<(PoolId, Vec<Assignment>, String)> {
+        let record = &self.jobs[id.index()];
+        let spec = &record.job.spec;
+        let green = record.job.green;
+        let request = spec.task.accelerators();
+        let mut candidates: Vec<(f64, u64, PoolId, Option<AcceleratorId>)> = Vec::new();
+        for &pool_id in &record.feasible {
+            let runtime = &self.pools[pool_id.index()];
+            if !runtime.healthy || !self.quick_fit(pool_id, &spec.task, spec.gang_size) {
+                continue;
+            }
+            let model =
+                self.books[pool_id.index()].models.iter().copied().find(|m| spec.task.accepted_models().contains(*m));
+            let model = if request.count() == 0 { None } else { model };
+            let pool = self.federation.pool(pool_id);
+            let cost = estimate(&self.federation, pool, spec, model, green, &self.config.choice).total_fen;
+            let free = runtime.cluster.gpu_milli_capacity() - runtime.cluster.gpu_milli_allocated();
+            candidates.push((cost, free, pool_id, model));
+        }
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let feasible = record.feasible.len();
+        let count = candidates.len();
+        for (_, _, pool_id, _) in candidates {
+            if let Some(assignments) = self.place_gang(pool_id, id) {
+                let spec = &self.jobs[id.index()].job.spec;
+                let model = assignments.first().and_then(|a| self.pools[pool_id.index()].cluster.node(a.node).model());
+                let pool = self.federation.pool(pool_id);
+                let est =
+                    estimate(&self.federation, pool, spec, model, self.jobs[id.index()].job.green, &self.config.choice);
+                let explanation =
+                    format!("{}: {}", pool.name, explain(&self.federation, pool, spec, &est, feasible, count));
+                return Some((pool_id, assignments, explanation));
+            }
+        }
+        None
+    }
+
+    /// Necessary condition for a gang to fit a pool now: enough fully free (or, for fractional
+    /// tasks, any) devices on whole nodes, and enough free accelerator capacity.
+    fn quick_fit(&self, pool: PoolId, task: &TaskSpec, gang: u16) -> bool {
+        let request = task.accelerators();
+        let cluster = &self.pools[pool.index()].cluster;
+        let free_milli = cluster.gpu_milli_capacity() - cluster.gpu_milli_allocated();
+        if u64::from(request.total_milli()) * u64::from(gang) > free_milli {
+            return false;
+        }
+        if request.count() == 0 || request.is_fractional() {
+            return true;
+        }
+        let per_task = usize::from(request.count());
+        let hosts: u64 = self.books[pool.index()]
+            .free_hist
+            .iter()
+            .enumerate()
+            .map(|(free, &n)| u64::from(n) * (free / per_task) as u64)
+            .sum();
+        hosts >= u64::from(gang)
+    }
+
+    fn place_gang(&mut self, pool_id: PoolId, id: JobId) -> Option<Vec<Assignment>> {
+        let task = self.jobs[id.index()].job.spec.task;
+        let gang = self.jobs[id.index()].job.spec.gang_size;
+        let mut placed: Vec<Assignment> = Vec::with_capacity(usize::from(gang));
+        for _ in 0..gang {
+            let runtime = &mut self.pools[pool_id.index()];
+            match runtime.node_policy.select(&runtime.cluster, &runtime.order, &task) {
+                Some(assignment) => {
+                    self.allocate(pool_id, assignment, &task);
+                    placed.push(assignment);
+                }
+                None => {
+                    for assignment in placed.into_iter().rev() {
+                        self.release(pool_id, assignment, &task);
+                    }
+                    return None;
+                }
+            }
+        }
+        Some(placed)
+    }
+
+    fn allocate(&mut self, pool: PoolId, assignment: Assignment, task: &TaskSpec) {
+        let runtime = &mut self.pools[pool.index()];
+        let before = runtime.cluster.node(assignment.node).fully_free_devices().min(16);
+        runtime.cluster.allocate(assignment, task).expect("node policies only return assignments that fit");
+        let after = runtime.cluster.node(assignment.node).fully_free_devices().min(16);
+        let hist = &mut self.books[pool.index()].free_hist;
+        hist[before] -= 1;
+        hist[after] += 1;
+    }
+
+    fn release(&mut self, pool: PoolId, assignment: Assignment, task: &TaskSpec) {
+        let runtime = &mut self.pools[pool.index()];
+        let before = runtime.cluster.node(assignment.node).fully_free_devices().min(16);
+        runtime.cluster.release(assignment, task).expect("a running task's resources are released once");
+        let after = runtime.cluster.node(assignment.node).fully_free_devices().min(16);
+        let hist = &mut self.books[pool.index()].free_hist;
+        hist[before] -= 1;
+        hist[after] += 1;
+    }
+
+    fn start(&mut self, id: JobId, pool: PoolId, assignments: Vec<Assignment>, now: u64) {
+        self.dequeue(id);
+        let usage = self.resources(id);
+        let tenant = self.jobs[id.index()].job.spec.tenant as usize;
+        for (u, add) in self.usage[tenant].iter_mut().zip(usage) {
+            *u += add;
+        }
+        self.books[pool.index()].running.insert(id);
+        self.jobs[id.index()].state = JobState::Running { pool, assignments, started_s: now };
+    }
+
+    /// Stops a running job: releases its resources and accrues its service. The caller sets the
+    /// next state.
+    fn stop(&mut self, id: JobId, now: u64) {
+        let JobState::Running { pool, assignments, started_s } =
+            std::mem::replace(&mut self.jobs[id.index()].state, JobState::Queued)
+        else {
+            return;
+        };
+        let task = self.jobs[id.index()].job.spec.task;
+        for assignment in assignments.into_iter().rev() {
+            self.release(pool, assignment, &task);
+        }
+        self.books[pool.index()].running.remove(&id);
+        let usage = self.resources(id);
+        let tenant = self.jobs[id.index()].job.spec.tenant as usize;
+        for (u, sub) in self.usage[tenant].iter_mut().zip(usage) {
+            *u -= sub;
+        }
+        let r = &mut self.jobs[id.index()];
+        r.attained_device_s += r.devices * now.saturating_sub(started_s);
+    }
+
+    fn resources(&self, id: JobId) -> [u64; 3] {
+        let spec = &self.jobs[id.index()].job.spec;
+        let gang = u64::from(spec.gang_size);
+        [
+            u64::from(spec.task.accelerators().total_milli()) * gang,
+            u64::from(spec.task.cpu_milli()) * gang,
+            u64::from(spec.task.memory_mib()) * gang,
+        ]
+    }
+
+    fn job_milli(&self, id: JobId) -> u64 {
+        self.resources(id)[0]
+    }
+
+    /// Weighted dominant share of a tenant.
+    fn share(&self, tenant: usize) -> f64 {
+        let dominant = (0..3)
+            .filter(|&r| self.capacity[r] > 0)
+            .map(|r| self.usage[tenant][r] as f64 / self.capacity[r] as f64)
+            .fold(0.0, f64::max);
+        let weight = self.config.tenant_weights.get(tenant).copied().filter(|w| *w > 0.0).unwrap_or(1.0);
+        dominant / weight
+    }
+
+    /// A job's rank for preemption and LAS ordering: lower is more important.
+    fn rank(&self, id: JobId, now: u64) -> i64 {
+        let r = &self.jobs[id.index()];
+        match self.config.policy.discipline {
+            Discipline::Las => i64::from(self.attained(id, now) >= self.config.las_threshold_device_s),
+            Discipline::Priority => -i64::from(r.job.spec.priority),
+            _ => 0,
+        }
+    }
+
+    fn attained(&self, id: JobId, now: u64) -> u64 {
+        let r = &self.jobs[id.index()];
+        match r.state {
+            JobState::Running { started_s, .. } => r.attained_device_s + r.devices * now.saturating_sub(started_s),
+            _ => r.attained_device_s,
+        }
+    }
+
+    fn key(&self, id: JobId) -> Key {
+        let r = &self.jobs[id.index()];
+        let submit = r.job.submit_s as i64;
+        match self.config.policy.discipline {
+            Discipline::Fifo | Discipline::Drf => (submit, 0, id.0),
+            Discipline::Priority => (-i64::from(r.job.spec.priority), submit, id.0),
+            Discipline::Sjf => (r.job.oracle_duration_s.unwrap_or(u64::MAX / 2) as i64, submit, id.0),
+            Discipline::Las => (i64::from(r.attained_device_s >= self.config.las_threshold_device_s), submit, id.0),
+        }
+    }
+
+    fn enqueue(&mut self, id: JobId) {
+        let shape = self.jobs[id.index()].shape as usize;
+        if self.shape_queued[shape] == 0 {
+            self.shapes_queued_distinct += 1;
+        }
+        self.shape_queued[shape] += 1;
+        if self.config.policy.discipline == Discipline::Drf {
+            let r = &self.jobs[id.index()];
+            self.by_tenant[r.job.spec.tenant as usize].insert((r.job.submit_s, id.0));
+        } else {
+            let key = self.key(id);
+            self.ordered.insert(key);
+            self.jobs[id.index()].key = Some(key);
+        }
+    }
+
+    fn dequeue(&mut self, id: JobId) {
+        let shape = self.jobs[id.index()].shape as usize;
+        self.shape_queued[shape] -= 1;
+        if self.shape_queued[shape] == 0 {
+            self.shapes_queued_distinct -= 1;
+        }
+        if self.config.policy.discipline == Discipline::Drf {
+            let r = &self.jobs[id.index()];
+            self.by_tenant[r.job.spec.tenant as usize].remove(&(r.job.submit_s, id.0));
+        } else if let Some(key) = self.jobs[id.index()].key.take() {
+            self.ordered.remove(&key);
+        }
+    }
+
+    /// Victims whose preemption lets `id` start in one of its pools, least important first; `None`
+    /// when no such set exists.
+    fn preemption_plan(&self, id: JobId, now: u64) -> Option<Vec<JobId>> {
+        let rank = self.rank(id, now);
+        let task = self.jobs[id.index()].job.spec.task;
+        let gang = self.jobs[id.index()].job.spec.gang_size;
+        for &pool in &self.jobs[id.index()].feasible {
+            if !self.pools[pool.index()].healthy {
+                continue;
+            }
+            let mut victims: Vec<(i64, u64, JobId)> = self.books[pool.index()]
+                .running
+                .iter()
+                .filter(|&&v| self.jobs[v.index()].job.spec.preemptible && self.rank(v, now) > rank)
+                .map(|&v| (self.rank(v, now), self.attained(v, now), v))
+                .collect();
+            if victims.is_empty() {
+                continue;
+            }
+            // Least important first: highest rank, then most service received, then newest id.
+            victims.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+            let mut trial = self.pools[pool.index()].cluster.clone();
+            for (i, &(_, _, victim)) in victims.iter().enumerate() {
+                if let JobState::Running { assignments, .. } = &self.jobs[victim.index()].state {
+                    let victim_task = self.jobs[victim.index()].job.spec.task;
+                    for &a in assignments {
+                        trial.release(a, &victim_task).ok()?;
+                    }
+                }
+                if first_fit_gang(&trial, &task, gang) {
+                    return Some(victims[..=i].iter().map(|v| v.2).collect());
+                }
+            }
+        }
+        None
+    }
+
+    /// EASY reservation for a blocked job: in its best pool, the time at which running jobs'
+    /// estimated ends free enough accelerator capacity, and what is left over then. `None` when a
+    /// running job there has no estimate.
+    fn reservation_for(&self, id: JobId, now: u64) -> Option<Reservation> {
+        let need = self.job_milli(id) as i64;
+        let mut best: Option<Reservation> = None;
+        for &pool in &self.jobs[id.index()].feasible {
+            let runtime = &self.pools[pool.index()];
+            if !runtime.healthy {
+                continue;
+            }
+            let mut free = (runtime.cluster.gpu_milli_capacity() - runtime.cluster.gpu_milli_allocated()) as i64;
+            let mut ends = Vec::new();
+            for &r in &self.books[pool.index()].running {
+                ends.push((self.estimated_end(r, now)?, self.job_milli(r) as i64));
+            }
+            ends.sort();
+            let mut shadow = now;
+            for (end, milli) in ends {
+                if free >= need {
+                    break;
+                }
+                free += milli;
+                shadow = end;
+            }
+            if free < need {
+                continue;
+            }
+            if best.as_ref().is_none_or(|b| shadow < b.shadow_s) {
+                best = Some(Reservation { pool, shadow_s: shadow, extra_milli: free - need });
+            }
+        }
+        best
+    }
+
+    fn estimated_end(&self, id: JobId, now: u64) -> Option<u64> {
+        let r = &self.jobs[id.index()];
+        let JobState::Running { pool, assignments, started_s } = &r.state else { return None };
+        let estimate = r.job.spec.runtime_estimate_s?;
+        let model = assignments.first().and_then(|a| self.pools[pool.index()].cluster.node(a.node).model());
+        let runtime = estimate as f64 / speed(self.federation.catalog(), model, &self.config.choice);
+        Some((*started_s + runtime.ceil() as u64).max(now))
+    }
+
+    /// Whether starting `id` now keeps the reservation: it ends before the shadow time, or fits in
+    /// what is left over then, or (by its estimate) cannot use the reserved pool anyway.
+    fn respects(&self, id: JobId, now: u64, reservation: &Reservation) -> bool {
+        if !self.jobs[id.index()].feasible.contains(&reservation.pool) {
+            return true;
+        }
+        ends_before(self, id, now, reservation.shadow_s) || self.job_milli(id) as i64 <= reservation.extra_milli
+    }
+}
+
+fn ends_before(scheduler: &Scheduler, id: JobId, now: u64, shadow: u64) -> bool {
+    scheduler.jobs[id.index()].job.spec.runtime_estimate_s.is_some_and(|e| now + e <= shadow)
+}
+
+struct Pass {
+    decisions: Vec<Decision>,
+    failed: FxHashSet<u32>,
+    reservation: Option<Reservation>,
+    preemption_attempts: usize,
+}
+
+struct Reservation {
+    pool: PoolId,
+    shadow_s: u64,
+    extra_milli: i64,
+}
+
+/// Whether `gang` copies of `task` fit the cluster, placed first-fit (a feasibility check).
+fn first_fit_gang(cluster: &Cluster, task: &TaskSpec, gang: u16) -> bool {
+    let mut trial = cluster.clone();
+    for _ in 0..gang {
+        let Some((index, devices)) = trial
+            .nodes()
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| n.default_devices(task).filter(|_| n.fits(task)).map(|d| (i, d)))
+        else {
+            return false;
+        };
+        if trial.allocate(Assignment { node: NodeIdx(index as u32), devices }, task).is_err() {
+            return false;
+        }
+    }
+    true
+}

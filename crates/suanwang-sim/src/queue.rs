@@ -1,0 +1,434 @@
+//! The queueing simulator: a discrete-event replay of a job trace against a federation, driving
+//! the same [`Scheduler`] the server runs, with a virtual clock.
+//!
+//! Events are arrivals, completions, pool outages and recoveries, and scheduler wake-ups (a `las`
+//! job crossing its threshold). After the events of one instant are applied (completions first,
+//! then outages, then arrivals), the scheduler makes one pass and its decisions take effect:
+//! - a started job completes after its remaining work divided by its speed on the accelerator it
+//!   got;
+//! - a preempted job keeps the work it has done (training checkpoints) and waits again;
+//! - a job whose pool fails is rescheduled from the start (its work since the last start is lost).
+//!
+//! There is no randomness: the same trace, federation and configuration give the same result.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use suanwang_model::federation::{Federation, PoolId};
+use suanwang_sched::job::{Job, JobId, JobState};
+use suanwang_sched::pools::speed;
+use suanwang_sched::scheduler::{Decision, Scheduler, SchedulerConfig, SubmitError};
+
+use crate::stats::{mean, percentile};
+
+/// The most points kept in a time series.
+pub const SERIES_POINTS_MAX: usize = 1000;
+
+/// A pool outage in a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outage {
+    /// The pool.
+    pub pool: PoolId,
+    /// When it goes down (seconds on the trace's clock).
+    pub start_s: u64,
+    /// How long it stays down.
+    pub duration_s: u64,
+}
+
+/// One job to replay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimJob {
+    /// The trace's id for it.
+    pub name: String,
+    /// What the scheduler is told.
+    pub job: Job,
+    /// Its true run time at speed 1 (the reference accelerator).
+    pub duration_s: u64,
+}
+
+/// What to simulate besides the trace.
+#[derive(Clone, Debug, Default)]
+pub struct Scenario {
+    /// The scheduler's configuration.
+    pub scheduler: SchedulerConfig,
+    /// Pool outages.
+    pub outages: Vec<Outage>,
+    /// Keep the scheduler's explanation of every start.
+    pub explain: bool,
+}
+
+/// The fate of one job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobOutcome {
+    /// The trace's id.
+    pub name: String,
+    /// Tenant index.
+    pub tenant: u32,
+    /// Submit time.
+    pub submit_s: u64,
+    /// First start, if it ever started.
+    pub first_start_s: Option<u64>,
+    /// Finish time, if it finished.
+    pub end_s: Option<u64>,
+    /// Pool of its last run.
+    pub pool: Option<PoolId>,
+    /// Times preempted.
+    pub preemptions: u32,
+    /// Times its pool failed under it.
+    pub failovers: u32,
+    /// What it cost, in fen (rounded once, at the end).
+    pub cost_fen: i64,
+    /// Accelerator energy, kWh (board power × PUE).
+    pub energy_kwh: f64,
+    /// Why it was rejected, if it was.
+    pub rejected: Option<String>,
+}
+
+/// One explained start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    /// The trace's job id.
+    pub job: String,
+    /// When it started.
+    pub start_s: u64,
+    /// The scheduler's words.
+    pub reason: String,
+}
+
+/// A sample of the federation's state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Time.
+    pub t_s: u64,
+    /// Jobs waiting.
+    pub queued: usize,
+    /// Share of accelerator capacity allocated, %.
+    pub utilization_pct: f64,
+}
+
+/// Everything one run produced.
+#[derive(Clone, Debug)]
+pub struct QueueRun {
+    /// One per job, in trace order.
+    pub jobs: Vec<JobOutcome>,
+    /// Explanations (when asked for).
+    pub explanations: Vec<Explanation>,
+    /// Queue length and utilisation over time.
+    pub series: Vec<Sample>,
+    /// Per pool: accelerator milli-seconds used, and jobs started there.
+    pub pool_use: Vec<(u128, u64)>,
+    /// Accelerator capacity of every pool, milli-GPU.
+    pub pool_capacity: Vec<u64>,
+    /// When the last job finished.
+    pub makespan_s: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    // Ordered: at one instant completions come first, then outages, then arrivals, then wake-ups.
+    Completion { job: u32, epoch: u32 },
+    PoolDown { pool: u16 },
+    PoolUp { pool: u16 },
+    Arrival { index: u32 },
+    Wakeup,
+}
+
+struct Live {
+    id: Option<JobId>,
+    /// Reference-seconds of work left.
+    remaining: f64,
+    epoch: u32,
+    /// Current run: start, speed, pool, per-second price (fen) and power (W × PUE).
+    run: Option<(u64, f64, PoolId, i128, f64)>,
+    cost_fen_s: i128,
+    energy_wh: f64,
+}
+
+/// Replays `jobs` (sorted by submit time) against `federation`, with `tenants` tenants.
+pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &Scenario) -> QueueRun {
+    let mut scheduler = Scheduler::new(
+        federation,
+        tenants,
+        scenario.scheduler.clone(),
+        &suanwang_placement::profile::WorkloadProfile::default(),
+    );
+    let mut heap: BinaryHeap<Reverse<(u64, Event)>> = BinaryHeap::new();
+    for (index, job) in jobs.iter().enumerate() {
+        heap.push(Reverse((job.job.submit_s, Event::Arrival { index: index as u32 })));
+    }
+    for outage in &scenario.outages {
+        heap.push(Reverse((outage.start_s, Event::PoolDown { pool: outage.pool.index() as u16 })));
+        heap.push(Reverse((
+            outage.start_s.saturating_add(outage.duration_s),
+            Event::PoolUp { pool: outage.pool.index() as u16 },
+        )));
+    }
+    let mut live: Vec<Live> = jobs
+        .iter()
+        .map(|j| Live { id: None, remaining: j.duration_s as f64, epoch: 0, run: None, cost_fen_s: 0, energy_wh: 0.0 })
+        .collect();
+    let mut by_id: Vec<usize> = Vec::with_capacity(jobs.len());
+    let mut outcomes: Vec<JobOutcome> = jobs
+        .iter()
+        .map(|j| JobOutcome {
+            name: j.name.clone(),
+            tenant: j.job.spec.tenant,
+            submit_s: j.job.submit_s,
+            first_start_s: None,
+            end_s: None,
+            pool: None,
+            preemptions: 0,
+            failovers: 0,
+            cost_fen: 0,
+            energy_kwh: 0.0,
+            rejected: None,
+        })
+        .collect();
+    let pool_count = federation.pool_count();
+    let mut pool_use = vec![(0u128, 0u64); pool_count];
+    let pool_capacity: Vec<u64> =
+        (0..pool_count).map(|p| scheduler.pool(PoolId::from_index(p)).cluster.gpu_milli_capacity()).collect();
+    let capacity: u64 = pool_capacity.iter().sum();
+    let mut explanations = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut pending_wakeup: Option<u64> = None;
+    let mut makespan = 0;
+
+    while let Some(Reverse((now, _))) = heap.peek().copied() {
+        while let Some(Reverse((t, event))) = heap.peek().copied() {
+            if t != now {
+                break;
+            }
+            heap.pop();
+            match event {
+                Event::Completion { job, epoch } => {
+                    let index = by_id[job as usize];
+                    if live[index].epoch != epoch {
+                        continue;
+                    }
+                    stop_run(&mut live[index], now, &mut pool_use, &scheduler, JobId(job));
+                    live[index].remaining = 0.0;
+                    scheduler.finish(JobId(job), now);
+                    outcomes[index].end_s = Some(now);
+                    makespan = makespan.max(now);
+                }
+                Event::PoolDown { pool } => {
+                    let pool = PoolId::from_index(usize::from(pool));
+                    let running: Vec<JobId> = scheduler.running_in(pool).collect();
+                    for id in &running {
+                        let index = by_id[id.index()];
+                        stop_run(&mut live[index], now, &mut pool_use, &scheduler, *id);
+                        live[index].remaining = jobs[index].duration_s as f64;
+                        live[index].epoch += 1;
+                    }
+                    scheduler.set_pool_health(pool, false, now);
+                }
+                Event::PoolUp { pool } => {
+                    scheduler.set_pool_health(PoolId::from_index(usize::from(pool)), true, now);
+                }
+                Event::Arrival { index } => {
+                    let index = index as usize;
+                    match scheduler.submit(jobs[index].job.clone(), now) {
+                        Ok(id) => {
+                            debug_assert_eq!(id.index(), by_id.len());
+                            by_id.push(index);
+                            live[index].id = Some(id);
+                        }
+                        Err(SubmitError::Unschedulable(reason)) => outcomes[index].rejected = Some(reason),
+                        Err(other) => outcomes[index].rejected = Some(other.to_string()),
+                    }
+                }
+                Event::Wakeup => {
+                    if pending_wakeup == Some(now) {
+                        pending_wakeup = None;
+                    }
+                }
+            }
+        }
+        for decision in scheduler.schedule(now) {
+            match decision {
+                Decision::Start { job, pool, explanation } => {
+                    let index = by_id[job.index()];
+                    let JobState::Running { assignments, .. } = scheduler.state(job) else { continue };
+                    let model = assignments.first().and_then(|a| scheduler.model_of(pool, a));
+                    let spec = &jobs[index].job.spec;
+                    let v = speed(federation.catalog(), model, &scenario.scheduler.choice);
+                    let pool_spec = federation.pool(pool);
+                    let cards = u64::from(spec.task.accelerators().total_milli()) * u64::from(spec.gang_size);
+                    let price_per_hour: i128 = if cards > 0 {
+                        i128::from(model.and_then(|m| pool_spec.prices.card_hour_fen.get(&m)).copied().unwrap_or(0))
+                            * i128::from(cards)
+                            / 1000
+                    } else {
+                        i128::from(pool_spec.prices.cpu_core_hour_fen)
+                            * i128::from(spec.task.cpu_milli())
+                            * i128::from(spec.gang_size)
+                            / 1000
+                            + i128::from(pool_spec.prices.memory_gib_hour_fen)
+                                * i128::from(spec.task.memory_mib())
+                                * i128::from(spec.gang_size)
+                                / 1024
+                    };
+                    let power = model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(0) as f64
+                        * cards as f64
+                        / 1000.0
+                        * pool_spec.pue;
+                    let l = &mut live[index];
+                    l.epoch += 1;
+                    l.run = Some((now, v, pool, price_per_hour, power));
+                    let finish = now + (l.remaining / v).ceil() as u64;
+                    heap.push(Reverse((finish, Event::Completion { job: job.0, epoch: l.epoch })));
+                    outcomes[index].first_start_s.get_or_insert(now);
+                    outcomes[index].pool = Some(pool);
+                    pool_use[pool.index()].1 += 1;
+                    if scenario.explain {
+                        explanations.push(Explanation {
+                            job: jobs[index].name.clone(),
+                            start_s: now,
+                            reason: explanation,
+                        });
+                    }
+                }
+                Decision::Preempt { job, .. } => {
+                    let index = by_id[job.index()];
+                    stop_run(&mut live[index], now, &mut pool_use, &scheduler, job);
+                    live[index].epoch += 1;
+                }
+            }
+        }
+        if let Some(t) = scheduler.next_wakeup(now)
+            && pending_wakeup.is_none_or(|p| t < p)
+        {
+            pending_wakeup = Some(t);
+            heap.push(Reverse((t, Event::Wakeup)));
+        }
+        let allocated: u64 =
+            (0..pool_count).map(|p| scheduler.pool(PoolId::from_index(p)).cluster.gpu_milli_allocated()).sum();
+        let sample = Sample {
+            t_s: now,
+            queued: scheduler.queued(),
+            utilization_pct: if capacity > 0 { allocated as f64 * 100.0 / capacity as f64 } else { 0.0 },
+        };
+        if samples.last().is_some_and(|s| s.t_s == now) {
+            samples.pop();
+        }
+        samples.push(sample);
+    }
+
+    for (index, outcome) in outcomes.iter_mut().enumerate() {
+        if let Some(id) = live[index].id {
+            let counters = scheduler.counters(id);
+            outcome.preemptions = counters.preemptions;
+            outcome.failovers = counters.failovers;
+        }
+        outcome.cost_fen = ((live[index].cost_fen_s + 1800) / 3600) as i64;
+        outcome.energy_kwh = live[index].energy_wh / 1000.0;
+    }
+    QueueRun {
+        jobs: outcomes,
+        explanations,
+        series: downsample(&samples),
+        pool_use,
+        pool_capacity,
+        makespan_s: makespan,
+    }
+}
+
+/// Ends the current run of a job: accrues its work, cost, energy and pool use.
+fn stop_run(live: &mut Live, now: u64, pool_use: &mut [(u128, u64)], scheduler: &Scheduler, id: JobId) {
+    let Some((start, v, pool, price_per_hour, power)) = live.run.take() else { return };
+    let seconds = now.saturating_sub(start);
+    live.remaining = (live.remaining - seconds as f64 * v).max(0.0);
+    live.cost_fen_s += price_per_hour * i128::from(seconds);
+    live.energy_wh += power * seconds as f64 / 3600.0;
+    let spec = &scheduler.job(id).spec;
+    let milli = u128::from(spec.task.accelerators().total_milli()) * u128::from(spec.gang_size);
+    pool_use[pool.index()].0 += milli * u128::from(seconds);
+}
+
+/// Keeps at most [`SERIES_POINTS_MAX`] samples, evenly spaced in time (the last sample at or
+/// before each grid point).
+fn downsample(samples: &[Sample]) -> Vec<Sample> {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return Vec::new() };
+    if samples.len() <= SERIES_POINTS_MAX {
+        return samples.to_vec();
+    }
+    let span = (last.t_s - first.t_s).max(1);
+    let mut out = Vec::with_capacity(SERIES_POINTS_MAX);
+    let mut i = 0;
+    for k in 0..SERIES_POINTS_MAX {
+        let t = first.t_s + span * k as u64 / (SERIES_POINTS_MAX as u64 - 1);
+        while i + 1 < samples.len() && samples[i + 1].t_s <= t {
+            i += 1;
+        }
+        out.push(Sample { t_s: t, ..samples[i] });
+    }
+    out
+}
+
+/// Summary statistics of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueSummary {
+    /// Jobs that finished.
+    pub jobs: usize,
+    /// Jobs rejected as unschedulable.
+    pub jobs_unschedulable: usize,
+    /// Job completion time (finish − submit): mean, median, 99th percentile, seconds.
+    pub jct_s_mean: f64,
+    /// Median JCT.
+    pub jct_s_p50: f64,
+    /// 99th-percentile JCT.
+    pub jct_s_p99: f64,
+    /// Queueing delay (first start − submit): mean.
+    pub queue_s_mean: f64,
+    /// Median queueing delay.
+    pub queue_s_p50: f64,
+    /// Last finish − first submit.
+    pub makespan_s: u64,
+    /// Accelerator capacity used over the makespan, %.
+    pub utilization_pct: f64,
+    /// Total cost, fen.
+    pub cost_fen_total: i64,
+    /// Total accelerator energy, kWh.
+    pub energy_kwh_total: f64,
+    /// Jobs preempted at least once.
+    pub jobs_preempted: usize,
+    /// Preemptions in all.
+    pub preemptions_total: u64,
+    /// Jobs that lost their pool at least once.
+    pub jobs_failed_over: usize,
+}
+
+/// Summarises the jobs in `outcomes` (all of them, or one pool's or tenant's).
+pub fn summarise<'a>(
+    outcomes: impl IntoIterator<Item = &'a JobOutcome>,
+    makespan_s: u64,
+    used_milli_s: u128,
+    capacity_milli: u64,
+) -> QueueSummary {
+    let outcomes: Vec<&JobOutcome> = outcomes.into_iter().collect();
+    let finished: Vec<&&JobOutcome> = outcomes.iter().filter(|o| o.end_s.is_some()).collect();
+    let jct: Vec<f64> = finished.iter().map(|o| (o.end_s.unwrap_or(0) - o.submit_s) as f64).collect();
+    let queue: Vec<f64> = finished.iter().filter_map(|o| o.first_start_s.map(|s| (s - o.submit_s) as f64)).collect();
+    let utilization = if makespan_s > 0 && capacity_milli > 0 {
+        used_milli_s as f64 * 100.0 / (capacity_milli as f64 * makespan_s as f64)
+    } else {
+        0.0
+    };
+    QueueSummary {
+        jobs: finished.len(),
+        jobs_unschedulable: outcomes.iter().filter(|o| o.rejected.is_some()).count(),
+        jct_s_mean: mean(&jct).unwrap_or(0.0),
+        jct_s_p50: percentile(&jct, 50.0).unwrap_or(0.0),
+        jct_s_p99: percentile(&jct, 99.0).unwrap_or(0.0),
+        queue_s_mean: mean(&queue).unwrap_or(0.0),
+        queue_s_p50: percentile(&queue, 50.0).unwrap_or(0.0),
+        makespan_s,
+        utilization_pct: utilization,
+        cost_fen_total: outcomes.iter().map(|o| o.cost_fen).sum(),
+        energy_kwh_total: outcomes.iter().map(|o| o.energy_kwh).sum(),
+        jobs_preempted: outcomes.iter().filter(|o| o.preemptions > 0).count(),
+        preemptions_total: outcomes.iter().map(|o| u64::from(o.preemptions)).sum(),
+        jobs_failed_over: outcomes.iter().filter(|o| o.failovers > 0).count(),
+    }
+}

@@ -1,0 +1,427 @@
+//! `suanwang simulate queue` and `suanwang trace convert`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+use suanwang_formats::trace::{Trace, TraceFormat, TraceOptions};
+use suanwang_model::catalog::Catalog;
+use suanwang_model::federation::{Federation, PoolId};
+use suanwang_model::job::{DatasetRef, JobSpec, LatencyRequirement};
+use suanwang_sched::job::Job;
+use suanwang_sched::policy::QueuePolicy;
+use suanwang_sched::scheduler::SchedulerConfig;
+use suanwang_sim::queue::{self, Outage, QueueRun, QueueSummary, Scenario, SimJob};
+use suanwang_sim::stats::round2;
+
+use crate::args::{ConvertArgs, Format, QueueArgs, TraceFormatArg, TraceInput};
+use crate::error::CliError;
+use crate::output::{Table, print};
+use crate::{input, parallel};
+
+/// Reads a trace as the flags say, reporting skipped lines on stderr.
+pub fn load_trace(args: &TraceInput, catalog: &Catalog) -> Result<Trace, CliError> {
+    let format = match args.trace_format {
+        TraceFormatArg::Philly => TraceFormat::Philly,
+        TraceFormatArg::Openb => TraceFormat::Openb,
+        TraceFormatArg::Swf => TraceFormat::Swf,
+        TraceFormatArg::Jsonl => TraceFormat::Jsonl,
+    };
+    let options = TraceOptions {
+        skip_bad_lines: args.skip_bad_lines,
+        max_devices_per_task: args.max_gpus_per_task,
+        swf_processors_per_gpu: args.swf_processors_per_gpu,
+    };
+    let source = args.trace.display().to_string();
+    let trace = suanwang_formats::trace::parse(format, &source, &input::read_text(&args.trace)?, catalog, options)?;
+    if trace.skipped > 0 {
+        eprintln!("skipped {} malformed lines; the first:", trace.skipped);
+        for error in trace.skipped_examples.iter().take(5) {
+            eprintln!("  {error}");
+        }
+    }
+    Ok(trace)
+}
+
+pub fn convert(args: &ConvertArgs) -> Result<(), CliError> {
+    let catalog = input::catalog(args.input.catalog.as_deref())?;
+    let trace = load_trace(&args.input, &catalog)?;
+    let text = suanwang_formats::trace::to_jsonl(&trace, &catalog);
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| CliError::input("output_unwritable", format!("{}: {e}", path.display())))?,
+        None => print(&text)?,
+    }
+    eprintln!("{} jobs converted", trace.jobs.len());
+    Ok(())
+}
+
+/// Tenants by name (sorted) and the jobs resolved against a federation.
+pub struct Resolved {
+    pub tenants: Vec<String>,
+    pub jobs: Vec<SimJob>,
+    pub duration_s_mean: f64,
+}
+
+/// Turns trace jobs (with names) into scheduler jobs (with ids) for `federation`.
+pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<Resolved, CliError> {
+    let tenants: Vec<String> =
+        trace.jobs.iter().map(|j| j.tenant.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let tenant_index: BTreeMap<&str, u32> = tenants.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+    let site = |name: &str, line: u64| {
+        federation.site_id(name).ok_or_else(|| {
+            CliError::input(
+                "unknown_reference",
+                format!("{source}:{line}: unknown site {name:?} in the federation {}", federation.name),
+            )
+        })
+    };
+    let mut jobs = Vec::with_capacity(trace.jobs.len());
+    for t in &trace.jobs {
+        let dataset = t
+            .dataset
+            .as_ref()
+            .map(|d| Ok::<_, CliError>(DatasetRef { site: site(&d.site, t.line)?, size_bytes: d.size_bytes }))
+            .transpose()?;
+        let latency = t
+            .latency
+            .as_ref()
+            .map(|l| {
+                Ok::<_, CliError>(LatencyRequirement {
+                    site: site(&l.site, t.line)?,
+                    latency_us_max: (l.max_ms * 1000.0).round() as u32,
+                })
+            })
+            .transpose()?;
+        let spec = JobSpec {
+            name: t.id.clone(),
+            tenant: tenant_index[t.tenant.as_str()],
+            task: t.task,
+            gang_size: t.gang_size,
+            priority: t.priority,
+            preemptible: t.preemptible,
+            dataset,
+            residency_region: t.residency_region.clone(),
+            latency,
+            price_fen_per_card_hour_max: t.price_fen_per_card_hour_max,
+            deadline_unix_s: t.deadline_s.map(|d| d as i64),
+            runtime_estimate_s: t.estimate_s,
+        };
+        spec.validate().map_err(|e| CliError::input(e.code(), format!("{source}:{}: {e}", t.line)))?;
+        jobs.push(SimJob {
+            name: t.id.clone(),
+            job: Job { spec, submit_s: t.submit_s, green: t.green, oracle_duration_s: Some(t.duration_s) },
+            duration_s: t.duration_s,
+        });
+    }
+    let duration_s_mean = trace.jobs.iter().map(|j| j.duration_s as f64).sum::<f64>() / trace.jobs.len().max(1) as f64;
+    Ok(Resolved { tenants, jobs, duration_s_mean })
+}
+
+fn parse_outage(text: &str, federation: &Federation) -> Result<Outage, CliError> {
+    let bad = || {
+        CliError::input(
+            "invalid_argument",
+            format!("--outage {text:?}: expected POOL:START_S:DURATION_S, e.g. philly:864000:21600"),
+        )
+    };
+    let mut parts = text.rsplitn(3, ':');
+    let duration_s: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let start_s: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let name = parts.next().ok_or_else(bad)?;
+    let pool = federation.pools().find(|(_, p)| p.name == name).map(|(id, _)| id).ok_or_else(|| {
+        let known = federation.pools().map(|(_, p)| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        CliError::input("unknown_reference", format!("--outage: unknown pool {name:?}; pools are: {known}"))
+    })?;
+    Ok(Outage { pool, start_s, duration_s })
+}
+
+pub fn simulate(args: &QueueArgs) -> Result<(), CliError> {
+    let catalog = input::catalog(args.input.catalog.as_deref())?;
+    let federation_source = args.federation.display().to_string();
+    let federation =
+        suanwang_formats::federation::parse(&federation_source, &input::read_text(&args.federation)?, &catalog)?;
+    if federation.pool_count() == 0 {
+        return Err(CliError::input("empty_federation", format!("{federation_source}: the federation has no pools")));
+    }
+    let outages = args.outage.iter().map(|o| parse_outage(o, &federation)).collect::<Result<Vec<_>, _>>()?;
+    let reference_tflops = match &args.reference_accelerator {
+        None => None,
+        Some(name) => {
+            let id = catalog
+                .resolve(name)
+                .map_err(|e| CliError::input(e.code(), format!("--reference-accelerator: {e}")))?;
+            Some(catalog.get(id).fp16_dense_tflops.ok_or_else(|| {
+                CliError::input(
+                    "invalid_argument",
+                    format!("--reference-accelerator: {name} has no published FP16 figure"),
+                )
+            })?)
+        }
+    };
+    let trace = load_trace(&args.input, &catalog)?;
+    let resolved = resolve(&trace, &federation, &args.input.trace.display().to_string())?;
+    let policies = args.policy.as_ref().map_or_else(|| vec![QueuePolicy::DEFAULT], |list| list.0.clone());
+    let started = Instant::now();
+    let scenarios: Vec<Scenario> = policies
+        .iter()
+        .map(|&policy| {
+            let mut scheduler = SchedulerConfig {
+                policy,
+                node_policy: args.placement,
+                las_threshold_device_s: args.las_threshold,
+                ..SchedulerConfig::default()
+            };
+            scheduler.choice.reference_tflops = reference_tflops;
+            Scenario { scheduler, outages: outages.clone(), explain: args.explain.is_some() }
+        })
+        .collect();
+    let runs: Vec<QueueRun> = parallel::map(
+        &scenarios,
+        parallel::threads(args.threads),
+        |scenario| queue::run(&federation, resolved.tenants.len(), &resolved.jobs, scenario),
+        || {},
+    );
+    let elapsed = started.elapsed();
+    let results: Vec<PolicyJson> =
+        policies.iter().zip(&runs).map(|(p, run)| PolicyJson::new(*p, run, &federation, &resolved)).collect();
+    let text = match args.format {
+        Format::Json => {
+            let json = if results.len() == 1 {
+                serde_json::to_string_pretty(&results[0])
+            } else {
+                serde_json::to_string_pretty(&results)
+            };
+            json.map_err(|e| CliError::internal("serialize", e.to_string()))? + "\n"
+        }
+        Format::Table => table(&trace, &federation, &resolved, &results),
+    };
+    print(&text)?;
+    eprintln!("{} policies over {} jobs in {:.1} s", policies.len(), resolved.jobs.len(), elapsed.as_secs_f64());
+    if let Some(path) = &args.explain {
+        let mut lines = String::new();
+        for (policy, run) in policies.iter().zip(&runs) {
+            for e in &run.explanations {
+                let line =
+                    ExplainJson { policy: policy.to_string(), job: &e.job, start_s: e.start_s, reason: &e.reason };
+                lines += &serde_json::to_string(&line).map_err(|e| CliError::internal("serialize", e.to_string()))?;
+                lines.push('\n');
+            }
+        }
+        std::fs::write(path, lines)
+            .map_err(|e| CliError::input("output_unwritable", format!("{}: {e}", path.display())))?;
+        eprintln!("explanations written to {}", path.display());
+    }
+    if let Some(path) = &args.report {
+        let series: Vec<suanwang_report::queue::PolicySeries> = policies
+            .iter()
+            .zip(&runs)
+            .map(|(p, run)| suanwang_report::queue::PolicySeries::new(p.to_string(), run, &federation))
+            .collect();
+        let title = format!("{} on {}", args.input.trace.display(), federation.name);
+        let html = suanwang_report::queue::queue_report(&title, &series);
+        std::fs::write(path, html)
+            .map_err(|e| CliError::input("report_unwritable", format!("{}: {e}", path.display())))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ExplainJson<'a> {
+    policy: String,
+    job: &'a str,
+    start_s: u64,
+    reason: &'a str,
+}
+
+/// The JSON shape of one policy's queue simulation (documented in docs/simulate-queue.md).
+#[derive(Serialize)]
+struct PolicyJson {
+    policy: String,
+    summary: SummaryJson,
+    pools: Vec<PoolJson>,
+    tenants: Vec<TenantJson>,
+    unschedulable: Vec<UnschedulableJson>,
+}
+
+#[derive(Serialize)]
+struct SummaryJson {
+    jobs: usize,
+    jobs_unschedulable: usize,
+    jct_s_mean: f64,
+    jct_s_p50: f64,
+    jct_s_p99: f64,
+    queue_s_mean: f64,
+    queue_s_p50: f64,
+    makespan_s: u64,
+    utilization_pct: f64,
+    cost_fen_total: i64,
+    energy_kwh_total: f64,
+    jobs_preempted: usize,
+    preemptions_per_job: f64,
+    jobs_failed_over: usize,
+    /// The mean duration: the mean JCT if no job ever waited (a lower bound).
+    duration_s_mean: f64,
+}
+
+#[derive(Serialize)]
+struct PoolJson {
+    pool: String,
+    jobs_started: u64,
+    gpu_hours: f64,
+    utilization_pct: f64,
+}
+
+#[derive(Serialize)]
+struct TenantJson {
+    tenant: String,
+    jobs: usize,
+    jct_s_mean: f64,
+    queue_s_mean: f64,
+    cost_fen: i64,
+}
+
+#[derive(Serialize)]
+struct UnschedulableJson {
+    job: String,
+    reason: String,
+}
+
+impl SummaryJson {
+    fn new(s: &QueueSummary, duration_s_mean: f64) -> Self {
+        SummaryJson {
+            jobs: s.jobs,
+            jobs_unschedulable: s.jobs_unschedulable,
+            jct_s_mean: round2(s.jct_s_mean),
+            jct_s_p50: round2(s.jct_s_p50),
+            jct_s_p99: round2(s.jct_s_p99),
+            queue_s_mean: round2(s.queue_s_mean),
+            queue_s_p50: round2(s.queue_s_p50),
+            makespan_s: s.makespan_s,
+            utilization_pct: round2(s.utilization_pct),
+            cost_fen_total: s.cost_fen_total,
+            energy_kwh_total: round2(s.energy_kwh_total),
+            jobs_preempted: s.jobs_preempted,
+            preemptions_per_job: if s.jobs == 0 {
+                0.0
+            } else {
+                (s.preemptions_total as f64 / s.jobs as f64 * 10_000.0).round() / 10_000.0
+            },
+            jobs_failed_over: s.jobs_failed_over,
+            duration_s_mean: round2(duration_s_mean),
+        }
+    }
+}
+
+impl PolicyJson {
+    fn new(policy: QueuePolicy, run: &QueueRun, federation: &Federation, resolved: &Resolved) -> Self {
+        let used: u128 = run.pool_use.iter().map(|u| u.0).sum();
+        let capacity: u64 = run.pool_capacity.iter().sum();
+        let summary = queue::summarise(&run.jobs, run.makespan_s, used, capacity);
+        let pools = federation
+            .pools()
+            .map(|(id, pool)| {
+                let (milli_s, started) = run.pool_use[id.index()];
+                let capacity = run.pool_capacity[id.index()];
+                PoolJson {
+                    pool: pool.name.clone(),
+                    jobs_started: started,
+                    gpu_hours: round2(milli_s as f64 / 1000.0 / 3600.0),
+                    utilization_pct: if capacity == 0 || run.makespan_s == 0 {
+                        0.0
+                    } else {
+                        round2(milli_s as f64 * 100.0 / (capacity as f64 * run.makespan_s as f64))
+                    },
+                }
+            })
+            .collect();
+        let tenants = resolved
+            .tenants
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mine: Vec<_> = run.jobs.iter().filter(|o| o.tenant as usize == i).collect();
+                let s = queue::summarise(mine.iter().copied(), run.makespan_s, 0, 0);
+                TenantJson {
+                    tenant: name.clone(),
+                    jobs: s.jobs,
+                    jct_s_mean: round2(s.jct_s_mean),
+                    queue_s_mean: round2(s.queue_s_mean),
+                    cost_fen: s.cost_fen_total,
+                }
+            })
+            .collect();
+        let unschedulable = run
+            .jobs
+            .iter()
+            .filter_map(|o| o.rejected.as_ref().map(|r| UnschedulableJson { job: o.name.clone(), reason: r.clone() }))
+            .take(20)
+            .collect();
+        let _ = PoolId::from_index(0);
+        PolicyJson {
+            policy: policy.to_string(),
+            summary: SummaryJson::new(&summary, resolved.duration_s_mean),
+            pools,
+            tenants,
+            unschedulable,
+        }
+    }
+}
+
+fn hours(seconds: f64) -> String {
+    format!("{:.2}", seconds / 3600.0)
+}
+
+fn table(trace: &Trace, federation: &Federation, resolved: &Resolved, results: &[PolicyJson]) -> String {
+    let capacity: u64 = federation.capacity().total.cards;
+    let mut out = format!(
+        "{} jobs from {} tenants on {} ({} pools, {} cards); no-queueing lower bound (mean duration): {} h\n\n",
+        trace.jobs.len(),
+        resolved.tenants.len(),
+        federation.name,
+        federation.pool_count(),
+        capacity,
+        hours(resolved.duration_s_mean)
+    );
+    let mut table = Table::new(&[
+        "policy",
+        "jobs",
+        "JCT mean h",
+        "JCT p50 h",
+        "JCT p99 h",
+        "queue mean h",
+        "preempt/job",
+        "failed over",
+        "util %",
+        "cost ¥",
+        "unschedulable",
+    ]);
+    for r in results {
+        let s = &r.summary;
+        table.row(vec![
+            r.policy.clone(),
+            s.jobs.to_string(),
+            hours(s.jct_s_mean),
+            hours(s.jct_s_p50),
+            hours(s.jct_s_p99),
+            hours(s.queue_s_mean),
+            format!("{:.3}", s.preemptions_per_job),
+            s.jobs_failed_over.to_string(),
+            format!("{:.1}", s.utilization_pct),
+            format!("{:.2}", s.cost_fen_total as f64 / 100.0),
+            s.jobs_unschedulable.to_string(),
+        ]);
+    }
+    out += &table.render();
+    if let Some(fifo) = results.iter().find(|r| r.policy == "fifo") {
+        out += "\nmean JCT relative to fifo: ";
+        out += &results
+            .iter()
+            .map(|r| format!("{} {:.2}×", r.policy, r.summary.jct_s_mean / fifo.summary.jct_s_mean.max(1e-9)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push('\n');
+    }
+    out
+}
