@@ -11,8 +11,10 @@
 //!   there is none, divided by the job's speed on that pool's accelerator);
 //! - data: egress price × GiB moved from the data set's site, plus the cards' price while they
 //!   wait for the transfer (size ÷ route bandwidth);
-//! - carbon, for tenants who ask for green: kg CO₂ (board power × cards × hours × PUE × grid
-//!   intensity × (1 − green share)) × the carbon price.
+//!
+//! A tenant who asks for **green** gets, among the pools that cost at most `green_premium_pct`
+//! more than the cheapest, the one with the least carbon: board power × cards × hours × PUE ×
+//! grid intensity × (1 − the pool's green share).
 //!
 //! Ties go to the pool with less free accelerator capacity (packing), then to the lower id.
 
@@ -35,8 +37,8 @@ pub struct ChoiceConfig {
     pub reference_tflops: Option<f64>,
     /// Grid carbon intensity, g CO₂ per kWh (Guangdong's grid is about 500).
     pub grid_carbon_g_per_kwh: f64,
-    /// What a green tenant pays per kg CO₂ avoided, in fen (internal price, for choosing only).
-    pub carbon_fen_per_kg: f64,
+    /// How much more than the cheapest pool (in %) a green tenant accepts for less carbon.
+    pub green_premium_pct: f64,
 }
 
 impl Default for ChoiceConfig {
@@ -45,7 +47,7 @@ impl Default for ChoiceConfig {
             default_runtime_s: 3600,
             reference_tflops: None,
             grid_carbon_g_per_kwh: 500.0,
-            carbon_fen_per_kg: 200.0,
+            green_premium_pct: 25.0,
         }
     }
 }
@@ -131,14 +133,14 @@ pub fn infeasible_reason(federation: &Federation, pool: &Pool, spec: &JobSpec) -
 
 /// The estimated total of running `spec` in `pool` on `model`, with its explanation.
 pub struct Estimate {
-    /// Total in fen (compute + data + carbon), for comparing pools.
+    /// Total in fen (compute + data), for comparing pools.
     pub total_fen: f64,
     /// Compute part.
     pub compute_fen: f64,
     /// Data part (egress and cards idle during transfer).
     pub data_fen: f64,
-    /// Carbon part (0 unless the tenant asked for green).
-    pub carbon_fen: f64,
+    /// Expected emissions, kg CO₂.
+    pub carbon_kg: f64,
     /// Transfer time of the data set, seconds.
     pub transfer_s: f64,
     /// Bytes moved.
@@ -153,7 +155,6 @@ pub fn estimate(
     pool: &Pool,
     spec: &JobSpec,
     model: Option<AcceleratorId>,
-    green: bool,
     config: &ChoiceConfig,
 ) -> Estimate {
     let cards = f64::from(spec.task.accelerators().count()) * f64::from(spec.gang_size);
@@ -178,24 +179,10 @@ pub fn estimate(
         data_fen = gib * route.egress_fen_per_gib as f64 + hourly_fen * transfer_s / 3600.0;
         moved_bytes = dataset.size_bytes;
     }
-    let carbon_fen = if green {
-        let power_w = model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(300) as f64;
-        let kwh = power_w * cards.max(card_fraction) * hours * pool.pue / 1000.0;
-        kwh * config.grid_carbon_g_per_kwh * (1.0 - f64::from(pool.green_share_pct) / 100.0) / 1000.0
-            * config.carbon_fen_per_kg
-    } else {
-        0.0
-    };
-    let _ = cards;
-    Estimate {
-        total_fen: compute_fen + data_fen + carbon_fen,
-        compute_fen,
-        data_fen,
-        carbon_fen,
-        transfer_s,
-        moved_bytes,
-        runtime_s,
-    }
+    let power_w = model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(300) as f64;
+    let kwh = power_w * cards.max(card_fraction) * hours * pool.pue / 1000.0;
+    let carbon_kg = kwh * config.grid_carbon_g_per_kwh * (1.0 - f64::from(pool.green_share_pct) / 100.0) / 1000.0;
+    Estimate { total_fen: compute_fen + data_fen, compute_fen, data_fen, carbon_kg, transfer_s, moved_bytes, runtime_s }
 }
 
 /// An explanation of a choice, in words.
@@ -206,8 +193,11 @@ pub fn explain(
     estimate: &Estimate,
     feasible: usize,
     candidates: usize,
+    green: Option<f64>,
 ) -> String {
-    let mut text = if candidates > 1 {
+    let mut text = if let Some(premium) = green.filter(|_| candidates > 1) {
+        format!("least carbon of {candidates} pools that could start it now within {premium:.0}% of the cheapest price")
+    } else if candidates > 1 {
         format!("cheapest of {candidates} pools that could start it now ({feasible} feasible)")
     } else if feasible > 1 {
         format!("the only one of {feasible} feasible pools that could start it now")
@@ -239,8 +229,8 @@ pub fn explain(
     } else if spec.dataset.is_some() {
         let _ = write!(text, "; data already here");
     }
-    if estimate.carbon_fen > 0.0 {
-        let _ = write!(text, "; {}% green power", pool.green_share_pct);
+    if green.is_some() {
+        let _ = write!(text, "; {}% green power, {:.1} kg CO₂", pool.green_share_pct, estimate.carbon_kg);
     }
     text
 }

@@ -473,7 +473,8 @@ impl Scheduler {
         let spec = &record.job.spec;
         let green = record.job.green;
         let request = spec.task.accelerators();
-        let mut candidates: Vec<(f64, u64, PoolId, Option<AcceleratorId>)> = Vec::new();
+        // (cost, carbon, free capacity, pool)
+        let mut candidates: Vec<(f64, f64, u64, PoolId)> = Vec::new();
         for &pool_id in &record.feasible {
             let runtime = &self.pools[pool_id.index()];
             if !runtime.healthy || !self.quick_fit(pool_id, &spec.task, spec.gang_size) {
@@ -483,22 +484,34 @@ impl Scheduler {
                 self.books[pool_id.index()].models.iter().copied().find(|m| spec.task.accepted_models().contains(*m));
             let model = if request.count() == 0 { None } else { model };
             let pool = self.federation.pool(pool_id);
-            let cost = estimate(&self.federation, pool, spec, model, green, &self.config.choice).total_fen;
+            let estimate = estimate(&self.federation, pool, spec, model, &self.config.choice);
             let free = runtime.cluster.gpu_milli_capacity() - runtime.cluster.gpu_milli_allocated();
-            candidates.push((cost, free, pool_id, model));
+            candidates.push((estimate.total_fen, estimate.carbon_kg, free, pool_id));
         }
-        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let by_cost = |a: &(f64, f64, u64, PoolId), b: &(f64, f64, u64, PoolId)| {
+            a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3))
+        };
+        candidates.sort_by(by_cost);
+        let green_premium = green.then_some(self.config.choice.green_premium_pct);
+        if let (Some(premium), Some(cheapest)) = (green_premium, candidates.first().map(|c| c.0)) {
+            // Within the premium: least carbon first; the rest stay by cost after them.
+            let limit = cheapest * (1.0 + premium / 100.0);
+            let split = candidates.partition_point(|c| c.0 <= limit);
+            candidates[..split].sort_by(|a, b| a.1.total_cmp(&b.1).then(by_cost(a, b)));
+        }
         let feasible = record.feasible.len();
         let count = candidates.len();
-        for (_, _, pool_id, _) in candidates {
+        for (_, _, _, pool_id) in candidates {
             if let Some(assignments) = self.place_gang(pool_id, id) {
                 let spec = &self.jobs[id.index()].job.spec;
                 let model = assignments.first().and_then(|a| self.pools[pool_id.index()].cluster.node(a.node).model());
                 let pool = self.federation.pool(pool_id);
-                let est =
-                    estimate(&self.federation, pool, spec, model, self.jobs[id.index()].job.green, &self.config.choice);
-                let explanation =
-                    format!("{}: {}", pool.name, explain(&self.federation, pool, spec, &est, feasible, count));
+                let est = estimate(&self.federation, pool, spec, model, &self.config.choice);
+                let explanation = format!(
+                    "{}: {}",
+                    pool.name,
+                    explain(&self.federation, pool, spec, &est, feasible, count, green_premium)
+                );
                 return Some((pool_id, assignments, explanation));
             }
         }

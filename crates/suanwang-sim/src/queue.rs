@@ -209,6 +209,7 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
                     stop_run(&mut live[index], now, &mut pool_use, &scheduler, JobId(job));
                     live[index].remaining = 0.0;
                     scheduler.finish(JobId(job), now);
+                    debug_assert!(outcomes[index].end_s.is_none(), "a job ends exactly once");
                     outcomes[index].end_s = Some(now);
                     makespan = makespan.max(now);
                 }
@@ -430,5 +431,120 @@ pub fn summarise<'a>(
         jobs_preempted: outcomes.iter().filter(|o| o.preemptions > 0).count(),
         preemptions_total: outcomes.iter().map(|o| u64::from(o.preemptions)).sum(),
         jobs_failed_over: outcomes.iter().filter(|o| o.failovers > 0).count(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use suanwang_model::catalog::AcceleratorSet;
+    use suanwang_model::job::{AcceleratorRequest, JobSpec, TaskSpec};
+    use suanwang_sched::policy::QueuePolicy;
+
+    use super::*;
+
+    const FEDERATION: &str = r#"
+name = "q"
+[[site]]
+name = "a"
+city = "A"
+region = "R"
+latitude_deg = 0.0
+longitude_deg = 0.0
+[[pool]]
+name = "one"
+site = "a"
+provider = "x"
+backend = "sim"
+pue = 1.2
+card_hour_fen = { "A800" = 1000 }
+[[pool.nodes]]
+count = 3
+accelerator = "A800"
+accelerators_per_node = 8
+cpu_milli = 64000
+memory_mib = 524288
+[[pool]]
+name = "two"
+site = "a"
+provider = "y"
+backend = "sim"
+pue = 1.2
+card_hour_fen = { "A800" = 1200 }
+[[pool.nodes]]
+count = 2
+accelerator = "A800"
+accelerators_per_node = 8
+cpu_milli = 64000
+memory_mib = 524288
+"#;
+
+    fn federation() -> Federation {
+        suanwang_formats::federation::parse("q.toml", FEDERATION, &suanwang_formats::catalog::builtin()).expect("valid")
+    }
+
+    fn jobs(shapes: &[(u64, u64, u8, u16, u32)]) -> Vec<SimJob> {
+        let mut jobs: Vec<SimJob> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(submit, duration, gpus, gang, tenant))| {
+                let request =
+                    if gpus == 0 { AcceleratorRequest::NONE } else { AcceleratorRequest::whole(gpus).expect("≤ 8") };
+                let spec = JobSpec {
+                    name: format!("j{i}"),
+                    tenant,
+                    task: TaskSpec::new(1000, 1024, request, AcceleratorSet::ANY).expect("valid"),
+                    gang_size: gang,
+                    priority: 0,
+                    preemptible: true,
+                    dataset: None,
+                    residency_region: None,
+                    latency: None,
+                    price_fen_per_card_hour_max: None,
+                    deadline_unix_s: None,
+                    runtime_estimate_s: None,
+                };
+                SimJob {
+                    name: format!("j{i}"),
+                    job: Job { spec, submit_s: submit, green: false, oracle_duration_s: Some(duration) },
+                    duration_s: duration,
+                }
+            })
+            .collect();
+        jobs.sort_by_key(|j| j.job.submit_s);
+        jobs
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_job_ends_exactly_once_and_never_early(
+            shapes in prop::collection::vec((0u64..2000, 1u64..500, prop_oneof![Just(0u8), Just(1), Just(2), Just(8)], 1u16..=3, 0u32..2), 1..60),
+            outage in prop::option::of((0u64..2000, 1u64..800)),
+            policy in 0usize..10,
+        ) {
+            let federation = federation();
+            let jobs = jobs(&shapes);
+            let outages = outage.map(|(start_s, duration_s)| Outage { pool: PoolId::from_index(0), start_s, duration_s }).into_iter().collect();
+            let scheduler = SchedulerConfig { policy: QueuePolicy::all()[policy], las_threshold_device_s: 300, ..SchedulerConfig::default() };
+            let scenario = Scenario { scheduler, outages, explain: true };
+            let run = run(&federation, 2, &jobs, &scenario);
+            for (outcome, job) in run.jobs.iter().zip(&jobs) {
+                if outcome.rejected.is_some() {
+                    continue;
+                }
+                let end = outcome.end_s.expect("every accepted job finishes");
+                let start = outcome.first_start_s.expect("and started");
+                prop_assert!(job.job.submit_s <= start && start <= end);
+                prop_assert!(end - start >= job.duration_s, "no job finishes faster than its duration (speed 1)");
+            }
+            let used: u128 = run.pool_use.iter().map(|u| u.0).sum();
+            let summary = summarise(&run.jobs, run.makespan_s, used, run.pool_capacity.iter().sum());
+            prop_assert!(summary.utilization_pct <= 100.0 + 1e-9);
+            prop_assert!(run.series.iter().all(|s| s.utilization_pct <= 100.0 + 1e-9));
+            let again = super::run(&federation, 2, &jobs, &scenario);
+            prop_assert_eq!(again.jobs, run.jobs, "deterministic");
+        }
     }
 }

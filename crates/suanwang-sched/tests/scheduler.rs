@@ -1,0 +1,244 @@
+//! The scheduler's behaviours, one small scenario each.
+
+#![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
+
+use suanwang_model::catalog::AcceleratorSet;
+use suanwang_model::federation::{Federation, PoolId};
+use suanwang_model::job::{AcceleratorRequest, DatasetRef, JobSpec, LatencyRequirement, TaskSpec};
+use suanwang_placement::profile::WorkloadProfile;
+use suanwang_sched::job::{Job, JobId, JobState};
+use suanwang_sched::policy::QueuePolicy;
+use suanwang_sched::scheduler::{Decision, Scheduler, SchedulerConfig, SubmitError};
+
+/// Two sites 5 ms apart in different regions; pool `a` (2 nodes × 8 GPUs, ¥10) at `sz`, pool `b`
+/// (2 nodes × 8 GPUs, ¥12, 80% green) at `hk`.
+const TWO_POOLS: &str = r#"
+name = "t"
+[[site]]
+name = "sz"
+city = "Shenzhen"
+region = "CN-GD"
+latitude_deg = 22.5
+longitude_deg = 114.0
+[[site]]
+name = "hk"
+city = "Hong Kong"
+region = "HK"
+latitude_deg = 22.3
+longitude_deg = 114.2
+[[link]]
+between = ["sz", "hk"]
+latency_ms = 5.0
+bandwidth_gbps = 10
+egress_fen_per_gib = 100
+[[pool]]
+name = "a"
+site = "sz"
+provider = "x"
+backend = "sim"
+pue = 1.5
+green_share_pct = 0
+card_hour_fen = { "A800" = 1000 }
+[[pool.nodes]]
+count = 2
+accelerator = "A800"
+accelerators_per_node = 8
+cpu_milli = 128000
+memory_mib = 1048576
+[[pool]]
+name = "b"
+site = "hk"
+provider = "y"
+backend = "sim"
+pue = 1.1
+green_share_pct = 80
+card_hour_fen = { "A800" = 1200 }
+[[pool.nodes]]
+count = 2
+accelerator = "A800"
+accelerators_per_node = 8
+cpu_milli = 128000
+memory_mib = 1048576
+"#;
+
+fn federation(text: &str) -> Federation {
+    suanwang_formats::federation::parse("t.toml", text, &suanwang_formats::catalog::builtin()).unwrap()
+}
+
+/// `TWO_POOLS` without pool `b`.
+fn one_pool() -> Federation {
+    federation(&TWO_POOLS[..TWO_POOLS.rfind("[[pool]]").unwrap()])
+}
+
+fn spec(tenant: u32, gpus_per_task: u8, gang: u16) -> JobSpec {
+    JobSpec {
+        name: String::new(),
+        tenant,
+        task: TaskSpec::new(1000, 1024, AcceleratorRequest::whole(gpus_per_task).unwrap(), AcceleratorSet::ANY)
+            .unwrap(),
+        gang_size: gang,
+        priority: 0,
+        preemptible: true,
+        dataset: None,
+        residency_region: None,
+        latency: None,
+        price_fen_per_card_hour_max: None,
+        deadline_unix_s: None,
+        runtime_estimate_s: None,
+    }
+}
+
+fn job(spec: JobSpec, submit_s: u64) -> Job {
+    Job { spec, submit_s, green: false, oracle_duration_s: None }
+}
+
+fn scheduler(federation: &Federation, policy: &str) -> Scheduler {
+    let config = SchedulerConfig { policy: policy.parse::<QueuePolicy>().unwrap(), ..SchedulerConfig::default() };
+    Scheduler::new(federation, 3, config, &WorkloadProfile::default())
+}
+
+fn started(decisions: &[Decision]) -> Vec<u32> {
+    decisions.iter().filter_map(|d| if let Decision::Start { job, .. } = d { Some(job.0) } else { None }).collect()
+}
+
+fn pool_of(s: &Scheduler, id: JobId) -> Option<PoolId> {
+    if let JobState::Running { pool, .. } = s.state(id) { Some(*pool) } else { None }
+}
+
+#[test]
+fn fifo_waits_behind_its_head_and_backfilling_does_not() {
+    let federation = one_pool();
+    for (policy, expected) in [("fifo", vec![0]), ("fifo+backfill", vec![0, 2])] {
+        let mut s = scheduler(&federation, policy);
+        s.submit(job(spec(0, 1, 1), 0), 0).unwrap(); // 1 GPU: leaves no node fully free
+        s.submit(job(spec(0, 8, 2), 1), 1).unwrap(); // 2 × 8 GPUs: needs both nodes empty
+        s.submit(job(spec(0, 1, 1), 2), 2).unwrap();
+        assert_eq!(started(&s.schedule(2)), expected, "{policy}");
+    }
+}
+
+#[test]
+fn a_gang_is_placed_whole_or_not_at_all() {
+    let federation = one_pool();
+    let mut s = scheduler(&federation, "fifo");
+    s.submit(job(spec(0, 8, 3), 0), 0).unwrap_err(); // three 8-GPU tasks never fit two nodes
+    let id = s.submit(job(spec(0, 4, 3), 0), 0).unwrap(); // three 4-GPU tasks fit (two share a node)
+    s.submit(job(spec(0, 8, 1), 0), 0).unwrap();
+    let decisions = s.schedule(0);
+    assert_eq!(started(&decisions), vec![id.0]);
+    let JobState::Running { assignments, .. } = s.state(id) else { panic!("running") };
+    assert_eq!(assignments.len(), 3);
+    assert_eq!(
+        s.pool(PoolId::from_index(0)).cluster.gpu_milli_allocated(),
+        12_000,
+        "the second job was not half placed"
+    );
+}
+
+#[test]
+fn las_preempts_a_job_that_has_had_its_share() {
+    let federation = one_pool();
+    let mut config = SchedulerConfig { policy: "las".parse().unwrap(), ..SchedulerConfig::default() };
+    config.las_threshold_device_s = 100;
+    let mut s = Scheduler::new(&federation, 1, config, &WorkloadProfile::default());
+    let long = s.submit(job(spec(0, 8, 2), 0), 0).unwrap();
+    assert_eq!(started(&s.schedule(0)), vec![long.0]);
+    let newcomer = s.submit(job(spec(0, 8, 1), 5), 5).unwrap();
+    assert_eq!(s.next_wakeup(5), Some(7), "16 GPUs pass 100 device-seconds after 7 s");
+    let decisions = s.schedule(7);
+    assert_eq!(decisions[0], Decision::Preempt { job: long, for_job: newcomer });
+    assert_eq!(started(&decisions), vec![newcomer.0]);
+    assert_eq!(s.counters(long).preemptions, 1);
+    assert_eq!(*s.state(long), JobState::Queued);
+}
+
+#[test]
+fn a_failed_pool_hands_its_jobs_to_another() {
+    let federation = federation(TWO_POOLS);
+    let mut s = scheduler(&federation, "fifo");
+    let id = s.submit(job(spec(0, 8, 1), 0), 0).unwrap();
+    s.schedule(0);
+    assert_eq!(pool_of(&s, id), Some(PoolId::from_index(0)), "the cheaper pool first");
+    assert_eq!(s.set_pool_health(PoolId::from_index(0), false, 10), vec![id]);
+    assert_eq!(s.counters(id).failovers, 1);
+    s.schedule(10);
+    assert_eq!(pool_of(&s, id), Some(PoolId::from_index(1)), "failed over to the other pool");
+    assert_eq!(s.pool(PoolId::from_index(0)).cluster.gpu_milli_allocated(), 0);
+}
+
+#[test]
+fn constraints_reject_with_reasons() {
+    let federation = federation(TWO_POOLS);
+    let mut s = scheduler(&federation, "fifo");
+    let mut abroad = spec(0, 1, 1);
+    abroad.residency_region = Some("CN-SH".to_owned());
+    let err = s.submit(job(abroad, 0), 0).unwrap_err();
+    assert_eq!(err.code(), "unschedulable");
+    assert!(err.to_string().contains("a: outside residency region CN-SH"), "{err}");
+    let mut near = spec(0, 1, 1);
+    near.latency = Some(LatencyRequirement { site: federation.site_id("sz").unwrap(), latency_us_max: 1000 });
+    near.residency_region = None;
+    let id = s.submit(job(near.clone(), 0), 0).unwrap();
+    s.schedule(0);
+    assert_eq!(pool_of(&s, id), Some(PoolId::from_index(0)), "hk is 5 ms away, over the bound");
+    near.price_fen_per_card_hour_max = Some(500);
+    assert!(s.submit(job(near, 0), 0).unwrap_err().to_string().contains("more than ¥5.00/card-hour"));
+    assert_eq!(s.submit(job(spec(9, 1, 1), 0), 0), Err(SubmitError::UnknownTenant(9)));
+}
+
+#[test]
+fn drf_serves_the_tenant_with_the_smaller_share() {
+    let federation = one_pool();
+    let mut s = scheduler(&federation, "drf");
+    let first: Vec<JobId> = (0..2).map(|i| s.submit(job(spec(0, 8, 1), i), i).unwrap()).collect();
+    s.schedule(1);
+    let waiting_a = s.submit(job(spec(0, 8, 1), 2), 2).unwrap();
+    let waiting_b = s.submit(job(spec(1, 8, 1), 3), 3).unwrap();
+    s.finish(first[0], 10);
+    assert_eq!(started(&s.schedule(10)), vec![waiting_b.0], "tenant 1 holds nothing, tenant 0 holds half");
+    assert_eq!(*s.state(waiting_a), JobState::Queued);
+}
+
+#[test]
+fn easy_backfilling_keeps_the_heads_reservation() {
+    let federation = one_pool();
+    let with_estimate = |gpus, gang, estimate| {
+        let mut s = spec(0, gpus, gang);
+        s.runtime_estimate_s = Some(estimate);
+        s
+    };
+    let mut s = scheduler(&federation, "fifo+backfill");
+    s.submit(job(with_estimate(8, 1, 100), 0), 0).unwrap();
+    s.schedule(0);
+    s.submit(job(with_estimate(8, 2, 100), 1), 1).unwrap(); // head: needs both nodes, reserved at t=100
+    let too_long = s.submit(job(with_estimate(8, 1, 500), 2), 2).unwrap();
+    let short = s.submit(job(with_estimate(8, 1, 50), 3), 3).unwrap();
+    assert_eq!(started(&s.schedule(3)), vec![short.0], "the 500 s job would delay the head; the 50 s job does not");
+    assert_eq!(*s.state(too_long), JobState::Queued);
+}
+
+#[test]
+fn pool_choice_weighs_price_data_and_green() {
+    let federation = federation(TWO_POOLS);
+    let hk = federation.site_id("hk").unwrap();
+    let mut s = scheduler(&federation, "fifo");
+    let plain = s.submit(job(spec(0, 1, 1), 0), 0).unwrap();
+    let mut data_there = spec(0, 1, 1);
+    data_there.dataset = Some(DatasetRef { site: hk, size_bytes: 500_000_000_000 });
+    let data = s.submit(job(data_there, 0), 0).unwrap();
+    let green = s.submit(Job { green: true, ..job(spec(0, 8, 1), 0) }, 0).unwrap();
+    let decisions = s.schedule(0);
+    let explanation = |id: JobId| {
+        decisions.iter().find_map(|d| match d {
+            Decision::Start { job, explanation, .. } if *job == id => Some(explanation.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(pool_of(&s, plain), Some(PoolId::from_index(0)), "¥10 beats ¥12");
+    assert!(explanation(plain).unwrap().starts_with("a: cheapest of 2 pools"), "{:?}", explanation(plain));
+    assert_eq!(pool_of(&s, data), Some(PoolId::from_index(1)), "500 GB at hk: moving it costs more than ¥2/h");
+    assert!(explanation(data).unwrap().contains("data already here"));
+    assert_eq!(pool_of(&s, green), Some(PoolId::from_index(1)), "¥12 is within 25% of ¥10, and 80% green");
+    let why = explanation(green).unwrap();
+    assert!(why.starts_with("b: least carbon of 2 pools") && why.contains("80% green power"), "{why}");
+}

@@ -1,0 +1,297 @@
+//! Black-box tests of `suanwang simulate queue` and `suanwang trace convert`.
+
+#![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn suanwang(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_suanwang"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+const TRACE: &str = "tests/fixtures/philly-small.csv";
+const FEDERATION: &str = "tests/fixtures/small-federation.toml";
+
+fn scratch(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("suanwang-queue-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn queue(trace: &str, format: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["simulate", "queue", "--trace", trace, "--trace-format", format, "--federation", FEDERATION];
+    args.extend_from_slice(extra);
+    suanwang(&args)
+}
+
+#[test]
+fn json_has_the_documented_shape_for_every_policy() {
+    let run = queue(TRACE, "philly", &["--policy", "all", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let results: Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    for result in results {
+        let summary = &result["summary"];
+        for key in [
+            "jobs",
+            "jct_s_mean",
+            "jct_s_p50",
+            "jct_s_p99",
+            "queue_s_mean",
+            "queue_s_p50",
+            "makespan_s",
+            "utilization_pct",
+            "cost_fen_total",
+            "energy_kwh_total",
+            "jobs_preempted",
+            "jobs_failed_over",
+        ] {
+            assert!(summary[key].is_number(), "{} lacks {key}", result["policy"]);
+        }
+        assert_eq!(summary["jobs"], 60, "every job finishes under {}", result["policy"]);
+        assert!(
+            summary["jct_s_mean"].as_f64().unwrap() >= summary["duration_s_mean"].as_f64().unwrap() - 1e-6,
+            "JCT ≥ no-queueing bound"
+        );
+        assert_eq!(result["pools"].as_array().unwrap().len(), 2);
+        assert_eq!(result["tenants"].as_array().unwrap().len(), 3);
+    }
+    let one = queue(TRACE, "philly", &["--format", "json"]);
+    let value: Value = serde_json::from_str(&one.stdout).unwrap();
+    assert_eq!(value["policy"], "las+backfill", "without --policy the default runs");
+    assert_eq!(queue(TRACE, "philly", &["--format", "json"]).stdout, one.stdout, "deterministic");
+}
+
+#[test]
+fn converting_to_jsonl_keeps_the_simulation_the_same() {
+    let jsonl = scratch("philly-small.jsonl", "");
+    let convert = suanwang(&[
+        "trace",
+        "convert",
+        "--trace",
+        TRACE,
+        "--trace-format",
+        "philly",
+        "--output",
+        jsonl.to_str().unwrap(),
+    ]);
+    assert_eq!(convert.code, 0, "{}", convert.stderr);
+    assert!(convert.stderr.contains("60 jobs converted"));
+    let from_csv = queue(TRACE, "philly", &["--policy", "fifo,las+backfill", "--format", "json"]);
+    let from_jsonl = queue(jsonl.to_str().unwrap(), "jsonl", &["--policy", "fifo,las+backfill", "--format", "json"]);
+    assert_eq!(from_csv.stdout, from_jsonl.stdout);
+}
+
+#[test]
+fn explanations_and_reports_are_written() {
+    let explain = scratch("why.jsonl", "");
+    let report = scratch("queue.html", "");
+    let run = queue(
+        TRACE,
+        "philly",
+        &["--policy", "fifo,drf", "--explain", explain.to_str().unwrap(), "--report", report.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&explain).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 120, "one line per start per policy");
+    let first = &lines[0];
+    assert_eq!(first["policy"], "fifo");
+    assert!(first["reason"].as_str().unwrap().starts_with("cheap: cheapest of 2 pools"), "{first}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert!(html.contains("Per-pool use") && !html.contains("<script"));
+}
+
+#[test]
+fn an_outage_fails_jobs_over() {
+    let run = queue(TRACE, "philly", &["--policy", "fifo+backfill", "--format", "json", "--outage", "cheap:3600:7200"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let value: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(value["summary"]["jobs_failed_over"].as_u64().unwrap() > 0);
+    assert_eq!(value["summary"]["jobs"], 60);
+}
+
+fn bad_input(args: &[&str], fragments: &[&str]) {
+    let run = suanwang(args);
+    assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    for fragment in fragments {
+        assert!(run.stderr.contains(fragment), "{args:?}: stderr lacks {fragment:?}:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("panicked"));
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let bad = scratch(
+        "bad.csv",
+        "timestamp,duration,num_gpus,gpu_time,cluster\n2017-10-01 08:00:00,60,1,60,a\n2017-10-01 08:01:00,sixty,1,60,a\n2017-10-01 08:02:00,60,1,60,a\n",
+    );
+    let bad = bad.to_str().unwrap();
+    bad_input(
+        &["simulate", "queue", "--trace", bad, "--trace-format", "philly", "--federation", FEDERATION],
+        &["error[invalid_value]", "bad.csv:3:2 (duration)"],
+    );
+    // With --skip-bad-lines it runs and says what it skipped.
+    let run = queue(bad, "philly", &["--skip-bad-lines"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("skipped 1 malformed lines") && run.stderr.contains("bad.csv:3:2"), "{}", run.stderr);
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            TRACE,
+            "--trace-format",
+            "philly",
+            "--federation",
+            FEDERATION,
+            "--policy",
+            "lifo",
+        ],
+        &["unknown queue policy \"lifo\""],
+    );
+    bad_input(
+        &["simulate", "queue", "--trace", TRACE, "--trace-format", "csv", "--federation", FEDERATION],
+        &["invalid value 'csv'"],
+    );
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            TRACE,
+            "--trace-format",
+            "philly",
+            "--federation",
+            FEDERATION,
+            "--outage",
+            "nowhere:1:2",
+        ],
+        &["unknown pool \"nowhere\""],
+    );
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            TRACE,
+            "--trace-format",
+            "philly",
+            "--federation",
+            FEDERATION,
+            "--outage",
+            "cheap:1",
+        ],
+        &["expected POOL:START_S:DURATION_S"],
+    );
+    let no_pools = scratch(
+        "no-pools.toml",
+        "name = \"empty\"\n[[site]]\nname = \"a\"\ncity = \"A\"\nregion = \"R\"\nlatitude_deg = 0.0\nlongitude_deg = 0.0\n",
+    );
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            TRACE,
+            "--trace-format",
+            "philly",
+            "--federation",
+            no_pools.to_str().unwrap(),
+        ],
+        &["error[empty_federation]", "the federation has no pools"],
+    );
+    bad_input(
+        &["simulate", "queue", "--trace", "missing.csv", "--trace-format", "philly", "--federation", FEDERATION],
+        &["error[file_not_found]"],
+    );
+    let unknown_site = scratch(
+        "site.jsonl",
+        "{\"id\":\"a\",\"tenant\":\"t\",\"submit_s\":0,\"duration_s\":5,\"gpus_per_task\":1,\"dataset\":{\"site\":\"mars\",\"size_bytes\":1}}\n",
+    );
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            unknown_site.to_str().unwrap(),
+            "--trace-format",
+            "jsonl",
+            "--federation",
+            FEDERATION,
+        ],
+        &["site.jsonl:1: unknown site \"mars\""],
+    );
+}
+
+#[test]
+fn a_job_that_can_never_fit_is_reported_not_queued_forever() {
+    let trace = scratch(
+        "huge.jsonl",
+        "{\"id\":\"ok\",\"tenant\":\"t\",\"submit_s\":0,\"duration_s\":5,\"gpus_per_task\":1}\n\
+         {\"id\":\"huge\",\"tenant\":\"t\",\"submit_s\":1,\"duration_s\":5,\"tasks\":9,\"gpus_per_task\":8}\n\
+         {\"id\":\"elsewhere\",\"tenant\":\"t\",\"submit_s\":2,\"duration_s\":5,\"gpus_per_task\":1,\"residency_region\":\"R9\"}\n",
+    );
+    let run = queue(trace.to_str().unwrap(), "jsonl", &["--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let value: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(value["summary"]["jobs"], 1);
+    assert_eq!(value["summary"]["jobs_unschedulable"], 2);
+    let reasons: Vec<String> =
+        value["unschedulable"].as_array().unwrap().iter().map(|u| format!("{}: {}", u["job"], u["reason"])).collect();
+    assert!(reasons[0].contains("huge") && reasons[0].contains("room for 4 of the gang's 9 tasks"), "{reasons:?}");
+    assert!(reasons[1].contains("outside residency region R9"), "{reasons:?}");
+}
+
+#[test]
+fn on_the_philly_trace_the_default_beats_fifo_by_more_than_half() {
+    let philly = std::env::var_os("SUANWANG_TRACES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces"))
+        .join("philly/philly.csv");
+    if !philly.is_file() {
+        eprintln!("SKIPPED: the Philly trace is not at ../shared/traces (set SUANWANG_TRACES to its folder)");
+        return;
+    }
+    let run = suanwang(&[
+        "simulate",
+        "queue",
+        "--trace",
+        philly.to_str().unwrap(),
+        "--trace-format",
+        "philly",
+        "--federation",
+        "../../examples/federations/philly.toml",
+        "--policy",
+        "fifo,las+backfill",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let results: Value = serde_json::from_str(&run.stdout).unwrap();
+    let jct = |i: usize| results[i]["summary"]["jct_s_mean"].as_f64().unwrap();
+    assert_eq!(results[0]["summary"]["jobs"], 82_247);
+    assert!(jct(1) <= 0.45 * jct(0), "default {} vs fifo {}", jct(1), jct(0));
+}
