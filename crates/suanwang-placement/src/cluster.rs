@@ -272,6 +272,48 @@ impl NodeState {
         fitting >= usize::from(request.count())
     }
 
+    /// This node as it would be if `task` gave back `devices` (for what-if planning, such as
+    /// choosing preemption victims); refuses what [`Cluster::release`] would refuse.
+    pub fn released(&self, devices: DeviceMask, task: &TaskSpec) -> Result<NodeState, ClusterError> {
+        let mut node = self.clone();
+        node.give_back(0, devices, task)?;
+        Ok(node)
+    }
+
+    /// Returns a task's resources to this node, or changes nothing and says why.
+    fn give_back(&mut self, node_number: u32, devices: DeviceMask, task: &TaskSpec) -> Result<(), ClusterError> {
+        let over = |reason| Err(ClusterError::OverRelease { node: node_number, reason });
+        if self.cpu_milli_free + task.cpu_milli() > self.cpu_milli_capacity {
+            return over("cpu");
+        }
+        if self.memory_mib_free + task.memory_mib() > self.memory_mib_capacity {
+            return over("memory");
+        }
+        let milli = task.accelerators().milli_per_device();
+        if devices.len() != u32::from(task.accelerators().count()) {
+            return over("wrong number of devices");
+        }
+        for device in devices.iter() {
+            if device >= self.device_count() || self.device_free_milli[device] + milli > MILLI_PER_DEVICE {
+                return over("device share");
+            }
+        }
+        let class = affinity_class(task);
+        if class.is_some_and(|c| self.affinity[c] == 0) {
+            return over("affinity count");
+        }
+        self.cpu_milli_free += task.cpu_milli();
+        self.memory_mib_free += task.memory_mib();
+        for device in devices.iter() {
+            self.device_free_milli[device] += milli;
+        }
+        if let Some(class) = class {
+            self.affinity[class] -= 1;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        Ok(())
+    }
+
     fn check_assignment(&self, node: u32, task: &TaskSpec, devices: DeviceMask) -> Result<(), ClusterError> {
         let fail = |reason| Err(ClusterError::DoesNotFit { node, reason });
         if self.cpu_milli_free < task.cpu_milli() {
@@ -378,35 +420,7 @@ impl Cluster {
     pub fn release(&mut self, assignment: Assignment, task: &TaskSpec) -> Result<(), ClusterError> {
         let node_number = assignment.node.0;
         let node = self.nodes.get_mut(assignment.node.index()).ok_or(ClusterError::NoSuchNode(node_number))?;
-        let over = |reason| Err(ClusterError::OverRelease { node: node_number, reason });
-        if node.cpu_milli_free + task.cpu_milli() > node.cpu_milli_capacity {
-            return over("cpu");
-        }
-        if node.memory_mib_free + task.memory_mib() > node.memory_mib_capacity {
-            return over("memory");
-        }
-        let milli = task.accelerators().milli_per_device();
-        if assignment.devices.len() != u32::from(task.accelerators().count()) {
-            return over("wrong number of devices");
-        }
-        for device in assignment.devices.iter() {
-            if device >= node.device_count() || node.device_free_milli[device] + milli > MILLI_PER_DEVICE {
-                return over("device share");
-            }
-        }
-        let class = affinity_class(task);
-        if class.is_some_and(|c| node.affinity[c] == 0) {
-            return over("affinity count");
-        }
-        node.cpu_milli_free += task.cpu_milli();
-        node.memory_mib_free += task.memory_mib();
-        for device in assignment.devices.iter() {
-            node.device_free_milli[device] += milli;
-        }
-        if let Some(class) = class {
-            node.affinity[class] -= 1;
-        }
-        node.generation = node.generation.wrapping_add(1);
+        node.give_back(node_number, assignment.devices, task)?;
         self.gpu_milli_allocated -= u64::from(task.accelerators().total_milli());
         Ok(())
     }

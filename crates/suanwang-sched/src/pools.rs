@@ -22,7 +22,7 @@ use std::fmt::Write;
 
 use suanwang_model::catalog::{AcceleratorId, Catalog};
 use suanwang_model::federation::{Federation, Pool, PoolId};
-use suanwang_model::job::JobSpec;
+use suanwang_model::job::{JobSpec, TaskSpec};
 use suanwang_placement::cluster::{Cluster, NodeIdx};
 use suanwang_placement::policy::Policy;
 
@@ -75,8 +75,31 @@ pub fn speed(catalog: &Catalog, model: Option<AcceleratorId>, config: &ChoiceCon
     }
 }
 
-/// Why a job cannot run in a pool, for explanations and rejections.
-pub fn infeasible_reason(federation: &Federation, pool: &Pool, spec: &JobSpec) -> Option<String> {
+/// How many tasks of this shape the pool's nodes could host when empty (its gang limit).
+pub fn empty_slots(pool: &Pool, task: &TaskSpec) -> u64 {
+    let request = task.accelerators();
+    pool.nodes
+        .iter()
+        .map(|n| {
+            if request.count() > 0 && !n.accelerator.is_some_and(|m| task.accepted_models().contains(m)) {
+                return 0;
+            }
+            let by = |capacity: u32, need: u32| capacity.checked_div(need).map_or(u64::MAX, u64::from);
+            by(n.cpu_milli, task.cpu_milli())
+                .min(by(n.memory_mib, task.memory_mib()))
+                .min(by(u32::from(n.accelerators), u32::from(request.count())))
+        })
+        .fold(0u64, |total, s| total.saturating_add(s))
+}
+
+/// Why a job cannot run in a pool, for explanations and rejections. `slots` computes
+/// [`empty_slots`] (callers may remember it per task shape).
+pub fn infeasible_reason(
+    federation: &Federation,
+    pool: &Pool,
+    spec: &JobSpec,
+    empty_slots: impl FnOnce(&Pool, &TaskSpec) -> u64,
+) -> Option<String> {
     let catalog = federation.catalog();
     let request = spec.task.accelerators();
     let site = federation.site(pool.site);
@@ -110,20 +133,7 @@ pub fn infeasible_reason(federation: &Federation, pool: &Pool, spec: &JobSpec) -
     {
         return Some(format!("every accepted card costs more than ¥{:.2}/card-hour", max as f64 / 100.0));
     }
-    // Task slots: how many tasks of the gang each node could host when empty.
-    let slots: u64 = pool
-        .nodes
-        .iter()
-        .map(|n| {
-            if request.count() > 0 && !n.accelerator.is_some_and(|m| spec.task.accepted_models().contains(m)) {
-                return 0;
-            }
-            let by = |capacity: u32, need: u32| capacity.checked_div(need).map_or(u64::MAX, u64::from);
-            by(n.cpu_milli, spec.task.cpu_milli())
-                .min(by(n.memory_mib, spec.task.memory_mib()))
-                .min(by(u32::from(n.accelerators), u32::from(request.count())))
-        })
-        .fold(0u64, |total, s| total.saturating_add(s));
+    let slots = empty_slots(pool, &spec.task);
     if slots < u64::from(spec.gang_size) {
         return Some(format!("room for {slots} of the gang's {} tasks even when empty", spec.gang_size));
     }

@@ -24,7 +24,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use suanwang_model::catalog::AcceleratorId;
 use suanwang_model::federation::{Federation, PoolId};
 use suanwang_model::job::TaskSpec;
-use suanwang_placement::cluster::{Assignment, Cluster, NodeIdx};
+use suanwang_placement::cluster::{Assignment, Cluster, NodeIdx, NodeState};
 use suanwang_placement::policy::{self, PolicyContext, PolicyName};
 use suanwang_placement::profile::WorkloadProfile;
 
@@ -38,6 +38,8 @@ pub mod limits {
     pub const JOBS_MAX: usize = 20_000_000;
     /// Preemption attempts in one scheduling pass.
     pub const PREEMPTION_ATTEMPTS_PER_PASS: usize = 4;
+    /// Running jobs looked at per pool when choosing victims for one preemption.
+    pub const VICTIM_CANDIDATES_PER_POOL: usize = 256;
 }
 
 /// How the scheduler behaves.
@@ -132,7 +134,8 @@ struct Record {
 
 /// Per-pool bookkeeping next to the runtime.
 struct PoolBook {
-    running: BTreeSet<JobId>,
+    /// Running jobs, oldest start first.
+    running: BTreeSet<(u64, JobId)>,
     /// Nodes by number of fully free devices (0..=16).
     free_hist: [u32; 17],
     /// Accepted-model lookup: the models present in the pool.
@@ -161,9 +164,13 @@ pub struct Scheduler {
     usage: Vec<[u64; 3]>,
     capacity: [u64; 3],
     shapes: FxHashMap<(TaskSpec, u16, u32), u32>,
+    /// Per shape: the task, the gang size and the feasible pools.
+    shape_specs: Vec<(TaskSpec, u16, Vec<PoolId>)>,
     shape_queued: Vec<u32>,
     shapes_queued_distinct: usize,
     feasibility_classes: HashMap<Vec<PoolId>, u32>,
+    /// Per task shape: the task slots of every pool when empty.
+    empty_slots: FxHashMap<TaskSpec, Vec<u64>>,
 }
 
 impl Scheduler {
@@ -208,9 +215,11 @@ impl Scheduler {
             usage: vec![[0; 3]; tenants],
             capacity,
             shapes: FxHashMap::default(),
+            shape_specs: Vec::new(),
             shape_queued: Vec::new(),
             shapes_queued_distinct: 0,
             feasibility_classes: HashMap::new(),
+            empty_slots: FxHashMap::default(),
             config,
         }
     }
@@ -257,7 +266,7 @@ impl Scheduler {
 
     /// Jobs running in a pool.
     pub fn running_in(&self, pool: PoolId) -> impl Iterator<Item = JobId> + '_ {
-        self.books[pool.index()].running.iter().copied()
+        self.books[pool.index()].running.iter().map(|&(_, id)| id)
     }
 
     /// The accelerator model a running job's first task got, if any.
@@ -275,8 +284,12 @@ impl Scheduler {
         }
         let mut feasible = Vec::new();
         let mut reasons = Vec::new();
+        let slots = self.empty_slots.entry(job.spec.task).or_insert_with(|| {
+            self.federation.pools().map(|(_, pool)| crate::pools::empty_slots(pool, &job.spec.task)).collect()
+        });
         for (id, pool) in self.federation.pools() {
-            match infeasible_reason(&self.federation, pool, &job.spec) {
+            let known = slots[id.index()];
+            match infeasible_reason(&self.federation, pool, &job.spec, |_, _| known) {
                 None => feasible.push(id),
                 Some(reason) => reasons.push(format!("{}: {reason}", pool.name)),
             }
@@ -295,6 +308,7 @@ impl Scheduler {
         let shape = *self.shapes.entry((job.spec.task, job.spec.gang_size, class)).or_insert(shapes);
         if shape as usize == self.shape_queued.len() {
             self.shape_queued.push(0);
+            self.shape_specs.push((job.spec.task, job.spec.gang_size, feasible.clone()));
         }
         let request = job.spec.task.accelerators();
         let devices = (u64::from(request.count()) * u64::from(job.spec.gang_size)).max(1);
@@ -330,7 +344,7 @@ impl Scheduler {
         if healthy {
             return Vec::new();
         }
-        let victims: Vec<JobId> = self.books[pool.index()].running.iter().copied().collect();
+        let victims: Vec<JobId> = self.running_in(pool).collect();
         for &id in &victims {
             self.stop(id, now);
             self.jobs[id.index()].failovers += 1;
@@ -350,7 +364,7 @@ impl Scheduler {
         self.books
             .iter()
             .flat_map(|b| b.running.iter())
-            .filter_map(|&id| {
+            .filter_map(|&(_, id)| {
                 let r = &self.jobs[id.index()];
                 let JobState::Running { started_s, .. } = r.state else { return None };
                 (r.attained_device_s < threshold)
@@ -362,8 +376,13 @@ impl Scheduler {
 
     /// One scheduling pass at `now`.
     pub fn schedule(&mut self, now: u64) -> Vec<Decision> {
-        let mut pass =
-            Pass { decisions: Vec::new(), failed: FxHashSet::default(), reservation: None, preemption_attempts: 0 };
+        let mut pass = Pass {
+            decisions: Vec::new(),
+            failed: FxHashSet::default(),
+            reservation: None,
+            preemption_attempts: 0,
+            recheck: true,
+        };
         if self.config.policy.discipline == Discipline::Drf {
             self.pass_drf(now, &mut pass);
         } else {
@@ -376,7 +395,7 @@ impl Scheduler {
         let backfill = self.config.policy.backfill;
         let mut cursor: Option<Key> = None;
         loop {
-            if pass.failed.len() >= self.shapes_queued_distinct {
+            if self.nothing_more_fits(pass) {
                 break;
             }
             let next = match cursor {
@@ -397,7 +416,7 @@ impl Scheduler {
         let mut cursors: Vec<Option<(u64, u32)>> = vec![None; self.tenants];
         let mut exhausted = vec![false; self.tenants];
         loop {
-            if pass.failed.len() >= self.shapes_queued_distinct {
+            if self.nothing_more_fits(pass) {
                 break;
             }
             let pick = (0..self.tenants)
@@ -418,6 +437,31 @@ impl Scheduler {
                 exhausted[tenant] = true;
             }
         }
+    }
+
+    /// Whether the pass can stop: every queued shape has failed, or every shape that has not is
+    /// hopeless (no healthy pool passes the quick fit check) and no preemption attempt is left to
+    /// make room. Checked again only after something failed (starts only consume capacity).
+    fn nothing_more_fits(&self, pass: &mut Pass) -> bool {
+        if pass.failed.len() >= self.shapes_queued_distinct {
+            return true;
+        }
+        if !pass.recheck {
+            return false;
+        }
+        pass.recheck = false;
+        if self.config.policy.discipline.preempts() && pass.preemption_attempts < limits::PREEMPTION_ATTEMPTS_PER_PASS {
+            return false;
+        }
+        let hopeless = self.shape_specs.iter().enumerate().all(|(shape, (task, gang, feasible))| {
+            self.shape_queued[shape] == 0
+                || pass.failed.contains(&(shape as u32))
+                || !feasible.iter().any(|&p| self.pools[p.index()].healthy && self.quick_fit(p, task, *gang))
+        });
+        if hopeless {
+            pass.failed.extend((0..self.shape_specs.len() as u32).filter(|&s| self.shape_queued[s as usize] > 0));
+        }
+        hopeless
     }
 
     /// Tries to start one queued job (with backfilling and preemption rules); true if it started.
@@ -461,6 +505,7 @@ impl Scheduler {
             }
         }
         pass.failed.insert(shape);
+        pass.recheck = true;
         if self.config.policy.backfill && pass.reservation.is_none() {
             pass.reservation = self.reservation_for(id, now);
         }
@@ -589,7 +634,7 @@ impl Scheduler {
         for (u, add) in self.usage[tenant].iter_mut().zip(usage) {
             *u += add;
         }
-        self.books[pool.index()].running.insert(id);
+        self.books[pool.index()].running.insert((now, id));
         self.jobs[id.index()].state = JobState::Running { pool, assignments, started_s: now };
     }
 
@@ -605,7 +650,7 @@ impl Scheduler {
         for assignment in assignments.into_iter().rev() {
             self.release(pool, assignment, &task);
         }
-        self.books[pool.index()].running.remove(&id);
+        self.books[pool.index()].running.remove(&(started_s, id));
         let usage = self.resources(id);
         let tenant = self.jobs[id.index()].job.spec.tenant as usize;
         for (u, sub) in self.usage[tenant].iter_mut().zip(usage) {
@@ -698,37 +743,56 @@ impl Scheduler {
         }
     }
 
-    /// Victims whose preemption lets `id` start in one of its pools, least important first; `None`
-    /// when no such set exists.
+    /// Victims whose preemption lets `id` start in one of its pools; `None` when there are none.
+    /// Candidates are running preemptible jobs of lower rank, longest-running first (for `las` they
+    /// have received the most service); a trial on a copy of the pool adds them one at a time
+    /// until the gang's task slots suffice.
     fn preemption_plan(&self, id: JobId, now: u64) -> Option<Vec<JobId>> {
         let rank = self.rank(id, now);
+        if self.config.policy.discipline == Discipline::Las && rank >= 1 {
+            return None; // the lower queue outranks nobody
+        }
         let task = self.jobs[id.index()].job.spec.task;
-        let gang = self.jobs[id.index()].job.spec.gang_size;
+        let gang = u64::from(self.jobs[id.index()].job.spec.gang_size);
         for &pool in &self.jobs[id.index()].feasible {
             if !self.pools[pool.index()].healthy {
                 continue;
             }
-            let mut victims: Vec<(i64, u64, JobId)> = self.books[pool.index()]
+            // Touched nodes as they would be; slots counts the job's task slots over the pool.
+            // A single task failed to fit anywhere, so its count starts at zero without a scan.
+            let mut touched: Vec<(NodeIdx, NodeState)> = Vec::new();
+            let mut slots: Option<u64> = None;
+            let mut chosen = Vec::new();
+            let candidates = self.books[pool.index()]
                 .running
                 .iter()
-                .filter(|&&v| self.jobs[v.index()].job.spec.preemptible && self.rank(v, now) > rank)
-                .map(|&v| (self.rank(v, now), self.attained(v, now), v))
-                .collect();
-            if victims.is_empty() {
-                continue;
-            }
-            // Least important first: highest rank, then most service received, then newest id.
-            victims.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
-            let mut trial = self.pools[pool.index()].cluster.clone();
-            for (i, &(_, _, victim)) in victims.iter().enumerate() {
-                if let JobState::Running { assignments, .. } = &self.jobs[victim.index()].state {
-                    let victim_task = self.jobs[victim.index()].job.spec.task;
-                    for &a in assignments {
-                        trial.release(a, &victim_task).ok()?;
+                .take(limits::VICTIM_CANDIDATES_PER_POOL)
+                .map(|&(_, v)| v)
+                .filter(|&v| self.jobs[v.index()].job.spec.preemptible && self.rank(v, now) > rank);
+            let cluster = &self.pools[pool.index()].cluster;
+            for victim in candidates {
+                let total = slots.get_or_insert_with(|| {
+                    if gang == 1 {
+                        0
+                    } else {
+                        cluster.nodes().iter().fold(0u64, |t, n| t.saturating_add(task_slots(n, &task)))
                     }
+                });
+                let JobState::Running { assignments, .. } = &self.jobs[victim.index()].state else { continue };
+                let victim_task = self.jobs[victim.index()].job.spec.task;
+                for &a in assignments {
+                    let position = touched.iter().position(|(n, _)| *n == a.node).unwrap_or_else(|| {
+                        touched.push((a.node, cluster.node(a.node).clone()));
+                        touched.len() - 1
+                    });
+                    let node = &mut touched[position].1;
+                    let before = task_slots(node, &task);
+                    *node = node.released(a.devices, &victim_task).ok()?;
+                    *total = total.saturating_sub(before).saturating_add(task_slots(node, &task));
                 }
-                if first_fit_gang(&trial, &task, gang) {
-                    return Some(victims[..=i].iter().map(|v| v.2).collect());
+                chosen.push(victim);
+                if *total >= gang {
+                    return Some(chosen);
                 }
             }
         }
@@ -748,7 +812,7 @@ impl Scheduler {
             }
             let mut free = (runtime.cluster.gpu_milli_capacity() - runtime.cluster.gpu_milli_allocated()) as i64;
             let mut ends = Vec::new();
-            for &r in &self.books[pool.index()].running {
+            for &(_, r) in &self.books[pool.index()].running {
                 ends.push((self.estimated_end(r, now)?, self.job_milli(r) as i64));
             }
             ends.sort();
@@ -798,6 +862,8 @@ struct Pass {
     failed: FxHashSet<u32>,
     reservation: Option<Reservation>,
     preemption_attempts: usize,
+    /// Something failed since the last hopelessness check.
+    recheck: bool,
 }
 
 struct Reservation {
@@ -806,21 +872,21 @@ struct Reservation {
     extra_milli: i64,
 }
 
-/// Whether `gang` copies of `task` fit the cluster, placed first-fit (a feasibility check).
-fn first_fit_gang(cluster: &Cluster, task: &TaskSpec, gang: u16) -> bool {
-    let mut trial = cluster.clone();
-    for _ in 0..gang {
-        let Some((index, devices)) = trial
-            .nodes()
-            .iter()
-            .enumerate()
-            .find_map(|(i, n)| n.default_devices(task).filter(|_| n.fits(task)).map(|d| (i, d)))
-        else {
-            return false;
-        };
-        if trial.allocate(Assignment { node: NodeIdx(index as u32), devices }, task).is_err() {
-            return false;
-        }
+/// How many copies of `task` a node could host now (whole-device tasks need fully free devices;
+/// CPU, memory and the model count too). Copies of one shape on one node never conflict beyond
+/// these counts, so a gang fits a cluster exactly when the nodes' copies add up to its size.
+fn task_slots(node: &NodeState, task: &TaskSpec) -> u64 {
+    if !node.accessible(task) {
+        return 0;
     }
-    true
+    let request = task.accelerators();
+    let by = |free: u32, need: u32| free.checked_div(need).map_or(u64::MAX, u64::from);
+    let devices = match request.count() {
+        0 => u64::MAX,
+        _ if request.is_fractional() => {
+            node.device_free_milli().iter().map(|&f| u64::from(f / request.milli_per_device())).sum::<u64>()
+        }
+        count => (node.fully_free_devices() / usize::from(count)) as u64,
+    };
+    devices.min(by(node.cpu_milli_free(), task.cpu_milli())).min(by(node.memory_mib_free(), task.memory_mib()))
 }

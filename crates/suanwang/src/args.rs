@@ -38,6 +38,45 @@ pub enum Command {
     /// Work with job traces (convert between formats).
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Measure the platform's own speed.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Queue N synthetic Philly-shaped jobs against a federation and measure scheduling decisions
+    /// per second in steady state (one job finishes, the scheduler makes a pass), with latency
+    /// percentiles and peak memory.
+    #[command(
+        after_help = "Example:\n  suanwang bench scheduler --federation examples/federations/greater-bay-area.toml --jobs 200000"
+    )]
+    Scheduler(BenchSchedulerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSchedulerArgs {
+    /// The federation file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub federation: PathBuf,
+    /// Jobs to queue (1..=10,000,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub jobs: u64,
+    /// Queue policy (default: the scheduler's default).
+    #[arg(long, value_parser = |s: &str| s.parse::<QueuePolicy>().map_err(|e| e.to_string()))]
+    pub policy: Option<QueuePolicy>,
+    /// Completions to measure in steady state (default: a quarter of the jobs, at most 50,000).
+    #[arg(long)]
+    pub completions: Option<u64>,
+    /// Seed for the synthetic jobs.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Use this accelerator catalog instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

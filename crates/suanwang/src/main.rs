@@ -2,6 +2,7 @@
 //! threads, draws progress bars and prints; everything it computes comes from the pure crates.
 
 mod args;
+mod bench_cmd;
 mod error;
 mod federation_cmd;
 mod input;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, FederationCommand, SimulateCommand, TraceCommand};
+use crate::args::{BenchCommand, Cli, Command, FederationCommand, SimulateCommand, TraceCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         Command::Simulate(SimulateCommand::Placement(placement)) => simulate_cmd::placement(&placement),
         Command::Simulate(SimulateCommand::Queue(queue)) => queue_cmd::simulate(&queue),
         Command::Trace(TraceCommand::Convert(convert)) => queue_cmd::convert(&convert),
+        Command::Bench(BenchCommand::Scheduler(bench)) => bench_cmd::scheduler(&bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
