@@ -2,9 +2,42 @@
 //! documents each field).
 
 use serde::Deserialize;
-use suanwang_model::catalog::{Accelerator, Catalog};
+use suanwang_model::catalog::{Accelerator, AdaptationMatrix, Catalog};
 
 use crate::error::{FormatError, line_column};
+
+/// The adaptation matrix shipped with Suanwang, as text.
+pub const ADAPTATION_TEXT: &str = include_str!("../../../catalog/adaptation.toml");
+
+/// The adaptation matrix shipped with Suanwang.
+pub fn builtin_adaptation() -> AdaptationMatrix {
+    parse_adaptation("catalog/adaptation.toml", ADAPTATION_TEXT)
+        .expect("the built-in adaptation matrix is valid (tested)")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdaptationFile {
+    #[serde(default)]
+    framework: Vec<FrameworkEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameworkEntry {
+    name: String,
+    stacks: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "documentation in the file; read by people, not code")]
+    note: String,
+}
+
+/// Parses an adaptation matrix file.
+pub fn parse_adaptation(source: &str, text: &str) -> Result<AdaptationMatrix, FormatError> {
+    let file: AdaptationFile = toml::from_str(text).map_err(|e| toml_error(source, text, &e))?;
+    AdaptationMatrix::new(file.framework.into_iter().map(|f| (f.name, f.stacks)).collect())
+        .map_err(|e| FormatError::new(source, e.code(), e.to_string()))
+}
 
 /// The catalog shipped with Suanwang, as text.
 pub const BUILTIN_TEXT: &str = include_str!("../../../catalog/accelerators.toml");
@@ -105,6 +138,23 @@ mod tests {
         }
         let domestic: Vec<&str> = catalog.iter().filter(|(_, a)| a.domestic).map(|(_, a)| a.vendor.as_str()).collect();
         assert!(domestic.contains(&"Huawei") && domestic.contains(&"Cambricon") && domestic.contains(&"Hygon"));
+    }
+
+    #[test]
+    fn the_builtin_adaptation_matrix_uses_stacks_the_catalog_has() {
+        let catalog = builtin();
+        let matrix = builtin_adaptation();
+        for (framework, stacks) in matrix.iter() {
+            for stack in stacks {
+                assert!(
+                    catalog.iter().any(|(_, a)| &a.software_stack == stack),
+                    "{framework}: no accelerator uses {stack}"
+                );
+            }
+        }
+        let mindspore = matrix.models("mindspore", &catalog).unwrap();
+        assert!(mindspore.contains(catalog.lookup("910B").unwrap()));
+        assert!(!mindspore.contains(catalog.lookup("MLU370").unwrap()));
     }
 
     #[test]

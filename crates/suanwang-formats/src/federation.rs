@@ -40,6 +40,7 @@ struct SiteEntry {
     region: String,
     latitude_deg: f64,
     longitude_deg: f64,
+    grid_carbon_g_per_kwh: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +119,7 @@ pub fn parse(source: &str, text: &str, catalog: &Catalog) -> Result<Federation, 
             region: s.region,
             latitude_deg: s.latitude_deg,
             longitude_deg: s.longitude_deg,
+            grid_carbon_g_per_kwh: s.grid_carbon_g_per_kwh,
         })
         .collect();
     let site_id = |name: &Spanned<String>| -> Result<SiteId, FormatError> {

@@ -120,6 +120,8 @@ pub struct TraceJob {
     pub deadline_s: Option<u64>,
     /// Prefers green (low-carbon) pools.
     pub green: bool,
+    /// The framework it runs (narrows accepted accelerators through the adaptation matrix).
+    pub framework: Option<String>,
     /// Line in the source file (1-based).
     pub line: u64,
 }
@@ -241,6 +243,7 @@ fn base_job(
         price_fen_per_card_hour_max: None,
         deadline_s: None,
         green: false,
+        framework: None,
         line,
     }
 }
@@ -467,6 +470,9 @@ pub struct JobLine {
     /// Prefers green pools.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub green: bool,
+    /// Framework (e.g. `pytorch`), checked against the adaptation matrix when simulating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
 }
 
 fn one() -> u16 {
@@ -535,6 +541,7 @@ fn jsonl(source: &str, text: &str, catalog: &Catalog, errors: &mut LineErrors) -
                 price_fen_per_card_hour_max: wire.price_fen_per_card_hour_max,
                 deadline_s: wire.deadline_s,
                 green: wire.green,
+                framework: wire.framework,
                 line,
             })
         })();
@@ -576,6 +583,7 @@ pub fn to_jsonl(trace: &Trace, catalog: &Catalog) -> String {
             price_fen_per_card_hour_max: job.price_fen_per_card_hour_max,
             deadline_s: job.deadline_s,
             green: job.green,
+            framework: job.framework.clone(),
         };
         out += &serde_json::to_string(&wire).expect("a job line always serialises");
         out.push('\n');
@@ -835,7 +843,7 @@ mod tests {
             "{\"id\":\"a\",\"tenant\":\"x\",\"submit_s\":1,\"duration_s\":1,\"gpus\":3}\n",
             TraceOptions::default(),
             expect![
-                "error[malformed_trace]: t:1:57: unknown field `gpus`, expected one of `id`, `tenant`, `submit_s`, `duration_s`, `estimate_s`, `tasks`, `gpus_per_task`, `gpu_milli`, `cpu_milli`, `memory_mib`, `accelerators`, `priority`, `preemptible`, `dataset`, `residency_region`, `latency`, `price_fen_per_card_hour_max`, `deadline_s`, `green`"
+                "error[malformed_trace]: t:1:57: unknown field `gpus`, expected one of `id`, `tenant`, `submit_s`, `duration_s`, `estimate_s`, `tasks`, `gpus_per_task`, `gpu_milli`, `cpu_milli`, `memory_mib`, `accelerators`, `priority`, `preemptible`, `dataset`, `residency_region`, `latency`, `price_fen_per_card_hour_max`, `deadline_s`, `green`, `framework`"
             ],
         );
         check(

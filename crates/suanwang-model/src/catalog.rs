@@ -175,6 +175,53 @@ impl AcceleratorSet {
     pub fn from_bits(bits: u128) -> Self {
         AcceleratorSet(bits)
     }
+
+    /// Models in both sets.
+    pub fn intersection(self, other: AcceleratorSet) -> AcceleratorSet {
+        AcceleratorSet(self.0 & other.0)
+    }
+}
+
+/// Which frameworks run on which software stacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdaptationMatrix {
+    /// Lower-cased framework name → software stacks it runs on.
+    frameworks: BTreeMap<String, Vec<String>>,
+}
+
+impl AdaptationMatrix {
+    /// Builds a matrix; framework names must be unique (case-insensitive) and list some stack.
+    pub fn new(entries: Vec<(String, Vec<String>)>) -> Result<Self, ModelError> {
+        let mut frameworks = BTreeMap::new();
+        for (name, stacks) in entries {
+            if stacks.is_empty() {
+                return Err(ModelError::out_of_range(format!("framework {name} stacks"), "at least one stack", "none"));
+            }
+            if frameworks.insert(name.to_lowercase(), stacks).is_some() {
+                return Err(ModelError::Duplicate { kind: "framework", name });
+            }
+        }
+        Ok(AdaptationMatrix { frameworks })
+    }
+
+    /// The models of `catalog` a framework runs on, or an error naming the known frameworks.
+    pub fn models(&self, framework: &str, catalog: &Catalog) -> Result<AcceleratorSet, ModelError> {
+        let stacks = self.frameworks.get(&framework.to_lowercase()).ok_or_else(|| ModelError::Unknown {
+            kind: "framework",
+            name: framework.to_owned(),
+            hint: format!("; known frameworks: {}", self.frameworks.keys().cloned().collect::<Vec<_>>().join(", ")),
+        })?;
+        Ok(catalog
+            .iter()
+            .filter(|(_, a)| stacks.iter().any(|s| s.eq_ignore_ascii_case(&a.software_stack)))
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Frameworks and their stacks, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.frameworks.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
 }
 
 impl FromIterator<AcceleratorId> for AcceleratorSet {
@@ -233,6 +280,23 @@ pub(crate) mod tests {
         assert_eq!(err.code(), "out_of_range");
         let err = Catalog::new(vec![accelerator("A", Some(f64::NAN), false)]).unwrap_err();
         assert_eq!(err.code(), "out_of_range");
+    }
+
+    #[test]
+    fn the_adaptation_matrix_maps_frameworks_to_models() {
+        let catalog = Catalog::new(vec![accelerator("A800", None, false), accelerator("910B", None, true)]).unwrap();
+        let matrix = AdaptationMatrix::new(vec![
+            ("PyTorch".to_owned(), vec!["CUDA".to_owned(), "CANN".to_owned()]),
+            ("jax".to_owned(), vec!["CUDA".to_owned()]),
+        ])
+        .unwrap();
+        let any = matrix.models("pytorch", &catalog).unwrap();
+        assert!(any.contains(catalog.lookup("A800").unwrap()) && any.contains(catalog.lookup("910B").unwrap()));
+        let jax = matrix.models("JAX", &catalog).unwrap();
+        assert!(jax.contains(catalog.lookup("A800").unwrap()) && !jax.contains(catalog.lookup("910B").unwrap()));
+        let err = matrix.models("caffe", &catalog).unwrap_err();
+        assert!(err.to_string().contains("known frameworks: jax, pytorch"), "{err}");
+        assert_eq!(any.intersection(jax), jax);
     }
 
     #[test]

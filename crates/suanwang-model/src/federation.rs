@@ -74,6 +74,8 @@ pub struct Site {
     pub latitude_deg: f64,
     /// Longitude, for maps.
     pub longitude_deg: f64,
+    /// Carbon intensity of the local grid, g CO₂ per kWh; `None`: the platform's default.
+    pub grid_carbon_g_per_kwh: Option<u32>,
 }
 
 /// How the platform reaches a pool's cluster.
@@ -444,6 +446,7 @@ mod tests {
             region: "CN-GD".to_owned(),
             latitude_deg: 22.5,
             longitude_deg: 114.0,
+            grid_carbon_g_per_kwh: None,
         }
     }
 

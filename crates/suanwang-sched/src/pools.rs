@@ -35,7 +35,8 @@ pub struct ChoiceConfig {
     /// TFLOPS(model) ÷ this times as fast. `None` (the default): every accelerator runs jobs at
     /// their trace speed, since traces rarely say what they ran on.
     pub reference_tflops: Option<f64>,
-    /// Grid carbon intensity, g CO₂ per kWh (Guangdong's grid is about 500).
+    /// Grid carbon intensity for sites that do not state theirs, g CO₂ per kWh (Guangdong's
+    /// grid is about 500).
     pub grid_carbon_g_per_kwh: f64,
     /// How much more than the cheapest pool (in %) a green tenant accepts for less carbon.
     pub green_premium_pct: f64,
@@ -191,7 +192,8 @@ pub fn estimate(
     }
     let power_w = model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(300) as f64;
     let kwh = power_w * cards.max(card_fraction) * hours * pool.pue / 1000.0;
-    let carbon_kg = kwh * config.grid_carbon_g_per_kwh * (1.0 - f64::from(pool.green_share_pct) / 100.0) / 1000.0;
+    let grid = federation.site(pool.site).grid_carbon_g_per_kwh.map_or(config.grid_carbon_g_per_kwh, f64::from);
+    let carbon_kg = kwh * grid * (1.0 - f64::from(pool.green_share_pct) / 100.0) / 1000.0;
     Estimate { total_fen: compute_fen + data_fen, compute_fen, data_fen, carbon_kg, transfer_s, moved_bytes, runtime_s }
 }
 

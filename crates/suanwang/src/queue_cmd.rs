@@ -7,7 +7,7 @@ use serde::Serialize;
 use suanwang_formats::trace::{Trace, TraceFormat, TraceOptions};
 use suanwang_model::catalog::Catalog;
 use suanwang_model::federation::{Federation, PoolId};
-use suanwang_model::job::{DatasetRef, JobSpec, LatencyRequirement};
+use suanwang_model::job::{DatasetRef, JobSpec, LatencyRequirement, TaskSpec};
 use suanwang_sched::job::Job;
 use suanwang_sched::policy::QueuePolicy;
 use suanwang_sched::scheduler::SchedulerConfig;
@@ -65,6 +65,7 @@ pub struct Resolved {
 
 /// Turns trace jobs (with names) into scheduler jobs (with ids) for `federation`.
 pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<Resolved, CliError> {
+    let adaptation = suanwang_formats::catalog::builtin_adaptation();
     let tenants: Vec<String> =
         trace.jobs.iter().map(|j| j.tenant.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let tenant_index: BTreeMap<&str, u32> = tenants.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
@@ -93,10 +94,30 @@ pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<R
                 })
             })
             .transpose()?;
+        let task = match &t.framework {
+            Some(framework) if t.task.accelerators().count() > 0 => {
+                let runs_on = adaptation
+                    .models(framework, federation.catalog())
+                    .map_err(|e| CliError::input(e.code(), format!("{source}:{}: {e}", t.line)))?;
+                TaskSpec::new(
+                    t.task.cpu_milli(),
+                    t.task.memory_mib(),
+                    t.task.accelerators(),
+                    t.task.accepted_models().intersection(runs_on),
+                )
+                .map_err(|_| {
+                    CliError::input(
+                        "invalid_value",
+                        format!("{source}:{}: no accepted accelerator runs {framework}", t.line),
+                    )
+                })?
+            }
+            _ => t.task,
+        };
         let spec = JobSpec {
             name: t.id.clone(),
             tenant: tenant_index[t.tenant.as_str()],
-            task: t.task,
+            task,
             gang_size: t.gang_size,
             priority: t.priority,
             preemptible: t.preemptible,

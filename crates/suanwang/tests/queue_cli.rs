@@ -295,3 +295,66 @@ fn on_the_philly_trace_the_default_beats_fifo_by_more_than_half() {
     assert_eq!(results[0]["summary"]["jobs"], 82_247);
     assert!(jct(1) <= 0.45 * jct(0), "default {} vs fifo {}", jct(1), jct(0));
 }
+
+#[test]
+fn frameworks_limit_accelerators_through_the_adaptation_matrix() {
+    let trace = scratch(
+        "frameworks.jsonl",
+        "{\"id\":\"jax\",\"tenant\":\"t\",\"submit_s\":0,\"duration_s\":60,\"gpus_per_task\":8,\"framework\":\"jax\"}\n\
+         {\"id\":\"ms\",\"tenant\":\"t\",\"submit_s\":0,\"duration_s\":60,\"gpus_per_task\":8,\"framework\":\"MindSpore\"}\n",
+    );
+    let explain = scratch("frameworks-why.jsonl", "");
+    let args = [
+        "simulate",
+        "queue",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--trace-format",
+        "jsonl",
+        "--federation",
+        "../../examples/federations/greater-bay-area.toml",
+        "--explain",
+        explain.to_str().unwrap(),
+    ];
+    let run = suanwang(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(&explain).unwrap();
+    let pool_of = |job: &str| {
+        let line: Value =
+            text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|l| l["job"] == job).unwrap();
+        line["reason"].as_str().unwrap().split(':').next().unwrap().to_owned()
+    };
+    let federation =
+        suanwang(&["federation", "show", "../../examples/federations/greater-bay-area.toml", "--format", "json"]);
+    let federation: Value = serde_json::from_str(&federation.stdout).unwrap();
+    let models_of = |pool: &str| -> Vec<String> {
+        let pool = federation["pools"].as_array().unwrap().iter().find(|p| p["name"] == pool).unwrap();
+        pool["accelerators"].as_object().unwrap().keys().cloned().collect()
+    };
+    const NVIDIA: [&str; 6] = ["A100-SXM4-80GB", "A800-SXM4-80GB", "H100-SXM5-80GB", "H800-SXM5-80GB", "H20", "T4"];
+    let jax_pool = pool_of("jax");
+    assert!(models_of(&jax_pool).iter().all(|m| NVIDIA.contains(&m.as_str())), "jax needs CUDA, got {jax_pool}");
+    let ms_pool = pool_of("ms");
+    assert!(
+        models_of(&ms_pool).iter().all(|m| NVIDIA.contains(&m.as_str()) || m.starts_with("Ascend")),
+        "mindspore needs CANN or CUDA, got {ms_pool}"
+    );
+    assert!(!pool_of("jax").contains("ascend") && ms_pool != "songshanhu-mlu");
+    let unknown = scratch(
+        "unknown-framework.jsonl",
+        "{\"id\":\"x\",\"tenant\":\"t\",\"submit_s\":0,\"duration_s\":60,\"gpus_per_task\":1,\"framework\":\"caffe\"}\n",
+    );
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            unknown.to_str().unwrap(),
+            "--trace-format",
+            "jsonl",
+            "--federation",
+            FEDERATION,
+        ],
+        &["unknown-framework.jsonl:1: unknown framework \"caffe\"", "known frameworks: cuda, jax, mindspore"],
+    );
+}
