@@ -200,6 +200,26 @@ fn drf_serves_the_tenant_with_the_smaller_share() {
 }
 
 #[test]
+fn drf_weights_set_the_split() {
+    let federation = one_pool();
+    for (weights, expected) in [(vec![], (8, 8)), (vec![3.0, 1.0], (12, 4))] {
+        let config = SchedulerConfig {
+            policy: "drf".parse().unwrap(),
+            tenant_weights: weights.clone(),
+            ..SchedulerConfig::default()
+        };
+        let mut s = Scheduler::new(&federation, 2, config, &WorkloadProfile::default());
+        for i in 0..20 {
+            s.submit(job(spec(0, 1, 1), i), i).unwrap();
+            s.submit(job(spec(1, 1, 1), i), i).unwrap();
+        }
+        let started: Vec<u32> = started(&s.schedule(20));
+        let tenant0 = started.iter().filter(|&&id| s.job(JobId(id)).spec.tenant == 0).count();
+        assert_eq!((tenant0, started.len() - tenant0), expected, "weights {weights:?}");
+    }
+}
+
+#[test]
 fn easy_backfilling_keeps_the_heads_reservation() {
     let federation = one_pool();
     let with_estimate = |gpus, gang, estimate| {

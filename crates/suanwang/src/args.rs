@@ -222,6 +222,10 @@ pub struct QueueArgs {
     /// las: device-seconds of service after which a job drops to the lower queue.
     #[arg(long, default_value_t = 3600)]
     pub las_threshold: u64,
+    /// drf: a tenant's weight, TENANT=WEIGHT (repeatable; others weigh 1). A tenant of weight 2
+    /// may hold twice the dominant share of one of weight 1.
+    #[arg(long, value_name = "TENANT=WEIGHT")]
+    pub tenant_weight: Vec<String>,
     /// The accelerator the trace's durations were measured on; jobs run faster or slower
     /// elsewhere by FP16 TFLOPS. Without it, every accelerator runs jobs at trace speed.
     #[arg(long, value_name = "MODEL")]

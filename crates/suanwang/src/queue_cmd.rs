@@ -139,6 +139,31 @@ pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<R
     Ok(Resolved { tenants, jobs, duration_s_mean })
 }
 
+/// Weights by tenant index from `TENANT=WEIGHT` flags (others weigh 1).
+fn tenant_weights(flags: &[String], tenants: &[String]) -> Result<Vec<f64>, CliError> {
+    let mut weights = vec![1.0; tenants.len()];
+    for flag in flags {
+        let bad = || {
+            CliError::input(
+                "invalid_argument",
+                format!("--tenant-weight {flag:?}: expected TENANT=WEIGHT with a positive weight"),
+            )
+        };
+        let (name, weight) = flag.rsplit_once('=').ok_or_else(bad)?;
+        let weight: f64 =
+            weight.parse().ok().filter(|w: &f64| w.is_finite() && *w > 0.0 && *w <= 1e6).ok_or_else(bad)?;
+        let index = tenants.iter().position(|t| t == name).ok_or_else(|| {
+            let shown: Vec<&str> = tenants.iter().take(20).map(String::as_str).collect();
+            CliError::input(
+                "unknown_reference",
+                format!("--tenant-weight: no tenant {name:?} in the trace; tenants are: {}", shown.join(", ")),
+            )
+        })?;
+        weights[index] = weight;
+    }
+    Ok(weights)
+}
+
 fn parse_outage(text: &str, federation: &Federation) -> Result<Outage, CliError> {
     let bad = || {
         CliError::input(
@@ -183,6 +208,7 @@ pub fn simulate(args: &QueueArgs) -> Result<(), CliError> {
     let trace = load_trace(&args.input, &catalog)?;
     let resolved = resolve(&trace, &federation, &args.input.trace.display().to_string())?;
     let policies = args.policy.as_ref().map_or_else(|| vec![QueuePolicy::DEFAULT], |list| list.0.clone());
+    let tenant_weights = tenant_weights(&args.tenant_weight, &resolved.tenants)?;
     let started = Instant::now();
     let scenarios: Vec<Scenario> = policies
         .iter()
@@ -191,6 +217,7 @@ pub fn simulate(args: &QueueArgs) -> Result<(), CliError> {
                 policy,
                 node_policy: args.placement,
                 las_threshold_device_s: args.las_threshold,
+                tenant_weights: tenant_weights.clone(),
                 ..SchedulerConfig::default()
             };
             scheduler.choice.reference_tflops = reference_tflops;

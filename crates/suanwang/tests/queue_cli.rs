@@ -358,3 +358,50 @@ fn frameworks_limit_accelerators_through_the_adaptation_matrix() {
         &["unknown-framework.jsonl:1: unknown framework \"caffe\"", "known frameworks: cuda, jax, mindspore"],
     );
 }
+
+#[test]
+fn drf_weights_shift_waiting_between_tenants() {
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec!["--policy", "drf+backfill", "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&queue(TRACE, "philly", &args).stdout).unwrap()
+    };
+    let queue_of = |v: &Value, tenant: &str| {
+        v["tenants"].as_array().unwrap().iter().find(|t| t["tenant"] == tenant).unwrap()["queue_s_mean"]
+            .as_f64()
+            .unwrap()
+    };
+    let equal = run(&[]);
+    let favoured = run(&["--tenant-weight", "vc-a=4"]);
+    assert!(queue_of(&favoured, "vc-a") < queue_of(&equal, "vc-a"), "a heavier tenant waits less");
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            TRACE,
+            "--trace-format",
+            "philly",
+            "--federation",
+            FEDERATION,
+            "--tenant-weight",
+            "nobody=2",
+        ],
+        &["no tenant \"nobody\" in the trace; tenants are: vc-a, vc-b, vc-c"],
+    );
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            TRACE,
+            "--trace-format",
+            "philly",
+            "--federation",
+            FEDERATION,
+            "--tenant-weight",
+            "vc-a=0",
+        ],
+        &["expected TENANT=WEIGHT with a positive weight"],
+    );
+}
