@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-placement", &["suanwang-model"]),
     ("suanwang-formats", &["suanwang-model"]),
     ("suanwang-sched", &["suanwang-model", "suanwang-placement"]),
+    ("suanwang-store", &[]),
     ("suanwang-sim", &["suanwang-model", "suanwang-placement", "suanwang-sched"]),
     ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
     (

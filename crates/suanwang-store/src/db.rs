@@ -1,0 +1,340 @@
+//! The two database engines behind one small executor: SQL is written once with `?` placeholders
+//! (numbered `$1, $2, …` for PostgreSQL), parameters and columns are typed, and rows come back as
+//! typed values. Migrations are versioned SQL files per engine, applied forward-only on open.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, PgPool, Postgres, Row as _, Sqlite, SqlitePool, Transaction};
+
+use crate::error::StoreError;
+
+/// Migrations: version, SQLite text, PostgreSQL text. Append only.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+    include_str!("../migrations/postgres/0001_initial.sql"),
+)];
+
+/// The newest schema version this code knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Advisory lock key that serialises writers across servers sharing one PostgreSQL database (so
+/// the audit chain has one order).
+const WRITE_LOCK: i64 = 0x5357_5354_4f52_4531;
+
+/// A query parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum P {
+    I(i64),
+    OI(Option<i64>),
+    T(String),
+    OT(Option<String>),
+}
+
+/// The type of a result column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum K {
+    I,
+    OI,
+    T,
+    OT,
+}
+
+/// A result value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum V {
+    I(i64),
+    OI(Option<i64>),
+    T(String),
+    OT(Option<String>),
+}
+
+impl V {
+    pub(crate) fn i(&self) -> i64 {
+        match self {
+            V::I(v) => *v,
+            V::OI(v) => v.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn oi(&self) -> Option<i64> {
+        match self {
+            V::I(v) => Some(*v),
+            V::OI(v) => *v,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn t(&self) -> String {
+        match self {
+            V::T(v) => v.clone(),
+            V::OT(v) => v.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    pub(crate) fn ot(&self) -> Option<String> {
+        match self {
+            V::T(v) => Some(v.clone()),
+            V::OT(v) => v.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// `?` → `$1, $2, …` (no `?` may appear in string literals of our SQL).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for p in $params {
+            query = match p {
+                P::I(v) => query.bind(v),
+                P::OI(v) => query.bind(v),
+                P::T(v) => query.bind(v),
+                P::OT(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+macro_rules! decode {
+    ($row:expr, $kinds:expr) => {{
+        let mut values = Vec::with_capacity($kinds.len());
+        for (i, kind) in $kinds.iter().enumerate() {
+            values.push(match kind {
+                K::I => V::I($row.try_get::<i64, _>(i)?),
+                K::OI => V::OI($row.try_get::<Option<i64>, _>(i)?),
+                K::T => V::T($row.try_get::<String, _>(i)?),
+                K::OT => V::OT($row.try_get::<Option<String>, _>(i)?),
+            });
+        }
+        values
+    }};
+}
+
+/// A connection pool of either engine.
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+/// A transaction of either engine.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+impl Db {
+    /// Opens (creating if needed) an SQLite database file, durable against crashes: WAL with a
+    /// full sync at every commit.
+    pub(crate) async fn sqlite(path: &Path) -> Result<Db, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(StoreError::open)?;
+        let db = Db::Sqlite(pool);
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Connects to PostgreSQL. With `schema`, everything lives in that schema (created if
+    /// missing), which lets tests and tenants of one database keep apart.
+    pub(crate) async fn postgres(url: &str, schema: Option<&str>) -> Result<Db, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::open)?;
+        let schema = schema.map(str::to_owned);
+        if let Some(schema) = &schema
+            && !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(StoreError::Invalid(format!("schema name {schema:?} must be letters, digits and _")));
+        }
+        let after_schema = schema.clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .after_connect(move |conn, _| {
+                let schema = after_schema.clone();
+                Box::pin(async move {
+                    if let Some(schema) = schema {
+                        conn.execute(
+                            format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}").as_str(),
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(StoreError::open)?;
+        let db = Db::Pg(pool);
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Applies the migrations this database has not seen, each in its own transaction.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", vec![]).await?;
+        let rows = tx.rows("SELECT version FROM schema_version", vec![], &[K::I]).await?;
+        let current = rows.first().map_or(0, |r| r[0].i());
+        if rows.is_empty() {
+            tx.exec("INSERT INTO schema_version (version) VALUES (0)", vec![]).await?;
+        }
+        tx.commit().await?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::Invalid(format!(
+                "the database has schema version {current}, newer than this program's {SCHEMA_VERSION}; upgrade suanwang"
+            )));
+        }
+        for &(version, sqlite, postgres) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            let mut tx = self.begin().await?;
+            match &mut tx {
+                Tx::Sqlite(t) => {
+                    sqlx::raw_sql(sqlite).execute(&mut **t).await?;
+                }
+                Tx::Pg(t) => {
+                    sqlx::raw_sql(postgres).execute(&mut **t).await?;
+                }
+            }
+            tx.exec("UPDATE schema_version SET version = ?", vec![P::I(version)]).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction. On PostgreSQL a write transaction also takes the cluster-wide write
+    /// lock (see [`Tx::lock_for_writing`]).
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Pg(pool) => Tx::Pg(pool.begin().await?),
+        })
+    }
+
+    /// Runs a read query outside a transaction.
+    pub(crate) async fn rows(&self, sql: &str, params: Vec<P>, kinds: &[K]) -> Result<Vec<Vec<V>>, StoreError> {
+        Ok(match self {
+            Db::Sqlite(pool) => {
+                let rows = bind_all!(sqlx::query(sql), params).fetch_all(pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(decode!(row, kinds));
+                }
+                out
+            }
+            Db::Pg(pool) => {
+                let sql = numbered(sql);
+                let rows = bind_all!(sqlx::query(&sql), params).fetch_all(pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(decode!(row, kinds));
+                }
+                out
+            }
+        })
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Pg(pool) => pool.close().await,
+        }
+    }
+
+    /// `true` for PostgreSQL.
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+}
+
+impl Tx {
+    /// On PostgreSQL, waits for the transaction-scoped advisory lock that orders all writers; on
+    /// SQLite the database's own write lock does the same.
+    pub(crate) async fn lock_for_writing(&mut self) -> Result<(), StoreError> {
+        if let Tx::Pg(_) = self {
+            self.rows("SELECT pg_advisory_xact_lock(?)::TEXT", vec![P::I(WRITE_LOCK)], &[K::OT]).await?;
+        }
+        Ok(())
+    }
+
+    /// Executes a statement; returns the rows it affected.
+    pub(crate) async fn exec(&mut self, sql: &str, params: Vec<P>) -> Result<u64, StoreError> {
+        Ok(match self {
+            Tx::Sqlite(t) => bind_all!(sqlx::query(sql), params).execute(&mut **t).await?.rows_affected(),
+            Tx::Pg(t) => {
+                let sql = numbered(sql);
+                bind_all!(sqlx::query(&sql), params).execute(&mut **t).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Runs a query; returns typed rows.
+    pub(crate) async fn rows(&mut self, sql: &str, params: Vec<P>, kinds: &[K]) -> Result<Vec<Vec<V>>, StoreError> {
+        Ok(match self {
+            Tx::Sqlite(t) => {
+                let rows = bind_all!(sqlx::query(sql), params).fetch_all(&mut **t).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(decode!(row, kinds));
+                }
+                out
+            }
+            Tx::Pg(t) => {
+                let sql = numbered(sql);
+                let rows = bind_all!(sqlx::query(&sql), params).fetch_all(&mut **t).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(decode!(row, kinds));
+                }
+                out
+            }
+        })
+    }
+
+    /// Commits: when this returns, the writes survive a crash.
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            numbered("SELECT a FROM t WHERE b = ? AND c IN (?, ?)"),
+            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+        );
+    }
+}

@@ -1,0 +1,634 @@
+//! The store: batched writes with their audit entries, and reads.
+
+use std::path::Path;
+
+use crate::audit::{self, AuditEntry, Change, GENESIS, Verdict};
+use crate::db::{Db, K, P, Tx, V};
+use crate::error::StoreError;
+use crate::model::{
+    JobEvent, JobFilter, JobRecord, JobState, Outcome, PAGE_MAX, PoolChange, PoolStatus, Principal, Role, TenantRecord,
+    Write, WriteError,
+};
+
+/// The most writes in one batch.
+pub const BATCH_MAX: usize = 4096;
+
+/// Audit entries read per step when verifying.
+const VERIFY_PAGE: i64 = 10_000;
+
+const JOB_COLUMNS: &str =
+    "id, tenant_id, name, spec, state, pool, explanation, idempotency_key, created_ms, updated_ms";
+const JOB_KINDS: &[K] = &[K::I, K::I, K::T, K::T, K::T, K::OT, K::OT, K::OT, K::I, K::I];
+
+/// One write of a batch and who asked for it (recorded in the audit log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Who: `token:12`, `scheduler`, `agent:pool`, `bootstrap`.
+    pub actor: String,
+    /// What.
+    pub write: Write,
+}
+
+/// The store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        Ok(Store { db: Db::sqlite(path).await? })
+    }
+
+    /// Connects to PostgreSQL and migrates; with `schema`, uses (and creates) that schema.
+    pub async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        Ok(Store { db: Db::postgres(url, schema).await? })
+    }
+
+    /// Which engine.
+    pub fn engine(&self) -> &'static str {
+        if self.db.is_postgres() { "postgresql" } else { "sqlite" }
+    }
+
+    /// Closes all connections.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
+    /// Applies a batch in one transaction. Each write either applies fully (with its audit
+    /// entry) or is refused with a [`WriteError`] that changes nothing; the batch commits as a
+    /// whole, so when this returns `Ok`, every applied write survives a crash.
+    pub async fn write(
+        &self,
+        requests: &[Request],
+        now_ms: i64,
+    ) -> Result<Vec<Result<Outcome, WriteError>>, StoreError> {
+        if requests.len() > BATCH_MAX {
+            return Err(StoreError::Invalid(format!("a batch holds at most {BATCH_MAX} writes")));
+        }
+        let mut tx = self.db.begin().await?;
+        tx.lock_for_writing().await?;
+        let mut chain = Chain::load(&mut tx).await?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            outcomes.push(apply(&mut tx, &mut chain, request, now_ms).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// A tenant by name.
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT id, name, kind, registration_city, created_ms FROM tenants WHERE name = ?",
+                vec![P::T(name.to_owned())],
+                TENANT_KINDS,
+            )
+            .await?;
+        Ok(rows.first().map(|r| tenant(r)))
+    }
+
+    /// A tenant by id.
+    pub async fn tenant(&self, id: i64) -> Result<Option<TenantRecord>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT id, name, kind, registration_city, created_ms FROM tenants WHERE id = ?",
+                vec![P::I(id)],
+                TENANT_KINDS,
+            )
+            .await?;
+        Ok(rows.first().map(|r| tenant(r)))
+    }
+
+    /// Every tenant, by id.
+    pub async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        let rows = self
+            .db
+            .rows("SELECT id, name, kind, registration_city, created_ms FROM tenants ORDER BY id", vec![], TENANT_KINDS)
+            .await?;
+        Ok(rows.iter().map(|r| tenant(r)).collect())
+    }
+
+    /// Who holds the token with this hash (unless revoked).
+    pub async fn principal(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT id, role, tenant_id, pool, label FROM tokens WHERE hash = ? AND revoked_ms IS NULL",
+                vec![P::T(token_hash.to_owned())],
+                &[K::I, K::T, K::OI, K::OT, K::T],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                Ok(Principal {
+                    token_id: r[0].i(),
+                    role: r[1].t().parse::<Role>().map_err(StoreError::Invalid)?,
+                    tenant_id: r[2].oi(),
+                    pool: r[3].ot(),
+                    label: r[4].t(),
+                })
+            })
+            .transpose()
+    }
+
+    /// How many tokens exist (zero means the platform was never bootstrapped).
+    pub async fn token_count(&self) -> Result<i64, StoreError> {
+        Ok(self.db.rows("SELECT COUNT(*) FROM tokens", vec![], &[K::I]).await?.first().map_or(0, |r| r[0].i()))
+    }
+
+    /// A job.
+    pub async fn job(&self, id: i64) -> Result<Option<JobRecord>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
+        let rows = self.db.rows(&sql, vec![P::I(id)], JOB_KINDS).await?;
+        rows.first().map(|r| job(r)).transpose()
+    }
+
+    /// Jobs matching `filter` with ids above `after_id`, oldest first, at most `limit`
+    /// (capped at [`PAGE_MAX`]).
+    pub async fn jobs(&self, filter: &JobFilter, after_id: i64, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id > ?");
+        let mut params = vec![P::I(after_id)];
+        if let Some(tenant) = filter.tenant_id {
+            sql += " AND tenant_id = ?";
+            params.push(P::I(tenant));
+        }
+        if let Some(pool) = &filter.pool {
+            sql += " AND pool = ?";
+            params.push(P::T(pool.clone()));
+        }
+        if !filter.states.is_empty() {
+            sql += &format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", "));
+            params.extend(filter.states.iter().map(|s| P::T(s.as_str().to_owned())));
+        }
+        sql += " ORDER BY id LIMIT ?";
+        params.push(P::I(i64::from(limit.clamp(1, PAGE_MAX))));
+        let rows = self.db.rows(&sql, params, JOB_KINDS).await?;
+        rows.iter().map(|r| job(r)).collect()
+    }
+
+    /// How many jobs are in each state.
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
+        let rows = self
+            .db
+            .rows("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state", vec![], &[K::T, K::I])
+            .await?;
+        rows.iter().map(|r| Ok((r[0].t().parse::<JobState>().map_err(StoreError::Invalid)?, r[1].i()))).collect()
+    }
+
+    /// A job's history, oldest first.
+    pub async fn job_events(&self, job_id: i64) -> Result<Vec<JobEvent>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT state, detail, at_ms FROM job_events WHERE job_id = ? ORDER BY id",
+                vec![P::I(job_id)],
+                &[K::T, K::T, K::I],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobEvent {
+                    state: r[0].t().parse::<JobState>().map_err(StoreError::Invalid)?,
+                    detail: r[1].t(),
+                    at_ms: r[2].i(),
+                })
+            })
+            .collect()
+    }
+
+    /// Log chunks of a job after `after_seq`, in order, at most `limit`.
+    pub async fn job_logs(&self, job_id: i64, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT seq, chunk FROM job_logs WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                vec![P::I(job_id), P::I(after_seq), P::I(i64::from(limit.clamp(1, PAGE_MAX)))],
+                &[K::I, K::T],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r[0].i(), r[1].t())).collect())
+    }
+
+    /// Accelerator-milliseconds recorded for a job.
+    pub async fn job_usage_ms(&self, job_id: i64) -> Result<i64, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT CAST(COALESCE(SUM(accelerator_ms), 0) AS BIGINT) FROM usage_events WHERE job_id = ?",
+                vec![P::I(job_id)],
+                &[K::I],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r[0].i()))
+    }
+
+    /// Every pool's last reported status.
+    pub async fn pool_statuses(&self) -> Result<Vec<PoolStatus>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT name, healthy, drained, last_seen_ms FROM pool_status ORDER BY name",
+                vec![],
+                &[K::T, K::I, K::I, K::I],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PoolStatus {
+                name: r[0].t(),
+                healthy: r[1].i() != 0,
+                drained: r[2].i() != 0,
+                last_seen_ms: r[3].i(),
+            })
+            .collect())
+    }
+
+    /// Audit entries after `after_seq`, in order, at most `limit`.
+    pub async fn audit(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit_page(after_seq, i64::from(limit.clamp(1, PAGE_MAX))).await
+    }
+
+    async fn audit_page(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT seq, at_ms, actor, action, subject, before_digest, after_digest, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![P::I(after_seq), P::I(limit)],
+                &[K::I, K::I, K::T, K::T, K::T, K::T, K::T, K::T, K::T],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| audit_entry(r)).collect())
+    }
+
+    /// Checks the whole audit chain and names the first broken entry.
+    pub async fn verify_audit(&self) -> Result<Verdict, StoreError> {
+        let mut prev = GENESIS.to_owned();
+        let mut next = 1;
+        loop {
+            let page = self.audit_page(next - 1, VERIFY_PAGE).await?;
+            if page.is_empty() {
+                return Ok(Verdict::Intact { entries: next - 1 });
+            }
+            if let Some(broken) = audit::check(&page, &mut prev, &mut next) {
+                return Ok(broken);
+            }
+        }
+    }
+
+    /// For tests of tamper detection only: overwrites an audit entry's actor behind the chain's back.
+    #[doc(hidden)]
+    pub async fn tamper_with_audit_entry(&self, seq: i64, actor: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        tx.exec("UPDATE audit SET actor = ? WHERE seq = ?", vec![P::T(actor.to_owned()), P::I(seq)]).await?;
+        tx.commit().await
+    }
+}
+
+const TENANT_KINDS: &[K] = &[K::I, K::T, K::T, K::T, K::I];
+
+fn tenant(r: &[V]) -> TenantRecord {
+    TenantRecord { id: r[0].i(), name: r[1].t(), kind: r[2].t(), registration_city: r[3].t(), created_ms: r[4].i() }
+}
+
+fn job(r: &[V]) -> Result<JobRecord, StoreError> {
+    Ok(JobRecord {
+        id: r[0].i(),
+        tenant_id: r[1].i(),
+        name: r[2].t(),
+        spec: r[3].t(),
+        state: r[4].t().parse::<JobState>().map_err(StoreError::Invalid)?,
+        pool: r[5].ot(),
+        explanation: r[6].ot(),
+        idempotency_key: r[7].ot(),
+        created_ms: r[8].i(),
+        updated_ms: r[9].i(),
+    })
+}
+
+fn audit_entry(r: &[V]) -> AuditEntry {
+    AuditEntry {
+        seq: r[0].i(),
+        at_ms: r[1].i(),
+        actor: r[2].t(),
+        action: r[3].t(),
+        subject: r[4].t(),
+        before_digest: r[5].t(),
+        after_digest: r[6].t(),
+        prev_hash: r[7].t(),
+        hash: r[8].t(),
+    }
+}
+
+/// The end of the audit chain inside a write transaction.
+struct Chain {
+    last_seq: i64,
+    last_hash: String,
+}
+
+impl Chain {
+    async fn load(tx: &mut Tx) -> Result<Self, StoreError> {
+        let rows = tx.rows("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", vec![], &[K::I, K::T]).await?;
+        Ok(match rows.first() {
+            Some(r) => Chain { last_seq: r[0].i(), last_hash: r[1].t() },
+            None => Chain { last_seq: 0, last_hash: GENESIS.to_owned() },
+        })
+    }
+
+    async fn append(&mut self, tx: &mut Tx, change: Change<'_>) -> Result<(), StoreError> {
+        let seq = self.last_seq + 1;
+        let hash = audit::entry_hash(&self.last_hash, seq, &change);
+        tx.exec(
+            "INSERT INTO audit (seq, at_ms, actor, action, subject, before_digest, after_digest, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                P::I(seq),
+                P::I(change.at_ms),
+                P::T(change.actor.to_owned()),
+                P::T(change.action.to_owned()),
+                P::T(change.subject.to_owned()),
+                P::T(change.before.to_owned()),
+                P::T(change.after.to_owned()),
+                P::T(self.last_hash.clone()),
+                P::T(hash.clone()),
+            ],
+        )
+        .await?;
+        self.last_seq = seq;
+        self.last_hash = hash;
+        Ok(())
+    }
+}
+
+fn job_digest(job: &JobRecord) -> String {
+    audit::digest(&format!(
+        "job {} tenant {} state {} pool {:?} spec {}",
+        job.id, job.tenant_id, job.state, job.pool, job.spec
+    ))
+}
+
+async fn fetch_job(tx: &mut Tx, id: i64) -> Result<Option<JobRecord>, StoreError> {
+    let rows = tx.rows(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"), vec![P::I(id)], JOB_KINDS).await?;
+    rows.first().map(|r| job(r)).transpose()
+}
+
+async fn apply(
+    tx: &mut Tx,
+    chain: &mut Chain,
+    request: &Request,
+    now: i64,
+) -> Result<Result<Outcome, WriteError>, StoreError> {
+    let actor = request.actor.as_str();
+    Ok(match &request.write {
+        Write::CreateTenant { name, kind, registration_city } => {
+            if !tx.rows("SELECT id FROM tenants WHERE name = ?", vec![P::T(name.clone())], &[K::I]).await?.is_empty() {
+                return Ok(Err(WriteError::Duplicate(format!("tenant {name:?}"))));
+            }
+            let rows = tx
+                .rows(
+                    "INSERT INTO tenants (name, kind, registration_city, created_ms) VALUES (?, ?, ?, ?) RETURNING id",
+                    vec![P::T(name.clone()), P::T(kind.clone()), P::T(registration_city.clone()), P::I(now)],
+                    &[K::I],
+                )
+                .await?;
+            let record = TenantRecord {
+                id: rows[0][0].i(),
+                name: name.clone(),
+                kind: kind.clone(),
+                registration_city: registration_city.clone(),
+                created_ms: now,
+            };
+            let after = audit::digest(&format!(
+                "tenant {} {} {} {}",
+                record.id, record.name, record.kind, record.registration_city
+            ));
+            chain
+                .append(
+                    tx,
+                    Change {
+                        at_ms: now,
+                        actor,
+                        action: "tenant.create",
+                        subject: &format!("tenant:{}", record.id),
+                        before: "-",
+                        after: &after,
+                    },
+                )
+                .await?;
+            Ok(Outcome::Tenant(record))
+        }
+        Write::CreateToken { hash, role, tenant_id, pool, label } => {
+            if !tx.rows("SELECT id FROM tokens WHERE hash = ?", vec![P::T(hash.clone())], &[K::I]).await?.is_empty() {
+                return Ok(Err(WriteError::Duplicate("token".to_owned())));
+            }
+            let rows = tx
+                .rows(
+                    "INSERT INTO tokens (hash, role, tenant_id, pool, label, created_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    vec![P::T(hash.clone()), P::T(role.as_str().to_owned()), P::OI(*tenant_id), P::OT(pool.clone()), P::T(label.clone()), P::I(now)],
+                    &[K::I],
+                )
+                .await?;
+            let id = rows[0][0].i();
+            // The audit log keeps who got which role, never the token or its hash.
+            let after = audit::digest(&format!("token {id} {} {tenant_id:?} {pool:?} {label}", role.as_str()));
+            chain
+                .append(
+                    tx,
+                    Change {
+                        at_ms: now,
+                        actor,
+                        action: "token.create",
+                        subject: &format!("token:{id}"),
+                        before: "-",
+                        after: &after,
+                    },
+                )
+                .await?;
+            Ok(Outcome::Token(id))
+        }
+        Write::SubmitJob { tenant_id, name, spec, idempotency_key, request_digest } => {
+            if let Some(key) = idempotency_key {
+                let rows = tx
+                    .rows(
+                        &format!(
+                            "SELECT {JOB_COLUMNS}, request_digest FROM jobs WHERE tenant_id = ? AND idempotency_key = ?"
+                        ),
+                        vec![P::I(*tenant_id), P::T(key.clone())],
+                        &[JOB_KINDS, &[K::T]].concat(),
+                    )
+                    .await?;
+                if let Some(r) = rows.first() {
+                    let existing = job(r)?;
+                    if r[10].t() != *request_digest {
+                        return Ok(Err(WriteError::IdempotencyConflict { job_id: existing.id }));
+                    }
+                    return Ok(Ok(Outcome::Job { job: existing, created: false }));
+                }
+            }
+            let rows = tx
+                .rows(
+                    "INSERT INTO jobs (tenant_id, name, spec, state, idempotency_key, request_digest, created_ms, updated_ms) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
+                    vec![P::I(*tenant_id), P::T(name.clone()), P::T(spec.clone()), P::OT(idempotency_key.clone()), P::T(request_digest.clone()), P::I(now), P::I(now)],
+                    &[K::I],
+                )
+                .await?;
+            let record = JobRecord {
+                id: rows[0][0].i(),
+                tenant_id: *tenant_id,
+                name: name.clone(),
+                spec: spec.clone(),
+                state: JobState::Queued,
+                pool: None,
+                explanation: None,
+                idempotency_key: idempotency_key.clone(),
+                created_ms: now,
+                updated_ms: now,
+            };
+            tx.exec(
+                "INSERT INTO job_events (job_id, state, detail, at_ms) VALUES (?, 'queued', 'submitted', ?)",
+                vec![P::I(record.id), P::I(now)],
+            )
+            .await?;
+            chain
+                .append(
+                    tx,
+                    Change {
+                        at_ms: now,
+                        actor,
+                        action: "job.submit",
+                        subject: &format!("job:{}", record.id),
+                        before: "-",
+                        after: &job_digest(&record),
+                    },
+                )
+                .await?;
+            Ok(Outcome::Job { job: record, created: true })
+        }
+        Write::Transition { job_id, from, to, pool, explanation, detail } => {
+            let Some(before) = fetch_job(tx, *job_id).await? else {
+                return Ok(Err(WriteError::NotFound(format!("job {job_id}"))));
+            };
+            if !from.contains(&before.state) || !before.state.can_become(*to) {
+                return Ok(Err(WriteError::WrongState { job_id: *job_id, state: before.state, to: *to }));
+            }
+            let mut after = before.clone();
+            after.state = *to;
+            after.updated_ms = now;
+            match pool {
+                PoolChange::Keep => {}
+                PoolChange::Set(name) => after.pool = Some(name.clone()),
+                PoolChange::Clear => after.pool = None,
+            }
+            if let Some(explanation) = explanation {
+                after.explanation = Some(explanation.clone());
+            }
+            tx.exec(
+                "UPDATE jobs SET state = ?, pool = ?, explanation = ?, updated_ms = ? WHERE id = ?",
+                vec![
+                    P::T(to.as_str().to_owned()),
+                    P::OT(after.pool.clone()),
+                    P::OT(after.explanation.clone()),
+                    P::I(now),
+                    P::I(*job_id),
+                ],
+            )
+            .await?;
+            tx.exec(
+                "INSERT INTO job_events (job_id, state, detail, at_ms) VALUES (?, ?, ?, ?)",
+                vec![P::I(*job_id), P::T(to.as_str().to_owned()), P::T(detail.clone()), P::I(now)],
+            )
+            .await?;
+            let (action, subject) = (format!("job.{}", to.as_str()), format!("job:{job_id}"));
+            let (before_digest, after_digest) = (job_digest(&before), job_digest(&after));
+            let change = Change {
+                at_ms: now,
+                actor,
+                action: &action,
+                subject: &subject,
+                before: &before_digest,
+                after: &after_digest,
+            };
+            chain.append(tx, change).await?;
+            Ok(Outcome::Transitioned(after))
+        }
+        Write::AppendLog { job_id, seq, chunk } => {
+            let inserted = tx
+                .exec(
+                    "INSERT INTO job_logs (job_id, seq, chunk) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    vec![P::I(*job_id), P::I(*seq), P::T(chunk.clone())],
+                )
+                .await?;
+            Ok(Outcome::Logged { new: inserted > 0 })
+        }
+        Write::RecordUsage { source, event_id, job_id, pool, accelerator_ms, digest } => {
+            let rows = tx
+                .rows(
+                    "SELECT digest FROM usage_events WHERE source = ? AND event_id = ?",
+                    vec![P::T(source.clone()), P::T(event_id.clone())],
+                    &[K::T],
+                )
+                .await?;
+            if let Some(r) = rows.first() {
+                return Ok(if r[0].t() == *digest {
+                    Ok(Outcome::Usage { new: false })
+                } else {
+                    Err(WriteError::UsageConflict(event_id.clone()))
+                });
+            }
+            tx.exec(
+                "INSERT INTO usage_events (source, event_id, job_id, pool, accelerator_ms, digest, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![P::T(source.clone()), P::T(event_id.clone()), P::I(*job_id), P::T(pool.clone()), P::I(*accelerator_ms), P::T(digest.clone()), P::I(now)],
+            )
+            .await?;
+            chain
+                .append(
+                    tx,
+                    Change {
+                        at_ms: now,
+                        actor,
+                        action: "usage.record",
+                        subject: &format!("job:{job_id}"),
+                        before: "-",
+                        after: digest,
+                    },
+                )
+                .await?;
+            Ok(Outcome::Usage { new: true })
+        }
+        Write::SetPoolStatus { name, healthy, drained, last_seen_ms } => {
+            let rows = tx
+                .rows(
+                    "SELECT healthy, drained FROM pool_status WHERE name = ?",
+                    vec![P::T(name.clone())],
+                    &[K::I, K::I],
+                )
+                .await?;
+            let before = rows.first().map(|r| (r[0].i() != 0, r[1].i() != 0));
+            tx.exec(
+                "INSERT INTO pool_status (name, healthy, drained, last_seen_ms) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET healthy = excluded.healthy, drained = excluded.drained, last_seen_ms = excluded.last_seen_ms",
+                vec![P::T(name.clone()), P::I(i64::from(*healthy)), P::I(i64::from(*drained)), P::I(*last_seen_ms)],
+            )
+            .await?;
+            // Heartbeats are not state changes; health and drain flips are.
+            if before != Some((*healthy, *drained)) {
+                let show = |s: Option<(bool, bool)>| {
+                    s.map_or("-".to_owned(), |(h, d)| audit::digest(&format!("pool {name} healthy {h} drained {d}")))
+                };
+                let (subject, before, after) = (format!("pool:{name}"), show(before), show(Some((*healthy, *drained))));
+                let change = Change {
+                    at_ms: now,
+                    actor,
+                    action: "pool.status",
+                    subject: &subject,
+                    before: &before,
+                    after: &after,
+                };
+                chain.append(tx, change).await?;
+            }
+            Ok(Outcome::PoolStatus)
+        }
+    })
+}

@@ -1,0 +1,332 @@
+//! One conformance suite for both engines (after quickwit's `metastore_test_suite!`): every test
+//! runs on a fresh SQLite file, and on a fresh PostgreSQL schema when `SUANWANG_TEST_DATABASE_URL`
+//! is set (`.ci/run` sets it; each test makes its own schema and drops it).
+
+#![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use suanwang_store::audit::Verdict;
+use suanwang_store::model::{JobFilter, JobState, Outcome, PoolChange, Role, Write, WriteError};
+use suanwang_store::store::{Request, Store};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A store on a fresh SQLite file, and a closure that reopens it (for durability tests).
+async fn sqlite() -> (Store, Reopen) {
+    let dir = std::env::temp_dir().join(unique("suanwang_store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("suanwang.db");
+    (Store::open_sqlite(&path).await.unwrap(), Reopen::Sqlite(path))
+}
+
+async fn postgres() -> Option<(Store, Reopen)> {
+    let url = std::env::var("SUANWANG_TEST_DATABASE_URL").ok()?;
+    let schema = unique("sw_test");
+    Some((Store::open_postgres(&url, Some(&schema)).await.unwrap(), Reopen::Postgres(url, schema)))
+}
+
+enum Reopen {
+    Sqlite(std::path::PathBuf),
+    Postgres(String, String),
+}
+
+impl Reopen {
+    async fn open(&self) -> Store {
+        match self {
+            Reopen::Sqlite(path) => Store::open_sqlite(path).await.unwrap(),
+            Reopen::Postgres(url, schema) => Store::open_postgres(url, Some(schema)).await.unwrap(),
+        }
+    }
+
+    async fn clean_up(&self) {
+        match self {
+            Reopen::Sqlite(path) => {
+                let _ = std::fs::remove_dir_all(path.parent().unwrap());
+            }
+            Reopen::Postgres(url, schema) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_engine {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, reopen) = super::sqlite().await;
+                    super::$name(store, &reopen).await;
+                    reopen.clean_up().await;
+                }
+            )*
+        }
+        mod postgres_engine {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some((store, reopen)) = super::postgres().await else {
+                        eprintln!("SKIPPED: set SUANWANG_TEST_DATABASE_URL to run the store suite on PostgreSQL");
+                        return;
+                    };
+                    super::$name(store, &reopen).await;
+                    reopen.clean_up().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    tenants_and_tokens,
+    submissions_are_idempotent_by_key,
+    jobs_move_only_along_legal_transitions,
+    lists_page_and_filter,
+    logs_and_usage_are_idempotent,
+    a_refused_write_does_not_spoil_its_batch,
+    everything_survives_reopening,
+    the_audit_chain_verifies_and_names_tampering,
+);
+
+fn req(write: Write) -> Request {
+    Request { actor: "test".to_owned(), write }
+}
+
+async fn one(store: &Store, write: Write) -> Result<Outcome, WriteError> {
+    store.write(&[req(write)], 1_000).await.unwrap().remove(0)
+}
+
+async fn new_tenant(store: &Store, name: &str) -> i64 {
+    match one(
+        store,
+        Write::CreateTenant {
+            name: name.to_owned(),
+            kind: "startup".to_owned(),
+            registration_city: "Shenzhen".to_owned(),
+        },
+    )
+    .await
+    {
+        Ok(Outcome::Tenant(t)) => t.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn submit(tenant_id: i64, key: Option<&str>, body: &str) -> Write {
+    Write::SubmitJob {
+        tenant_id,
+        name: "j".to_owned(),
+        spec: body.to_owned(),
+        idempotency_key: key.map(str::to_owned),
+        request_digest: suanwang_store::audit::digest(body),
+    }
+}
+
+async fn new_job(store: &Store, tenant_id: i64) -> i64 {
+    match one(store, submit(tenant_id, None, "{}")).await {
+        Ok(Outcome::Job { job, created: true }) => job.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn transition(job_id: i64, from: &[JobState], to: JobState) -> Write {
+    Write::Transition {
+        job_id,
+        from: from.to_vec(),
+        to,
+        pool: PoolChange::Keep,
+        explanation: None,
+        detail: format!("to {to}"),
+    }
+}
+
+async fn tenants_and_tokens(store: Store, _: &Reopen) {
+    let id = new_tenant(&store, "acme").await;
+    assert_eq!(store.tenant_by_name("acme").await.unwrap().unwrap().id, id);
+    assert_eq!(store.tenant(id).await.unwrap().unwrap().registration_city, "Shenzhen");
+    let again = one(
+        &store,
+        Write::CreateTenant { name: "acme".to_owned(), kind: "sme".to_owned(), registration_city: "x".to_owned() },
+    )
+    .await;
+    assert_eq!(again, Err(WriteError::Duplicate("tenant \"acme\"".to_owned())));
+    assert_eq!(store.token_count().await.unwrap(), 0);
+    let token = one(
+        &store,
+        Write::CreateToken {
+            hash: "h1".to_owned(),
+            role: Role::Tenant,
+            tenant_id: Some(id),
+            pool: None,
+            label: "ci".to_owned(),
+        },
+    )
+    .await;
+    assert!(matches!(token, Ok(Outcome::Token(_))));
+    let principal = store.principal("h1").await.unwrap().unwrap();
+    assert_eq!((principal.role, principal.tenant_id, principal.label.as_str()), (Role::Tenant, Some(id), "ci"));
+    assert_eq!(store.principal("nope").await.unwrap(), None);
+    assert_eq!(store.tenants().await.unwrap().len(), 1);
+}
+
+async fn submissions_are_idempotent_by_key(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let first = one(&store, submit(tenant, Some("k1"), "{\"a\":1}")).await.unwrap();
+    let Outcome::Job { job, created: true } = first else { panic!("{first:?}") };
+    let replay = one(&store, submit(tenant, Some("k1"), "{\"a\":1}")).await.unwrap();
+    assert_eq!(replay, Outcome::Job { job: job.clone(), created: false });
+    assert_eq!(
+        one(&store, submit(tenant, Some("k1"), "{\"a\":2}")).await,
+        Err(WriteError::IdempotencyConflict { job_id: job.id })
+    );
+    let other_tenant = new_tenant(&store, "u").await;
+    assert!(
+        matches!(one(&store, submit(other_tenant, Some("k1"), "{}")).await, Ok(Outcome::Job { created: true, .. })),
+        "keys are per tenant"
+    );
+    let a = new_job(&store, tenant).await;
+    let b = new_job(&store, tenant).await;
+    assert_ne!(a, b, "without a key, every submission is new");
+}
+
+async fn jobs_move_only_along_legal_transitions(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let id = new_job(&store, tenant).await;
+    let placed = Write::Transition {
+        job_id: id,
+        from: vec![JobState::Queued],
+        to: JobState::Placed,
+        pool: PoolChange::Set("p1".to_owned()),
+        explanation: Some("cheapest".to_owned()),
+        detail: "placed".to_owned(),
+    };
+    let Ok(Outcome::Transitioned(job)) = one(&store, placed).await else { panic!() };
+    assert_eq!(
+        (job.state, job.pool.as_deref(), job.explanation.as_deref()),
+        (JobState::Placed, Some("p1"), Some("cheapest"))
+    );
+    one(&store, transition(id, &[JobState::Placed], JobState::Running)).await.unwrap();
+    one(&store, transition(id, &[JobState::Running], JobState::Succeeded)).await.unwrap();
+    assert_eq!(
+        one(&store, transition(id, &[JobState::Succeeded], JobState::Running)).await,
+        Err(WriteError::WrongState { job_id: id, state: JobState::Succeeded, to: JobState::Running })
+    );
+    assert_eq!(
+        one(&store, transition(id, &[JobState::Queued], JobState::Cancelled)).await,
+        Err(WriteError::WrongState { job_id: id, state: JobState::Succeeded, to: JobState::Cancelled }),
+        "the expected state must match"
+    );
+    assert_eq!(
+        one(&store, transition(999_999, &[JobState::Queued], JobState::Placed)).await,
+        Err(WriteError::NotFound("job 999999".to_owned()))
+    );
+    let history: Vec<JobState> = store.job_events(id).await.unwrap().iter().map(|e| e.state).collect();
+    assert_eq!(history, [JobState::Queued, JobState::Placed, JobState::Running, JobState::Succeeded]);
+    assert_eq!(store.job_counts().await.unwrap(), vec![(JobState::Succeeded, 1)]);
+}
+
+async fn lists_page_and_filter(store: Store, _: &Reopen) {
+    let a = new_tenant(&store, "a").await;
+    let b = new_tenant(&store, "b").await;
+    let mut batch = Vec::new();
+    for i in 0..25 {
+        batch.push(req(submit(if i % 5 == 0 { b } else { a }, None, &format!("{{\"i\":{i}}}"))));
+    }
+    store.write(&batch, 5).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.jobs(&JobFilter { tenant_id: Some(a), ..JobFilter::default() }, after, 7).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        after = page.last().unwrap().id;
+        seen.extend(page.into_iter().map(|j| j.tenant_id));
+    }
+    assert_eq!(seen.len(), 20);
+    assert!(seen.iter().all(|&t| t == a));
+    let first = store.jobs(&JobFilter::default(), 0, 1).await.unwrap()[0].id;
+    one(&store, transition(first, &[JobState::Queued], JobState::Cancelled)).await.unwrap();
+    let cancelled =
+        store.jobs(&JobFilter { states: vec![JobState::Cancelled], ..JobFilter::default() }, 0, 100).await.unwrap();
+    assert_eq!(cancelled.len(), 1);
+    let open = store
+        .jobs(&JobFilter { states: vec![JobState::Queued, JobState::Placed], ..JobFilter::default() }, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 24);
+    assert_eq!(store.jobs(&JobFilter::default(), 0, 0).await.unwrap().len(), 1, "a limit of 0 is raised to 1");
+}
+
+async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let id = new_job(&store, tenant).await;
+    let log = |seq, chunk: &str| Write::AppendLog { job_id: id, seq, chunk: chunk.to_owned() };
+    assert_eq!(one(&store, log(1, "hello\n")).await, Ok(Outcome::Logged { new: true }));
+    assert_eq!(one(&store, log(1, "hello\n")).await, Ok(Outcome::Logged { new: false }));
+    one(&store, log(2, "world\n")).await.unwrap();
+    assert_eq!(store.job_logs(id, 0, 10).await.unwrap(), vec![(1, "hello\n".to_owned()), (2, "world\n".to_owned())]);
+    assert_eq!(store.job_logs(id, 1, 10).await.unwrap().len(), 1);
+    let usage = |digest: &str| Write::RecordUsage {
+        source: "agent:p".to_owned(),
+        event_id: "e1".to_owned(),
+        job_id: id,
+        pool: "p".to_owned(),
+        accelerator_ms: 3_600_000,
+        digest: digest.to_owned(),
+    };
+    assert_eq!(one(&store, usage("d1")).await, Ok(Outcome::Usage { new: true }));
+    assert_eq!(one(&store, usage("d1")).await, Ok(Outcome::Usage { new: false }), "a replay is recorded once");
+    assert_eq!(one(&store, usage("d2")).await, Err(WriteError::UsageConflict("e1".to_owned())));
+    assert_eq!(store.job_usage_ms(id).await.unwrap(), 3_600_000);
+    let status = |healthy| Write::SetPoolStatus { name: "p".to_owned(), healthy, drained: false, last_seen_ms: 7 };
+    one(&store, status(true)).await.unwrap();
+    one(&store, status(false)).await.unwrap();
+    assert!(!store.pool_statuses().await.unwrap()[0].healthy);
+}
+
+async fn a_refused_write_does_not_spoil_its_batch(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let dup = Write::CreateTenant { name: "t".to_owned(), kind: "sme".to_owned(), registration_city: "x".to_owned() };
+    let outcomes =
+        store.write(&[req(submit(tenant, None, "{}")), req(dup), req(submit(tenant, None, "{}"))], 9).await.unwrap();
+    assert!(outcomes[0].is_ok() && outcomes[1].is_err() && outcomes[2].is_ok());
+    assert_eq!(store.jobs(&JobFilter::default(), 0, 100).await.unwrap().len(), 2);
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { entries: 3 }), "tenant + two jobs");
+}
+
+async fn everything_survives_reopening(store: Store, reopen: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let id = new_job(&store, tenant).await;
+    store.close().await;
+    let again = reopen.open().await;
+    assert_eq!(again.job(id).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(again.tenant_by_name("t").await.unwrap().unwrap().id, tenant);
+    assert!(matches!(again.verify_audit().await.unwrap(), Verdict::Intact { entries: 2 }));
+    let next = new_job(&again, tenant).await;
+    assert!(next > id, "ids keep increasing after a reopen");
+}
+
+async fn the_audit_chain_verifies_and_names_tampering(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    for _ in 0..30 {
+        let id = new_job(&store, tenant).await;
+        one(&store, transition(id, &[JobState::Queued], JobState::Cancelled)).await.unwrap();
+    }
+    assert_eq!(store.verify_audit().await.unwrap(), Verdict::Intact { entries: 61 });
+    let entries = store.audit(0, 5).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(entries[1].action, "job.submit");
+    assert_eq!(entries[1].prev_hash, entries[0].hash);
+    store.tamper_with_audit_entry(17, "mallory").await.unwrap();
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Broken { seq: 17, .. }));
+}
