@@ -25,7 +25,7 @@ mod random;
 pub use frag_plus::FragPlusConfig;
 
 /// Chooses a node (and devices) for one task at a time.
-pub trait Policy: Send {
+pub trait Policy: Send + Sync {
     /// The policy's registered name.
     fn name(&self) -> PolicyName;
 

@@ -27,6 +27,8 @@ pub struct Job {
     /// The true duration, for the oracle discipline `sjf` only; every other discipline ignores
     /// it, and the server leaves it empty.
     pub oracle_duration_s: Option<u64>,
+    /// Run only in this pool (the tenant pinned it).
+    pub pool: Option<PoolId>,
 }
 
 /// Where a job is in its life.

@@ -61,6 +61,8 @@ pub struct PoolRuntime {
     pub cluster: Cluster,
     /// False while the pool is down (its agent stopped reporting, or a simulated outage).
     pub healthy: bool,
+    /// False while the pool is drained: running jobs continue, nothing new is placed.
+    pub accepting: bool,
     /// Node placement inside the pool.
     pub(crate) node_policy: Box<dyn Policy>,
     /// Node order for placement (ties go to earlier nodes).

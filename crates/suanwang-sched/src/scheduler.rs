@@ -199,6 +199,7 @@ impl Scheduler {
                 id,
                 cluster,
                 healthy: true,
+                accepting: true,
                 node_policy: policy::build(config.node_policy, &context),
                 order,
             });
@@ -274,6 +275,52 @@ impl Scheduler {
         self.pools[pool.index()].cluster.node(assignment.node).model()
     }
 
+    /// Makes room for tenants `0..count` (a server learns of tenants as they are created).
+    pub fn ensure_tenants(&mut self, count: usize) {
+        if count > self.tenants {
+            self.tenants = count;
+            self.by_tenant.resize_with(count, BTreeSet::new);
+            self.usage.resize(count, [0; 3]);
+        }
+    }
+
+    /// Accepts a job that was already running in `pool` before a restart: places it there again
+    /// (on whichever nodes fit) without queueing. `Err` when it no longer fits there; the job is
+    /// then left queued, and the caller should say so.
+    pub fn restore_running(&mut self, job: Job, pool: PoolId, now: u64) -> Result<JobId, SubmitError> {
+        let id = self.submit(job, now)?;
+        if !self.jobs[id.index()].feasible.contains(&pool) {
+            return Err(SubmitError::Unschedulable(format!(
+                "job {} cannot run in pool {}",
+                id.0,
+                self.federation.pool(pool).name
+            )));
+        }
+        match self.place_gang(pool, id) {
+            Some(assignments) => {
+                self.start(id, pool, assignments, now);
+                Ok(id)
+            }
+            None => Err(SubmitError::Unschedulable(format!(
+                "job {} no longer fits pool {}",
+                id.0,
+                self.federation.pool(pool).name
+            ))),
+        }
+    }
+
+    /// Takes a queued job out of the queue for good (it was cancelled).
+    pub fn cancel(&mut self, id: JobId, now: u64) {
+        match self.jobs[id.index()].state {
+            JobState::Queued => {
+                self.dequeue(id);
+                self.jobs[id.index()].state = JobState::Finished { end_s: now };
+            }
+            JobState::Running { .. } => self.finish(id, now),
+            _ => {}
+        }
+    }
+
     /// Accepts a job into the queue, or says why no pool could ever run it.
     pub fn submit(&mut self, job: Job, now: u64) -> Result<JobId, SubmitError> {
         if self.jobs.len() >= limits::JOBS_MAX {
@@ -288,6 +335,9 @@ impl Scheduler {
             self.federation.pools().map(|(_, pool)| crate::pools::empty_slots(pool, &job.spec.task)).collect()
         });
         for (id, pool) in self.federation.pools() {
+            if job.pool.is_some_and(|pinned| pinned != id) {
+                continue;
+            }
             let known = slots[id.index()];
             match infeasible_reason(&self.federation, pool, &job.spec, |_, _| known) {
                 None => feasible.push(id),
@@ -352,6 +402,11 @@ impl Scheduler {
             self.enqueue(id);
         }
         victims
+    }
+
+    /// Stops (or resumes) placing new work in a pool; running jobs continue (a drain).
+    pub fn set_pool_accepting(&mut self, pool: PoolId, accepting: bool) {
+        self.pools[pool.index()].accepting = accepting;
     }
 
     /// When the scheduler next needs a pass although nothing else happens: the earliest time a
@@ -522,7 +577,7 @@ impl Scheduler {
         let mut candidates: Vec<(f64, f64, u64, PoolId)> = Vec::new();
         for &pool_id in &record.feasible {
             let runtime = &self.pools[pool_id.index()];
-            if !runtime.healthy || !self.quick_fit(pool_id, &spec.task, spec.gang_size) {
+            if !runtime.healthy || !runtime.accepting || !self.quick_fit(pool_id, &spec.task, spec.gang_size) {
                 continue;
             }
             let model =

@@ -188,7 +188,7 @@ proptest! {
             match op {
                 Op::Submit { .. } => {
                     if let Some(spec) = spec(&federation, op)
-                        && let Ok(id) = s.submit(Job { spec, submit_s: now, green: now.is_multiple_of(2), oracle_duration_s: Some(now % 97) }, now)
+                        && let Ok(id) = s.submit(Job { spec, submit_s: now, green: now.is_multiple_of(2), oracle_duration_s: Some(now % 97), pool: None }, now)
                     {
                         ids.push(id);
                     }

@@ -89,7 +89,7 @@ fn spec(tenant: u32, gpus_per_task: u8, gang: u16) -> JobSpec {
 }
 
 fn job(spec: JobSpec, submit_s: u64) -> Job {
-    Job { spec, submit_s, green: false, oracle_duration_s: None }
+    Job { spec, submit_s, green: false, oracle_duration_s: None, pool: None }
 }
 
 fn scheduler(federation: &Federation, policy: &str) -> Scheduler {

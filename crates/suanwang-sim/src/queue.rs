@@ -506,7 +506,7 @@ memory_mib = 524288
                 };
                 SimJob {
                     name: format!("j{i}"),
-                    job: Job { spec, submit_s: submit, green: false, oracle_duration_s: Some(duration) },
+                    job: Job { spec, submit_s: submit, green: false, oracle_duration_s: Some(duration), pool: None },
                     duration_s: duration,
                 }
             })

@@ -380,6 +380,8 @@ pub struct JobFilter {
     pub states: Vec<JobState>,
     /// Only this pool's.
     pub pool: Option<String>,
+    /// Only jobs changed after this time (ms).
+    pub updated_after_ms: Option<i64>,
 }
 
 /// The most rows one list call returns.

@@ -161,6 +161,10 @@ impl Store {
             sql += " AND pool = ?";
             params.push(P::T(pool.clone()));
         }
+        if let Some(after) = filter.updated_after_ms {
+            sql += " AND updated_ms > ?";
+            params.push(P::I(after));
+        }
         if !filter.states.is_empty() {
             sql += &format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", "));
             params.extend(filter.states.iter().map(|s| P::T(s.as_str().to_owned())));

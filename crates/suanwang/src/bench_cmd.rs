@@ -127,7 +127,7 @@ pub fn scheduler(args: &BenchSchedulerArgs) -> Result<(), CliError> {
     let started = Instant::now();
     for spec in specs {
         scheduler
-            .submit(Job { spec, submit_s: 0, green: false, oracle_duration_s: None }, 0)
+            .submit(Job { spec, submit_s: 0, green: false, oracle_duration_s: None, pool: None }, 0)
             .map_err(|e| CliError::input(e.code(), format!("a synthetic job does not fit {}: {e}", federation.name)))?;
     }
     let submit_s = started.elapsed().as_secs_f64();

@@ -131,7 +131,7 @@ pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<R
         spec.validate().map_err(|e| CliError::input(e.code(), format!("{source}:{}: {e}", t.line)))?;
         jobs.push(SimJob {
             name: t.id.clone(),
-            job: Job { spec, submit_s: t.submit_s, green: t.green, oracle_duration_s: Some(t.duration_s) },
+            job: Job { spec, submit_s: t.submit_s, green: t.green, oracle_duration_s: Some(t.duration_s), pool: None },
             duration_s: t.duration_s,
         });
     }

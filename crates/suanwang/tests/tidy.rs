@@ -30,6 +30,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-store", &[]),
     ("suanwang-sim", &["suanwang-model", "suanwang-placement", "suanwang-sched"]),
     ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
+    ("suanwang-agent", &[]),
+    (
+        "suanwang-server",
+        &["suanwang-model", "suanwang-placement", "suanwang-sched", "suanwang-store", "suanwang-agent"],
+    ),
     (
         "suanwang",
         &[
@@ -39,6 +44,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-sim",
             "suanwang-formats",
             "suanwang-report",
+            "suanwang-store",
+            "suanwang-agent",
+            "suanwang-server",
         ],
     ),
 ];

@@ -1,0 +1,184 @@
+//! Where an agent's jobs run.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+/// Seconds a simulated job runs when its body gives no `duration_s`.
+pub const SIM_DEFAULT_DURATION_S: u64 = 30;
+
+/// The longest log line kept (longer lines are cut).
+pub const LOG_LINE_MAX: usize = 16 * 1024;
+
+/// Where jobs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// As processes on this machine (the job's `command`).
+    Local,
+    /// Simulated: a job runs for its `duration_s` and succeeds.
+    Sim,
+}
+
+impl Backend {
+    /// Parses `local` or `sim`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "local" => Some(Backend::Local),
+            "sim" => Some(Backend::Sim),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to a job, as it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A line of output.
+    Line(String),
+    /// It ended: success, and a sentence.
+    Exited(bool, String),
+    /// It was stopped by the agent (the job was cancelled, or the agent is shutting down); the
+    /// platform decides what that means, so the agent reports no state for it.
+    Stopped,
+}
+
+/// Runs one job; sends its events; returns when it ended. `stop` ends it early.
+pub async fn run_job(
+    backend: Backend,
+    request: &serde_json::Value,
+    events: mpsc::Sender<Event>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    match backend {
+        Backend::Sim => {
+            let seconds =
+                request.get("duration_s").and_then(serde_json::Value::as_u64).unwrap_or(SIM_DEFAULT_DURATION_S);
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(seconds)) => {
+                    let _ = events.send(Event::Line(format!("simulated run of {seconds} s\n"))).await;
+                    let _ = events.send(Event::Exited(true, format!("simulated for {seconds} s"))).await;
+                }
+                _ = &mut stop => {
+                    let _ = events.send(Event::Stopped).await;
+                }
+            }
+        }
+        Backend::Local => {
+            let command: Vec<String> = request
+                .get("command")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            let Some((program, args)) = command.split_first() else {
+                let _ = events.send(Event::Exited(false, "the job has no command to run".to_owned())).await;
+                return;
+            };
+            let spawned = Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn();
+            let mut child = match spawned {
+                Ok(child) => child,
+                Err(e) => {
+                    let _ = events.send(Event::Exited(false, format!("cannot start {program}: {e}"))).await;
+                    return;
+                }
+            };
+            let mut readers = Vec::new();
+            for stream in [
+                child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                child.stderr.take().map(|s| Box::new(s) as _),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let events = events.clone();
+                readers.push(tokio::spawn(async move {
+                    let mut lines = BufReader::new(stream).lines();
+                    while let Ok(Some(mut line)) = lines.next_line().await {
+                        truncate_on_char(&mut line, LOG_LINE_MAX);
+                        line.push('\n');
+                        if events.send(Event::Line(line)).await.is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+            let outcome = tokio::select! {
+                status = child.wait() => match status {
+                    Ok(s) if s.success() => Event::Exited(true, "exit code 0".to_owned()),
+                    Ok(s) => Event::Exited(false, s.code().map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit code {c}"))),
+                    Err(e) => Event::Exited(false, format!("cannot wait for the process: {e}")),
+                },
+                _ = &mut stop => {
+                    let _ = child.kill().await;
+                    Event::Stopped
+                }
+            };
+            for reader in readers {
+                let _ = reader.await;
+            }
+            let _ = events.send(outcome).await;
+        }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes without splitting a character.
+fn truncate_on_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_between_characters() {
+        let mut text = "算网".repeat(10);
+        truncate_on_char(&mut text, 7);
+        assert_eq!(text, "算网");
+        let mut short = "ok".to_owned();
+        truncate_on_char(&mut short, 7);
+        assert_eq!(short, "ok");
+    }
+
+    #[tokio::test]
+    async fn a_local_job_reports_its_output_and_exit_code() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (_stop, stop) = tokio::sync::oneshot::channel();
+        let request = serde_json::json!({"command": ["sh", "-c", "echo out; echo err >&2; exit 3"]});
+        run_job(Backend::Local, &request, tx, stop).await;
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        assert_eq!(events.last(), Some(&Event::Exited(false, "exit code 3".to_owned())));
+        assert!(events.contains(&Event::Line("out\n".to_owned())) && events.contains(&Event::Line("err\n".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_job_is_killed_and_says_so() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (stop_tx, stop) = tokio::sync::oneshot::channel();
+        let request = serde_json::json!({"command": ["sleep", "60"]});
+        let started = std::time::Instant::now();
+        let run = tokio::spawn(async move { run_job(Backend::Local, &request, tx, stop).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = stop_tx.send(());
+        let _ = run.await;
+        assert_eq!(rx.recv().await, Some(Event::Stopped));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

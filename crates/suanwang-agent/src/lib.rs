@@ -1,0 +1,14 @@
+//! Pool agents. A provider runs an agent next to its cluster with a token scoped to its pool; the
+//! agent pulls work from the platform and reports back, so the platform never holds the
+//! cluster's credentials. The same agent runs in-process for `serve --demo`, through the same
+//! [`protocol::Platform`] interface.
+//!
+//! - [`protocol`]: the wire types of the agent API and the `Platform` trait.
+//! - [`backend`]: where jobs run: `local` processes or `sim`ulated.
+//! - [`run`]: the loop: heartbeat, pull, start, watch, report.
+//! - [`http`]: a `Platform` over HTTP, for agents outside the server.
+
+pub mod backend;
+pub mod http;
+pub mod protocol;
+pub mod run;

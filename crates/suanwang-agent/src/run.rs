@@ -1,0 +1,143 @@
+//! The agent loop: every poll, report health, pull work, start what was placed here, stop what
+//! was cancelled, and report each job's state, output and usage as it happens.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::{Backend, Event, run_job};
+use crate::protocol::{Heartbeat, LogChunk, Platform, RunState, StateReport, UsageReport};
+
+/// Jobs one agent runs at once.
+pub const RUNNING_MAX: usize = 4096;
+
+/// How an agent behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentConfig {
+    /// Where jobs run.
+    pub backend: Backend,
+    /// Time between polls.
+    pub poll: Duration,
+}
+
+/// Runs the agent until the platform drops or `shutdown` fires. Errors talking to the platform
+/// are retried at the next poll (with the same event ids, so nothing is counted twice).
+pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut running: HashMap<i64, oneshot::Sender<()>> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::channel::<i64>(1024);
+    loop {
+        while let Ok(id) = done_rx.try_recv() {
+            running.remove(&id);
+        }
+        let heartbeat = Heartbeat { healthy: true, running: running.len() as u32 };
+        if let Err(e) = platform.heartbeat(heartbeat).await {
+            eprintln!("agent: heartbeat failed: {e}");
+        } else {
+            match platform.work().await {
+                Ok(work) => {
+                    for id in work.stop {
+                        if let Some(stop) = running.remove(&id) {
+                            let _ = stop.send(());
+                        }
+                    }
+                    for item in work.start {
+                        if running.contains_key(&item.id) || running.len() >= RUNNING_MAX {
+                            continue;
+                        }
+                        let (stop_tx, stop_rx) = oneshot::channel();
+                        running.insert(item.id, stop_tx);
+                        tokio::spawn(watch(
+                            Arc::clone(&platform),
+                            config.backend,
+                            item.id,
+                            item.request,
+                            stop_rx,
+                            done_tx.clone(),
+                        ));
+                    }
+                }
+                Err(e) => eprintln!("agent: cannot fetch work: {e}"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config.poll) => {}
+            _ = shutdown.changed() => {
+                for (_, stop) in running.drain() {
+                    let _ = stop.send(());
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Retries a report until it is accepted or clearly refused (at most a few times).
+async fn retry<F, Fut>(mut call: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), crate::protocol::PlatformError>>,
+{
+    for attempt in 0..5u32 {
+        match call().await {
+            Ok(()) => return,
+            Err(e) if e.code == "unreachable" || e.code == "unavailable" => {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
+            }
+            Err(e) => {
+                eprintln!("agent: report refused: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn watch<P: Platform>(
+    platform: Arc<P>,
+    backend: Backend,
+    id: i64,
+    request: serde_json::Value,
+    stop: oneshot::Receiver<()>,
+    done: mpsc::Sender<i64>,
+) {
+    retry(|| platform.report_state(id, StateReport { state: RunState::Running, detail: "started".to_owned() })).await;
+    let started = Instant::now();
+    let (events_tx, mut events) = mpsc::channel(256);
+    let job = tokio::spawn({
+        let request = request.clone();
+        async move { run_job(backend, &request, events_tx, stop).await }
+    });
+    let mut seq = 0;
+    let mut outcome = Some((false, "the job ended without a status".to_owned()));
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Line(line) => {
+                seq += 1;
+                let chunk = LogChunk { seq, chunk: line };
+                retry(|| platform.report_log(id, chunk.clone())).await;
+            }
+            Event::Exited(ok, detail) => outcome = Some((ok, detail)),
+            Event::Stopped => outcome = None,
+        }
+    }
+    let _ = job.await;
+    let accelerators = request.get("accelerators").and_then(serde_json::Value::as_u64).unwrap_or(0)
+        * request.get("tasks").and_then(serde_json::Value::as_u64).unwrap_or(1);
+    let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let usage = UsageReport {
+        event_id: format!("job-{id}-run"),
+        job_id: id,
+        accelerator_ms: elapsed_ms.saturating_mul(accelerators as i64),
+    };
+    if usage.accelerator_ms > 0 {
+        retry(|| platform.report_usage(usage.clone())).await;
+    }
+    // A stopped job was cancelled (the platform knows) or its agent is shutting down (the
+    // platform fails it over when the heartbeats stop): either way there is no state to report.
+    if let Some((ok, detail)) = outcome {
+        let state = if ok { RunState::Succeeded } else { RunState::Failed };
+        retry(|| platform.report_state(id, StateReport { state, detail: detail.clone() })).await;
+    }
+    let _ = done.send(id).await;
+}

@@ -1,0 +1,149 @@
+//! The OpenAPI 3.1 document of the API (`GET /api/v1/openapi.json`), written by hand and kept in
+//! step with the router by a snapshot test and a test that every route is documented.
+
+use serde_json::{Value, json};
+
+/// Every documented operation: method, path, summary, roles.
+pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
+    ("get", "/healthz", "Liveness", "none"),
+    ("get", "/api/v1/openapi.json", "This document", "none"),
+    (
+        "post",
+        "/api/v1/jobs",
+        "Submit a job (Idempotency-Key header: the same key returns the same job; another body is 409)",
+        "tenant, operator (with \"tenant\")",
+    ),
+    (
+        "get",
+        "/api/v1/jobs",
+        "List jobs (?state=&pool=&tenant=&after=&limit=), oldest first",
+        "tenant (own), provider (own pool), operator, auditor",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}",
+        "A job with its history and usage",
+        "tenant (own), provider (own pool), operator, auditor",
+    ),
+    ("post", "/api/v1/jobs/{id}/cancel", "Cancel a job", "tenant (own), operator"),
+    (
+        "get",
+        "/api/v1/jobs/{id}/logs",
+        "A job's output (?after=&limit=)",
+        "tenant (own), provider (own pool), operator, auditor",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}/explain",
+        "Where the job went and why",
+        "tenant (own), provider (own pool), operator, auditor",
+    ),
+    ("post", "/api/v1/tenants", "Create a tenant", "operator"),
+    ("get", "/api/v1/tenants", "List tenants", "operator, auditor"),
+    ("post", "/api/v1/tokens", "Create a token (shown once)", "operator"),
+    ("get", "/api/v1/pools", "Pools with capacity, prices and health", "any"),
+    ("get", "/api/v1/pools/{name}", "One pool", "any"),
+    (
+        "post",
+        "/api/v1/pools/{name}/drain",
+        "Drain a pool: no new work, running jobs finish",
+        "operator, provider (own pool)",
+    ),
+    (
+        "post",
+        "/api/v1/pools/{name}/undrain",
+        "Undrain a pool: it takes new work again",
+        "operator, provider (own pool)",
+    ),
+    ("get", "/api/v1/sites", "Sites", "any"),
+    ("get", "/api/v1/links", "Network links", "any"),
+    ("get", "/api/v1/audit", "Audit entries (?after=&limit=)", "operator, auditor"),
+    ("post", "/api/v1/agent/heartbeat", "An agent reports its pool's health", "provider (pool token)"),
+    ("get", "/api/v1/agent/work", "Jobs to start and stop", "provider (pool token)"),
+    ("post", "/api/v1/agent/jobs/{id}/state", "A job started, succeeded or failed", "provider (pool token)"),
+    ("post", "/api/v1/agent/jobs/{id}/logs", "A piece of a job's output (idempotent by seq)", "provider (pool token)"),
+    ("post", "/api/v1/agent/usage", "Accelerator usage (idempotent by event_id)", "provider (pool token)"),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, roles) in OPERATIONS {
+        let entry = paths.entry(*path).or_insert_with(|| json!({}));
+        let mut operation = json!({
+            "summary": summary,
+            "description": format!("Roles: {roles}."),
+            "responses": {
+                "200": {"description": "OK"},
+                "4XX": {"description": "The caller's mistake", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        if *roles != "none" {
+            operation["security"] = json!([{"bearer": []}]);
+        }
+        if path.contains("{id}") {
+            operation["parameters"] =
+                json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]);
+        } else if path.contains("{name}") {
+            operation["parameters"] =
+                json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        }
+        if *method == "post" && *path == "/api/v1/jobs" {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitJob"}}}});
+            operation["responses"]["201"] = json!({"description": "Accepted (durably)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}});
+        }
+        entry[*method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Suanwang (算网) control plane", "version": "v1"},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "SubmitJob": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "name": {"type": "string", "maxLength": 128},
+                        "command": {"type": "array", "items": {"type": "string"}, "maxItems": 256},
+                        "accelerators": {"type": "integer", "minimum": 0, "maximum": 16},
+                        "accelerator_milli": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000},
+                        "accelerator_models": {"type": "array", "items": {"type": "string"}},
+                        "cpu_milli": {"type": "integer", "minimum": 0},
+                        "memory_mib": {"type": "integer", "minimum": 0},
+                        "tasks": {"type": "integer", "minimum": 1, "default": 1},
+                        "priority": {"type": "integer"},
+                        "preemptible": {"type": "boolean"},
+                        "pool": {"type": "string", "description": "pin the job to one pool"},
+                        "estimate_s": {"type": "integer"},
+                        "duration_s": {"type": "integer", "description": "how long a simulated pool runs it"},
+                        "dataset": {"type": "object", "properties": {"site": {"type": "string"}, "size_bytes": {"type": "integer"}}},
+                        "residency_region": {"type": "string"},
+                        "latency": {"type": "object", "properties": {"site": {"type": "string"}, "max_ms": {"type": "number"}}},
+                        "max_price_fen_per_card_hour": {"type": "integer"},
+                        "green": {"type": "boolean"},
+                        "tenant": {"type": "string", "description": "operators only"}
+                    }
+                },
+                "Job": {
+                    "type": "object",
+                    "required": ["id", "state"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "name": {"type": "string"},
+                        "tenant_id": {"type": "integer"},
+                        "state": {"enum": ["queued", "placed", "running", "succeeded", "failed", "cancelled", "preempted"]},
+                        "pool": {"type": ["string", "null"]},
+                        "explanation": {"type": ["string", "null"]},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                        "request": {"$ref": "#/components/schemas/SubmitJob"}
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,359 @@
+//! The scheduler task: the same `Scheduler` the simulator drives, driven by the wall clock.
+//!
+//! On start it rebuilds its state from the store: queued and preempted jobs queue again; placed
+//! and running jobs are put back in their pools (their agents still have them), so nothing runs
+//! twice. Then it waits for messages (submissions, ends, heartbeats, drains) or the next tick,
+//! makes a pass, and writes its decisions durably. A pool whose agent has not reported within the
+//! heartbeat timeout is unhealthy: its placed and running jobs go back to the queue (failover).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use suanwang_model::federation::PoolId;
+use suanwang_placement::profile::WorkloadProfile;
+use suanwang_sched::job::{Job, JobId};
+use suanwang_sched::scheduler::{Decision, Scheduler, SchedulerConfig};
+use suanwang_store::model::{JobFilter, JobRecord, JobState, PoolChange, Write};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::jobs::{SubmitJob, scheduler_job};
+use crate::state::AppState;
+
+/// Messages the scheduler task may wait in its mailbox at once.
+pub const MAILBOX_MAX: usize = 65_536;
+
+/// What the scheduler task hears about.
+#[derive(Debug)]
+pub enum SchedulerMsg {
+    /// A job was accepted (durably).
+    Submitted {
+        /// Store id.
+        job_id: i64,
+        /// What the scheduler needs.
+        job: Box<Job>,
+    },
+    /// A job ended (finished or cancelled, durably).
+    Ended {
+        /// Store id.
+        job_id: i64,
+    },
+    /// A pool's agent reported.
+    Seen {
+        /// The pool.
+        pool: PoolId,
+        /// Whether it says it is healthy.
+        healthy: bool,
+    },
+    /// A pool was drained or undrained.
+    Drain {
+        /// The pool.
+        pool: PoolId,
+        /// Drained.
+        drained: bool,
+    },
+}
+
+/// Jobs in states the scheduler must know about after a restart.
+const OPEN: [JobState; 4] = [JobState::Queued, JobState::Placed, JobState::Running, JobState::Preempted];
+
+struct Task {
+    state: AppState,
+    scheduler: Scheduler,
+    ids: HashMap<i64, JobId>,
+    store_ids: Vec<i64>,
+    last_seen: Vec<Option<Instant>>,
+    started: Instant,
+}
+
+fn now_s() -> u64 {
+    (crate::state::now_ms() / 1000) as u64
+}
+
+/// Runs the scheduler task until the mailbox closes.
+pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
+    let config = SchedulerConfig { policy: state.config.policy, ..SchedulerConfig::default() };
+    let scheduler = Scheduler::new(&state.federation, 1, config, &WorkloadProfile::default());
+    let pools = state.federation.pool_count();
+    let mut task = Task {
+        state,
+        scheduler,
+        ids: HashMap::new(),
+        store_ids: Vec::new(),
+        last_seen: vec![None; pools],
+        started: Instant::now(),
+    };
+    // Every pool starts unhealthy: a pool is usable once its agent reports.
+    for p in 0..pools {
+        task.scheduler.set_pool_health(PoolId::from_index(p), false, now_s());
+    }
+    if let Err(e) = task.rebuild().await {
+        eprintln!("scheduler: cannot rebuild from the store: {e:?}");
+    }
+    let tick = task.state.config.tick;
+    loop {
+        let message = tokio::select! {
+            m = mailbox.recv() => match m { Some(m) => Some(m), None => return },
+            () = tokio::time::sleep(tick) => None,
+        };
+        if let Some(m) = message {
+            task.handle(m);
+            while let Ok(m) = mailbox.try_recv() {
+                task.handle(m);
+            }
+        }
+        task.check_heartbeats().await;
+        let waiting =
+            task.started.elapsed() < task.state.config.startup_grace && task.last_seen.iter().any(Option::is_none);
+        if !waiting {
+            task.pass().await;
+        }
+    }
+}
+
+impl Task {
+    fn track(&mut self, store_id: i64, id: JobId) {
+        self.ids.insert(store_id, id);
+        if self.store_ids.len() <= id.index() {
+            self.store_ids.resize(id.index() + 1, 0);
+        }
+        self.store_ids[id.index()] = store_id;
+    }
+
+    async fn rebuild(&mut self) -> Result<(), crate::error::ApiError> {
+        for status in self.state.store.pool_statuses().await? {
+            if let Some((id, _)) = self.state.federation.pools().find(|(_, p)| p.name == status.name) {
+                self.scheduler.set_pool_accepting(id, !status.drained);
+            }
+        }
+        let mut after = 0;
+        loop {
+            let page = self
+                .state
+                .store
+                .jobs(&JobFilter { states: OPEN.to_vec(), ..JobFilter::default() }, after, 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for record in page {
+                self.restore(record).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore(&mut self, record: JobRecord) {
+        let body: Result<SubmitJob, _> = serde_json::from_str(&record.spec);
+        let job = body.map_err(|e| e.to_string()).and_then(|b| {
+            scheduler_job(&self.state.federation, record.tenant_id, &b, (record.created_ms / 1000) as u64)
+                .map_err(|e| e.message)
+        });
+        let job = match job {
+            Ok(job) => job,
+            Err(reason) => {
+                self.transition(
+                    record.id,
+                    &OPEN,
+                    JobState::Failed,
+                    PoolChange::Keep,
+                    None,
+                    format!("cannot be scheduled after a restart: {reason}"),
+                )
+                .await;
+                return;
+            }
+        };
+        self.scheduler.ensure_tenants(record.tenant_id as usize + 1);
+        let pool = record
+            .pool
+            .as_ref()
+            .and_then(|name| self.state.federation.pools().find(|(_, p)| &p.name == name).map(|(id, _)| id));
+        match (record.state, pool) {
+            (JobState::Placed | JobState::Running, Some(pool)) => {
+                // Its pool's agent still has it: account for it there, healthy or not.
+                self.scheduler.set_pool_health(pool, true, now_s());
+                let restored = self.scheduler.restore_running(job, pool, now_s());
+                self.scheduler.set_pool_health(pool, false, now_s());
+                match restored {
+                    Ok(id) => self.track(record.id, id),
+                    Err(e) => eprintln!("scheduler: job {} could not be restored in its pool: {e}", record.id),
+                }
+            }
+            _ => {
+                if record.state == JobState::Preempted {
+                    self.transition(
+                        record.id,
+                        &[JobState::Preempted],
+                        JobState::Queued,
+                        PoolChange::Clear,
+                        None,
+                        "queued again after a restart".to_owned(),
+                    )
+                    .await;
+                }
+                match self.scheduler.submit(job, now_s()) {
+                    Ok(id) => self.track(record.id, id),
+                    Err(e) => {
+                        self.transition(record.id, &OPEN, JobState::Failed, PoolChange::Keep, None, e.to_string()).await
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, message: SchedulerMsg) {
+        match message {
+            SchedulerMsg::Submitted { job_id, job } => {
+                self.scheduler.ensure_tenants(job.spec.tenant as usize + 1);
+                match self.scheduler.submit(*job, now_s()) {
+                    Ok(id) => self.track(job_id, id),
+                    Err(e) => {
+                        let state = self.state.clone();
+                        tokio::spawn(async move {
+                            let write = Write::Transition {
+                                job_id,
+                                from: vec![JobState::Queued],
+                                to: JobState::Failed,
+                                pool: PoolChange::Keep,
+                                explanation: Some(e.to_string()),
+                                detail: format!("unschedulable: {e}"),
+                            };
+                            let _ = state.committer.write("scheduler", write).await;
+                        });
+                    }
+                }
+            }
+            SchedulerMsg::Ended { job_id } => {
+                if let Some(&id) = self.ids.get(&job_id) {
+                    self.scheduler.cancel(id, now_s());
+                }
+            }
+            SchedulerMsg::Seen { pool, healthy } => {
+                self.last_seen[pool.index()] = Some(Instant::now());
+                if self.scheduler.pool(pool).healthy != healthy {
+                    let victims = self.scheduler.set_pool_health(pool, healthy, now_s());
+                    self.fail_over(victims, pool);
+                }
+            }
+            SchedulerMsg::Drain { pool, drained } => self.scheduler.set_pool_accepting(pool, !drained),
+        }
+    }
+
+    fn fail_over(&self, victims: Vec<JobId>, pool: PoolId) {
+        let name = self.state.federation.pool(pool).name.clone();
+        for victim in victims {
+            let job_id = self.store_ids[victim.index()];
+            let state = self.state.clone();
+            let detail = format!("failed over: pool {name} is unhealthy");
+            tokio::spawn(async move {
+                let write = Write::Transition {
+                    job_id,
+                    from: vec![JobState::Placed, JobState::Running],
+                    to: JobState::Queued,
+                    pool: PoolChange::Clear,
+                    explanation: None,
+                    detail,
+                };
+                let _ = state.committer.write("scheduler", write).await;
+            });
+        }
+    }
+
+    async fn check_heartbeats(&mut self) {
+        let timeout = self.state.config.heartbeat_timeout;
+        for p in 0..self.last_seen.len() {
+            let pool = PoolId::from_index(p);
+            let last = self.last_seen[p].unwrap_or(self.started);
+            if self.scheduler.pool(pool).healthy && last.elapsed() > timeout {
+                eprintln!(
+                    "scheduler: pool {} stopped reporting; its jobs fail over",
+                    self.state.federation.pool(pool).name
+                );
+                let victims = self.scheduler.set_pool_health(pool, false, now_s());
+                self.fail_over(victims, pool);
+                let name = self.state.federation.pool(pool).name.clone();
+                // Keep the drain flag and the last report as they are; only health flips.
+                let current = self
+                    .state
+                    .store
+                    .pool_statuses()
+                    .await
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|s| s.name == name));
+                let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
+                let _ = self
+                    .state
+                    .committer
+                    .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
+                    .await;
+            }
+        }
+    }
+
+    async fn pass(&mut self) {
+        let decisions = self.scheduler.schedule(now_s());
+        if decisions.is_empty() {
+            return;
+        }
+        let mut writes = JoinSet::new();
+        for decision in decisions {
+            match decision {
+                Decision::Start { job, pool, explanation } => {
+                    let job_id = self.store_ids[job.index()];
+                    let name = self.state.federation.pool(pool).name.clone();
+                    let state = self.state.clone();
+                    writes.spawn(async move {
+                        let write = Write::Transition {
+                            job_id,
+                            from: vec![JobState::Queued],
+                            to: JobState::Placed,
+                            pool: PoolChange::Set(name.clone()),
+                            explanation: Some(explanation),
+                            detail: format!("placed in {name}"),
+                        };
+                        (job, state.committer.write("scheduler", write).await.is_ok())
+                    });
+                }
+                Decision::Preempt { job, .. } => {
+                    let job_id = self.store_ids[job.index()];
+                    let state = self.state.clone();
+                    writes.spawn(async move {
+                        let write = Write::Transition {
+                            job_id,
+                            from: vec![JobState::Running],
+                            to: JobState::Preempted,
+                            pool: PoolChange::Keep,
+                            explanation: None,
+                            detail: "preempted".to_owned(),
+                        };
+                        (job, state.committer.write("scheduler", write).await.is_ok())
+                    });
+                }
+            }
+        }
+        while let Some(result) = writes.join_next().await {
+            if let Ok((job, false)) = result {
+                // The write was refused (the job was cancelled meanwhile): forget the job.
+                self.scheduler.cancel(job, now_s());
+            }
+        }
+    }
+
+    async fn transition(
+        &self,
+        job_id: i64,
+        from: &[JobState],
+        to: JobState,
+        pool: PoolChange,
+        explanation: Option<String>,
+        detail: String,
+    ) {
+        let write = Write::Transition { job_id, from: from.to_vec(), to, pool, explanation, detail };
+        if let Err(e) = self.state.committer.write("scheduler", write).await {
+            eprintln!("scheduler: job {job_id}: {e:?}");
+        }
+    }
+}
+
+/// How long to wait between polls of an in-process agent.
+pub const IN_PROCESS_POLL: Duration = Duration::from_millis(500);

@@ -1,0 +1,440 @@
+//! The HTTP API in process (tower `oneshot`, no sockets): the smallest job runs end to end, keys
+//! make submission idempotent, tenants are isolated, bad input gets a 4xx with a stable code, the
+//! OpenAPI document matches its snapshot and every route, and the audit chain verifies.
+
+#![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use suanwang_agent::backend::Backend;
+use suanwang_server::state::{AppState, ServerConfig};
+use suanwang_store::audit::Verdict;
+use suanwang_store::store::Store;
+use tower::ServiceExt;
+
+const FEDERATION: &str = r#"
+name = "test"
+[[site]]
+name = "here"
+city = "Shenzhen"
+region = "CN-GD"
+latitude_deg = 22.5
+longitude_deg = 113.9
+
+[[site]]
+name = "there"
+city = "Guangzhou"
+region = "CN-GD"
+latitude_deg = 23.1
+longitude_deg = 113.3
+
+[[link]]
+between = ["here", "there"]
+latency_ms = 2.0
+bandwidth_gbps = 100
+
+[[pool]]
+name = "local"
+site = "here"
+provider = "this machine"
+backend = "local"
+pue = 1.0
+card_hour_fen = {}
+[[pool.nodes]]
+count = 1
+accelerators_per_node = 0
+cpu_milli = 4000
+memory_mib = 8192
+
+[[pool]]
+name = "gpu"
+site = "there"
+provider = "a data centre"
+backend = "sim"
+pue = 1.2
+card_hour_fen = { "A800-SXM4-80GB" = 1200 }
+cpu_core_hour_fen = 5
+[[pool.nodes]]
+count = 2
+accelerator = "A800-SXM4-80GB"
+accelerators_per_node = 8
+cpu_milli = 128000
+memory_mib = 1048576
+"#;
+
+const HELLO: &str =
+    r#"{"name":"hello","command":["sh","-c","echo hello"],"accelerators":0,"cpu_milli":500,"memory_mib":256}"#;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+struct Harness {
+    state: AppState,
+    app: Router,
+    operator: String,
+    dir: std::path::PathBuf,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Harness {
+    async fn new(config: ServerConfig) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "suanwang_api_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::open(dir, config).await
+    }
+
+    async fn open(dir: std::path::PathBuf, config: ServerConfig) -> Self {
+        let store = Store::open_sqlite(&dir.join("suanwang.db")).await.unwrap();
+        let federation =
+            suanwang_formats::federation::parse("test.toml", FEDERATION, &suanwang_formats::catalog::builtin())
+                .unwrap();
+        let state = suanwang_server::start(store, federation, config);
+        let operator = "sw_operator_for_tests".to_owned();
+        suanwang_server::bootstrap(&state.store, &state.committer, &operator).await.unwrap();
+        let app = suanwang_server::router(state.clone());
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        Harness { state, app, operator, dir, shutdown }
+    }
+
+    fn start_agents(&self) {
+        let agents = [("local".to_owned(), Backend::Local), ("gpu".to_owned(), Backend::Sim)];
+        suanwang_server::start_agents(&self.state, &agents, &self.shutdown.subscribe());
+    }
+
+    async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        self.call_with(method, uri, token, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// Creates a tenant and returns a token for it.
+    async fn tenant(&self, name: &str) -> String {
+        let (status, _) = self
+            .call(Method::POST, "/api/v1/tenants", Some(&self.operator), Some(&json!({"name": name}).to_string()))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let body = json!({"role": "tenant", "tenant": name}).to_string();
+        let (status, token) = self.call(Method::POST, "/api/v1/tokens", Some(&self.operator), Some(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{token}");
+        token["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn wait_for_state(&self, token: &str, id: i64, wanted: &str) -> Value {
+        for _ in 0..200 {
+            let (status, job) = self.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(token), None).await;
+            assert_eq!(status, StatusCode::OK);
+            if job["state"] == wanted {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, job) = self.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(token), None).await;
+        panic!("job {id} never became {wanted}: {job:#}");
+    }
+
+    async fn audit_verifies(&self) {
+        assert!(matches!(self.state.store.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fast() -> ServerConfig {
+    ServerConfig { tick: Duration::from_millis(20), startup_grace: Duration::from_secs(1), ..ServerConfig::default() }
+}
+
+#[tokio::test]
+async fn the_smallest_job_runs_and_its_output_is_kept() {
+    let h = Harness::new(fast()).await;
+    h.start_agents();
+    let token = h.tenant("acme").await;
+    let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(HELLO)).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(job["state"], "queued");
+    let id = job["id"].as_i64().unwrap();
+    let done = h.wait_for_state(&token, id, "succeeded").await;
+    assert_eq!(done["pool"], "local", "a CPU job runs in the free local pool: {done:#}");
+    let states: Vec<&str> = done["history"].as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["queued", "placed", "running", "succeeded"]);
+    let (status, logs) = h.call(Method::GET, &format!("/api/v1/jobs/{id}/logs"), Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(logs["chunks"][0][1], "hello\n");
+    let (_, why) = h.call(Method::GET, &format!("/api/v1/jobs/{id}/explain"), Some(&token), None).await;
+    assert!(why["explanation"].as_str().unwrap().contains("local"), "{why}");
+    h.audit_verifies().await;
+}
+
+#[tokio::test]
+async fn gpu_jobs_go_to_gpu_pools_and_a_pin_is_obeyed() {
+    let h = Harness::new(fast()).await;
+    h.start_agents();
+    let token = h.tenant("acme").await;
+    let body = json!({"name": "train", "accelerators": 8, "cpu_milli": 8000, "memory_mib": 65536, "duration_s": 0})
+        .to_string();
+    let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let done = h.wait_for_state(&token, job["id"].as_i64().unwrap(), "succeeded").await;
+    assert_eq!(done["pool"], "gpu");
+    let pinned =
+        json!({"name": "pinned", "command": ["true"], "cpu_milli": 100, "pool": "gpu", "duration_s": 0}).to_string();
+    let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&pinned)).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let done = h.wait_for_state(&token, job["id"].as_i64().unwrap(), "succeeded").await;
+    assert_eq!(done["pool"], "gpu", "pinned to the GPU pool though the local pool is cheaper");
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_same_job_and_refuses_a_different_body() {
+    let h = Harness::new(fast()).await;
+    let token = h.tenant("acme").await;
+    let key = [("idempotency-key", "order-42")];
+    let (first, a) = h.call_with(Method::POST, "/api/v1/jobs", Some(&token), Some(HELLO), &key).await;
+    let (again, b) = h.call_with(Method::POST, "/api/v1/jobs", Some(&token), Some(HELLO), &key).await;
+    assert_eq!((first, again), (StatusCode::CREATED, StatusCode::OK));
+    assert_eq!(a["id"], b["id"]);
+    let other = HELLO.replace("hello\"]", "bye\"]");
+    let (status, error) = h.call_with(Method::POST, "/api/v1/jobs", Some(&token), Some(&other), &key).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error["error"]["code"], "idempotency_conflict");
+    // Keys belong to tenants: another tenant's same key is its own job.
+    let other_tenant = h.tenant("globex").await;
+    let (status, c) = h.call_with(Method::POST, "/api/v1/jobs", Some(&other_tenant), Some(HELLO), &key).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(a["id"], c["id"]);
+    let (_, page) = h.call(Method::GET, "/api/v1/jobs", Some(&token), None).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_tenant_never_sees_or_touches_another_tenants_jobs() {
+    let h = Harness::new(fast()).await;
+    let (acme, globex) = (h.tenant("acme").await, h.tenant("globex").await);
+    let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&acme), Some(HELLO)).await;
+    let id = job["id"].as_i64().unwrap();
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/jobs/{id}")),
+        (Method::POST, format!("/api/v1/jobs/{id}/cancel")),
+        (Method::GET, format!("/api/v1/jobs/{id}/logs")),
+        (Method::GET, format!("/api/v1/jobs/{id}/explain")),
+        (Method::GET, "/api/v1/jobs/999999".to_owned()),
+    ] {
+        let (status, error) = h.call(method, &path, Some(&globex), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {error}");
+        assert_eq!(error["error"]["code"], "not_found");
+    }
+    let (_, page) = h.call(Method::GET, "/api/v1/jobs", Some(&globex), None).await;
+    assert_eq!(page["jobs"], json!([]));
+    let (_, page) = h.call(Method::GET, "/api/v1/jobs", Some(&h.operator), None).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1, "operators see every tenant's jobs");
+    let (status, job) = h.call(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), Some(&acme), None).await;
+    assert_eq!((status, job["state"].as_str()), (StatusCode::OK, Some("cancelled")));
+    let (status, error) = h.call(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), Some(&acme), None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("invalid_state")));
+}
+
+#[tokio::test]
+async fn tokens_and_roles_are_checked() {
+    let h = Harness::new(fast()).await;
+    let tenant = h.tenant("acme").await;
+    let (status, error) = h.call(Method::GET, "/api/v1/jobs", None, None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    let (status, error) = h.call(Method::GET, "/api/v1/jobs", Some("sw_wrong"), None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
+    let (status, error) = h.call(Method::POST, "/api/v1/tenants", Some(&tenant), Some(r#"{"name":"mine"}"#)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let (status, _) = h.call(Method::POST, "/api/v1/pools/gpu/drain", Some(&tenant), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let body = json!({"role": "auditor"}).to_string();
+    let (_, auditor) = h.call(Method::POST, "/api/v1/tokens", Some(&h.operator), Some(&body)).await;
+    let auditor = auditor["token"].as_str().unwrap();
+    let (status, _) = h.call(Method::POST, "/api/v1/jobs", Some(auditor), Some(HELLO)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "auditors only read");
+    let (status, entries) = h.call(Method::GET, "/api/v1/audit", Some(auditor), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(entries.as_array().unwrap().len() >= 3, "{entries}");
+    let (status, _) = h.call(Method::GET, "/api/v1/audit", Some(&tenant), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A provider token is scoped to its pool.
+    let body = json!({"role": "provider", "pool": "gpu"}).to_string();
+    let (_, provider) = h.call(Method::POST, "/api/v1/tokens", Some(&h.operator), Some(&body)).await;
+    let provider = provider["token"].as_str().unwrap();
+    let (status, _) = h.call(Method::POST, "/api/v1/pools/local/drain", Some(provider), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, pool) = h.call(Method::POST, "/api/v1/pools/gpu/drain", Some(provider), None).await;
+    assert_eq!((status, pool["drained"].as_bool()), (StatusCode::OK, Some(true)));
+    let (status, pool) = h.call(Method::POST, "/api/v1/pools/gpu/undrain", Some(provider), None).await;
+    assert_eq!((status, pool["drained"].as_bool()), (StatusCode::OK, Some(false)));
+    // Tokens are stored hashed: the token itself is nowhere in the database file.
+    let bytes = std::fs::read(h.dir.join("suanwang.db")).unwrap();
+    assert!(!bytes.windows(tenant.len()).any(|w| w == tenant.as_bytes()));
+    h.audit_verifies().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_stable_code() {
+    let h = Harness::new(fast()).await;
+    let token = h.tenant("acme").await;
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(1 << 20));
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        ("malformed", "{\"name\":".to_owned(), StatusCode::BAD_REQUEST, "malformed_json"),
+        ("not an object", "[1,2]".to_owned(), StatusCode::BAD_REQUEST, "invalid_body"),
+        ("wrong type", HELLO.replace("500", "\"lots\""), StatusCode::BAD_REQUEST, "invalid_body"),
+        ("unknown field", HELLO.replace("}", ",\"gpus\":1}"), StatusCode::BAD_REQUEST, "invalid_body"),
+        ("negative", HELLO.replace("500", "-500"), StatusCode::BAD_REQUEST, "invalid_body"),
+        (
+            "absurd accelerators",
+            HELLO.replace("\"accelerators\":0", "\"accelerators\":200"),
+            StatusCode::BAD_REQUEST,
+            "invalid_job",
+        ),
+        ("absurd memory", HELLO.replace("256", "4000000000"), StatusCode::BAD_REQUEST, "invalid_job"),
+        ("empty name", HELLO.replace("\"hello\"", "\"\""), StatusCode::BAD_REQUEST, "invalid_job"),
+        ("unknown pool", HELLO.replace("}", ",\"pool\":\"nowhere\"}"), StatusCode::BAD_REQUEST, "unknown_pool"),
+        (
+            "unknown model",
+            HELLO.replace("}", ",\"accelerator_models\":[\"Z9000\"]}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_job",
+        ),
+        ("too big", big, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+    ];
+    for (what, body, status, code) in cases {
+        let (got, error) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+        assert_eq!(got, status, "{what}: {error}");
+        assert_eq!(error["error"]["code"], code, "{what}: {error}");
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty());
+    }
+    for (uri, code) in [
+        ("/api/v1/jobs/abc", "invalid_path"),
+        ("/api/v1/jobs?limit=0", "invalid_query"),
+        ("/api/v1/jobs?state=sleeping", "invalid_query"),
+        ("/api/v1/jobs?colour=red", "invalid_query"),
+    ] {
+        let (status, error) = h.call(Method::GET, uri, Some(&token), None).await;
+        assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{uri}: {error}");
+    }
+    let (status, error) = h.call(Method::GET, "/api/v1/nothing", Some(&token), None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, error) =
+        h.call_with(Method::POST, "/api/v1/jobs", Some(&token), Some(HELLO), &[("idempotency-key", "")]).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key")));
+    let (_, page) = h.call(Method::GET, "/api/v1/jobs", Some(&token), None).await;
+    assert_eq!(page["jobs"], json!([]), "nothing bad was stored");
+}
+
+#[tokio::test]
+async fn list_filters_and_pages() {
+    let h = Harness::new(fast()).await;
+    let token = h.tenant("acme").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = HELLO.replace("\"hello\"", &format!("\"job-{i}\""));
+        let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+        ids.push(job["id"].as_i64().unwrap());
+    }
+    let (_, page) = h.call(Method::GET, "/api/v1/jobs?limit=2", Some(&token), None).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 2);
+    let after = page["next_after"].as_i64().unwrap();
+    let (_, rest) = h.call(Method::GET, &format!("/api/v1/jobs?limit=10&after={after}"), Some(&token), None).await;
+    assert_eq!(rest["jobs"].as_array().unwrap().len(), 3);
+    assert!(rest["next_after"].is_null());
+    h.call(Method::POST, &format!("/api/v1/jobs/{}/cancel", ids[0]), Some(&token), None).await;
+    let (_, cancelled) = h.call(Method::GET, "/api/v1/jobs?state=cancelled", Some(&token), None).await;
+    assert_eq!(cancelled["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(cancelled["jobs"][0]["id"], ids[0]);
+}
+
+#[tokio::test]
+async fn a_pool_whose_agent_stops_reporting_fails_its_jobs_over() {
+    let config = ServerConfig { heartbeat_timeout: Duration::from_millis(600), ..fast() };
+    let h = Harness::new(config).await;
+    let token = h.tenant("acme").await;
+    // Only the GPU pool's agent runs, and only for a while.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
+    let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
+    let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+    let id = job["id"].as_i64().unwrap();
+    h.wait_for_state(&token, id, "running").await;
+    stop.send(true).unwrap();
+    let job = h.wait_for_state(&token, id, "queued").await;
+    assert!(job["pool"].is_null(), "{job:#}");
+    let (_, pool) = h.call(Method::GET, "/api/v1/pools/gpu", Some(&token), None).await;
+    assert_eq!(pool["healthy"], false);
+    // The agent comes back: the job runs again.
+    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
+    h.wait_for_state(&token, id, "running").await;
+    h.audit_verifies().await;
+}
+
+#[tokio::test]
+async fn a_restarted_server_carries_on_from_the_store() {
+    let dir = std::env::temp_dir().join(format!("suanwang_api_restart_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = Harness::open(dir.clone(), fast()).await;
+    let token = first.tenant("acme").await;
+    let (_, job) = first.call(Method::POST, "/api/v1/jobs", Some(&token), Some(HELLO)).await;
+    let id = job["id"].as_i64().unwrap();
+    // Stop without cleaning up; open a second server on the same files.
+    let first = std::mem::ManuallyDrop::new(first);
+    let _ = first.shutdown.send(true);
+    let second = Harness::open(dir, fast()).await;
+    second.start_agents();
+    second.wait_for_state(&token, id, "succeeded").await;
+    let (_, page) = second.call(Method::GET, "/api/v1/jobs", Some(&token), None).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1, "nothing lost, nothing doubled");
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_its_snapshot_and_the_router() {
+    let h = Harness::new(fast()).await;
+    let (status, document) = h.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    expect_test::expect_file!["../../../docs/openapi.json"]
+        .assert_eq(&format!("{}\n", serde_json::to_string_pretty(&document).unwrap()));
+    // Every `.route(...)` in the router is in the document, and every documented path is routed.
+    let source = include_str!("../src/lib.rs");
+    let routed: std::collections::BTreeSet<String> =
+        source.split(".route(\"").skip(1).map(|rest| rest.split('"').next().unwrap().to_owned()).collect();
+    let documented: std::collections::BTreeSet<String> =
+        document["paths"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(routed, documented);
+}
