@@ -178,6 +178,9 @@ impl Db {
             .after_connect(move |conn, _| {
                 let schema = after_schema.clone();
                 Box::pin(async move {
+                    // Plans made while a table was empty would stay (a sequential scan of what
+                    // becomes millions of rows); plan every statement for the table as it is now.
+                    conn.execute("SET plan_cache_mode = force_custom_plan").await?;
                     if let Some(schema) = schema {
                         conn.execute(
                             format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}").as_str(),

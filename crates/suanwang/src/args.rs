@@ -41,6 +41,289 @@ pub enum Command {
     /// Measure the platform's own speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the platform: the REST API, the store, the scheduler (and, with --demo, agents).
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+    /// Run a pool's agent next to the pool: it pulls work from the platform and reports back.
+    #[command(
+        after_help = "Example:\n  suanwang agent --server http://127.0.0.1:8080 --token \"$POOL_TOKEN\" --backend local"
+    )]
+    Agent(AgentArgs),
+    /// Check the audit chain offline.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Submit, list, show, cancel jobs and read their logs (a client of `serve`).
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// List and show pools; drain and undrain them (a client of `serve`).
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// Create and list tenants (a client of `serve`; operators).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Create tokens (a client of `serve`; operators).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  suanwang serve --demo
+  SUANWANG_ADMIN_TOKEN=sw_... suanwang serve --federation my-federation.toml
+  suanwang serve --database-url postgres://postgres@127.0.0.1/suanwang --listen 0.0.0.0:8080";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Where the embedded SQLite database (and the demo's tokens) live (default: the user's data
+    /// folder, e.g. ~/.local/share/suanwang).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of SQLite (postgres://user@host/db). Several servers may share one.
+    #[arg(long, value_name = "URL", env = "SUANWANG_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The federation file (default: the Greater Bay Area model plus a `local` pool).
+    #[arg(long, value_name = "FILE")]
+    pub federation: Option<PathBuf>,
+    /// Demo mode: agents in process (simulated pools, and `local` running real processes), a demo
+    /// tenant, and tokens printed at start.
+    #[arg(long)]
+    pub demo: bool,
+    /// Queue policy.
+    #[arg(long, value_parser = |s: &str| s.parse::<QueuePolicy>().map_err(|e| e.to_string()))]
+    pub policy: Option<QueuePolicy>,
+    /// Seconds without a report after which a pool is unhealthy and its jobs fail over.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub heartbeat_timeout_s: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The platform's URL.
+    #[arg(long, env = "SUANWANG_SERVER", value_name = "URL")]
+    pub server: String,
+    /// The pool's provider token (from `suanwang token create --role provider --pool NAME`).
+    #[arg(long, env = "SUANWANG_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Where jobs run: `local` (processes on this machine) or `sim` (simulated).
+    #[arg(long, value_enum)]
+    pub backend: BackendArg,
+    /// Seconds between polls.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub poll_s: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// Processes on this machine.
+    Local,
+    /// Simulated runs.
+    Sim,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the audit chain's hashes and name the first broken entry (exit 1 if broken).
+    #[command(
+        after_help = "Examples:\n  suanwang audit verify\n  suanwang audit verify --database-url postgres://postgres@127.0.0.1/suanwang"
+    )]
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditVerifyArgs {
+    /// The data directory of an SQLite platform (default: the user's data folder).
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL platform.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Where the server is and who is asking: flags, else `SUANWANG_SERVER` / `SUANWANG_TOKEN`, else
+/// the config file (~/.config/suanwang/config.toml: `server = "…"`, `token = "…"`).
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// The platform's URL (default http://127.0.0.1:8080).
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// A token.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Submit a job: from a JSON file (`--file job.json`, `-` for stdin) or from flags and the
+    /// command after `--`.
+    #[command(
+        after_help = "Examples:\n  suanwang job submit --name hello --cpu-milli 500 --memory-mib 256 -- sh -c 'echo hello'\n  suanwang job submit --file train.json --idempotency-key order-42"
+    )]
+    Submit(JobSubmitArgs),
+    /// List jobs (newest pages with --after).
+    Ls(JobListArgs),
+    /// Show a job with its history.
+    Show(JobIdArgs),
+    /// Cancel a job.
+    Cancel(JobIdArgs),
+    /// Print a job's output.
+    Logs(JobIdArgs),
+    /// Where the job went and why.
+    Explain(JobIdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JobSubmitArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The job body as JSON (see docs/server.md); `-` reads standard input.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "command"])]
+    pub file: Option<PathBuf>,
+    /// The job's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Accelerators per task.
+    #[arg(long, default_value_t = 0)]
+    pub accelerators: u8,
+    /// CPU per task, thousandths of a core.
+    #[arg(long, default_value_t = 1000)]
+    pub cpu_milli: u32,
+    /// Memory per task, MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mib: u32,
+    /// Tasks in the gang.
+    #[arg(long, default_value_t = 1)]
+    pub tasks: u16,
+    /// Run only in this pool.
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Priority (higher first under the priority policy).
+    #[arg(long, default_value_t = 0)]
+    pub priority: i32,
+    /// How long a simulated pool runs it, seconds.
+    #[arg(long)]
+    pub duration_s: Option<u64>,
+    /// Submit for this tenant (operators).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The same key returns the same job (safe retries).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// The program and its arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct JobListArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only these states (comma-separated).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this pool.
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Only this tenant (operators, auditors).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Jobs with ids above this.
+    #[arg(long)]
+    pub after: Option<i64>,
+    /// At most this many (1–1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct JobIdArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The job's id.
+    pub id: i64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PoolCommand {
+    /// List pools with capacity and health.
+    Ls(ClientOnly),
+    /// Show one pool.
+    Show(PoolNameArgs),
+    /// Take no new work (running jobs finish).
+    Drain(PoolNameArgs),
+    /// Take new work again.
+    Undrain(PoolNameArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClientOnly {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PoolNameArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The pool's name.
+    pub name: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create(TenantCreateArgs),
+    /// List tenants.
+    Ls(ClientOnly),
+}
+
+#[derive(Args, Debug)]
+pub struct TenantCreateArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Its name (letters, digits, '-', '_', '.').
+    pub name: String,
+    /// startup, sme, manufacturer, research-institute, university, government or enterprise.
+    #[arg(long, default_value = "enterprise")]
+    pub kind: String,
+    /// City of registration.
+    #[arg(long, default_value = "")]
+    pub city: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print it once.
+    #[command(
+        after_help = "Examples:\n  suanwang token create --tenant acme\n  suanwang token create --role provider --pool local --format json"
+    )]
+    Create(TokenCreateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// operator, provider, tenant, program-admin or auditor (default: tenant with --tenant).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// For a tenant token: the tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// For a provider (agent) token: the pool.
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// A label for people.
+    #[arg(long, default_value = "")]
+    pub label: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +335,34 @@ pub enum BenchCommand {
         after_help = "Example:\n  suanwang bench scheduler --federation examples/federations/greater-bay-area.toml --jobs 200000"
     )]
     Scheduler(BenchSchedulerArgs),
+    /// Submit N small jobs to a running server from C concurrent clients; report submissions per
+    /// second, latency percentiles and errors.
+    #[command(
+        after_help = "Example:\n  suanwang bench api --server http://127.0.0.1:8080 --token \"$SUANWANG_TOKEN\" --jobs 20000 --concurrency 32"
+    )]
+    Api(BenchApiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchApiArgs {
+    /// The platform's URL.
+    #[arg(long, env = "SUANWANG_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// A tenant token (or an operator token with --tenant).
+    #[arg(long, env = "SUANWANG_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Submit for this tenant (operator tokens).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Jobs to submit (1..=10,000,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub jobs: u64,
+    /// Concurrent clients (1..=1024).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]

@@ -2,20 +2,23 @@
 //! threads, draws progress bars and prints; everything it computes comes from the pure crates.
 
 mod args;
+mod bench_api;
 mod bench_cmd;
+mod client_cmd;
 mod error;
 mod federation_cmd;
 mod input;
 mod output;
 mod parallel;
 mod queue_cmd;
+mod serve_cmd;
 mod simulate_cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{BenchCommand, Cli, Command, FederationCommand, SimulateCommand, TraceCommand};
+use crate::args::{AuditCommand, BenchCommand, Cli, Command, FederationCommand, SimulateCommand, TraceCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,6 +29,14 @@ fn main() -> ExitCode {
         Command::Simulate(SimulateCommand::Queue(queue)) => queue_cmd::simulate(&queue),
         Command::Trace(TraceCommand::Convert(convert)) => queue_cmd::convert(&convert),
         Command::Bench(BenchCommand::Scheduler(bench)) => bench_cmd::scheduler(&bench),
+        Command::Bench(BenchCommand::Api(bench)) => bench_api::run(&bench),
+        Command::Serve(serve) => serve_cmd::serve(&serve),
+        Command::Agent(agent) => serve_cmd::agent(&agent),
+        Command::Audit(AuditCommand::Verify(verify)) => serve_cmd::audit_verify(&verify),
+        Command::Job(job) => client_cmd::job(&job),
+        Command::Pool(pool) => client_cmd::pool(&pool),
+        Command::Tenant(tenant) => client_cmd::tenant(&tenant),
+        Command::Token(token) => client_cmd::token(&token),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

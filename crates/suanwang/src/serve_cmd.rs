@@ -1,0 +1,295 @@
+//! `serve`, `agent` and `audit verify`: the process edge of the control plane (runtime, data
+//! directory, federation file, demo set-up, signals). The platform itself is `suanwang-server`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use suanwang_agent::backend::Backend;
+use suanwang_model::federation::{BackendKind, Federation};
+use suanwang_server::admin::NewToken;
+use suanwang_server::state::{AppState, ServerConfig};
+use suanwang_store::audit::Verdict;
+use suanwang_store::model::Write;
+use suanwang_store::store::Store;
+
+use crate::args::{AgentArgs, AuditVerifyArgs, BackendArg, Format, ServeArgs};
+use crate::error::CliError;
+use crate::output::print;
+
+/// The Greater Bay Area model, shipped inside the binary so `serve` works from any directory.
+const GREATER_BAY_AREA: &str = include_str!("../../../examples/federations/greater-bay-area.toml");
+
+/// The demo federation: the Greater Bay Area model and a pool named `local` on this machine.
+pub fn demo_federation_toml() -> String {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let memory_mib = memory_mib().unwrap_or(8192);
+    format!(
+        "{GREATER_BAY_AREA}
+# --- Added by `suanwang serve` when no federation file is given ---
+
+# This machine: its agent runs jobs as local processes (free of charge).
+[[site]]
+name = \"this-machine\"
+city = \"Shenzhen\"
+region = \"CN-GD\"
+latitude_deg = 22.53
+longitude_deg = 113.9
+
+[[pool]]
+name = \"local\"
+site = \"this-machine\"
+provider = \"this machine\"
+backend = \"local\"
+pue = 1.0
+card_hour_fen = {{}}
+
+[[pool.nodes]]
+count = 1
+accelerators_per_node = 0
+cpu_milli = {}
+memory_mib = {memory_mib}
+",
+        cores * 1000
+    )
+}
+
+/// Total memory from /proc/meminfo (Linux), in MiB.
+fn memory_mib() -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    u32::try_from(kib / 1024).ok()
+}
+
+/// The user's data folder for Suanwang: `$XDG_DATA_HOME/suanwang`, else
+/// `~/.local/share/suanwang` (`~/Library/Application Support/suanwang` on macOS).
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("suanwang");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) if cfg!(target_os = "macos") => PathBuf::from(home).join("Library/Application Support/suanwang"),
+        Some(home) => PathBuf::from(home).join(".local/share/suanwang"),
+        None => PathBuf::from("suanwang-data"),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal("runtime", format!("cannot start the async runtime: {e}")))
+}
+
+async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<Store, CliError> {
+    match database_url {
+        Some(url) => Store::open_postgres(url, None)
+            .await
+            .map_err(|e| CliError::input("database_unavailable", format!("cannot open the PostgreSQL database: {e}"))),
+        None => {
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                CliError::input("data_dir", format!("cannot create the data directory {}: {e}", data_dir.display()))
+            })?;
+            let path = data_dir.join("suanwang.db");
+            Store::open_sqlite(&path)
+                .await
+                .map_err(|e| CliError::input("database_unavailable", format!("cannot open {}: {e}", path.display())))
+        }
+    }
+}
+
+fn load_federation(path: Option<&Path>) -> Result<Federation, CliError> {
+    let catalog = suanwang_formats::catalog::builtin();
+    match path {
+        Some(path) => {
+            let text = crate::input::read_text(path)?;
+            Ok(suanwang_formats::federation::parse(&path.display().to_string(), &text, &catalog)?)
+        }
+        None => Ok(suanwang_formats::federation::parse("the demo federation", &demo_federation_toml(), &catalog)?),
+    }
+}
+
+/// The tokens `serve --demo` hands out, kept in the data directory so a restart shows them again.
+#[derive(Debug, Serialize, Deserialize)]
+struct DemoTokens {
+    operator: String,
+    tenant: String,
+    auditor: String,
+}
+
+async fn demo_tokens(state: &AppState, data_dir: &Path) -> Result<DemoTokens, CliError> {
+    let path = data_dir.join("demo-tokens.json");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(tokens) = serde_json::from_str::<DemoTokens>(&text)
+    {
+        let mut valid = true;
+        for token in [&tokens.operator, &tokens.tenant, &tokens.auditor] {
+            valid &= state.store.principal(&suanwang_server::auth::hash_token(token)).await.ok().flatten().is_some();
+        }
+        if valid {
+            return Ok(tokens);
+        }
+    }
+    let fail = |e: suanwang_server::error::ApiError| {
+        CliError::internal("demo", format!("cannot set up the demo: {}", e.message))
+    };
+    if state.store.tenant_by_name("demo").await.map_err(|e| CliError::internal("demo", e.to_string()))?.is_none() {
+        let write = Write::CreateTenant {
+            name: "demo".to_owned(),
+            kind: "startup".to_owned(),
+            registration_city: "Shenzhen".to_owned(),
+        };
+        state.committer.write("demo", write).await.map_err(|e| fail(e.into()))?;
+    }
+    let token = |role: &str, tenant: Option<&str>| NewToken {
+        role: role.to_owned(),
+        tenant: tenant.map(str::to_owned),
+        pool: None,
+        label: format!("demo {role}"),
+    };
+    let operator =
+        suanwang_server::admin::issue_token(state, "demo", token("operator", None)).await.map_err(fail)?.token;
+    let tenant =
+        suanwang_server::admin::issue_token(state, "demo", token("tenant", Some("demo"))).await.map_err(fail)?.token;
+    let auditor = suanwang_server::admin::issue_token(state, "demo", token("auditor", None)).await.map_err(fail)?.token;
+    let tokens = DemoTokens { operator, tenant, auditor };
+    let text = serde_json::to_string_pretty(&tokens).map_err(|e| CliError::internal("demo", e.to_string()))?;
+    write_private(&path, &text)?;
+    Ok(tokens)
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file =
+        options.open(path).map_err(|e| CliError::internal("write_failed", format!("{}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .map_err(|e| CliError::internal("write_failed", format!("{}: {e}", path.display())))
+}
+
+/// `suanwang serve`.
+pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let federation = load_federation(args.federation.as_deref())?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    runtime()?.block_on(async {
+        let store = open_store(&data_dir, args.database_url.as_deref()).await?;
+        let mut config = ServerConfig {
+            heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout_s),
+            ..ServerConfig::default()
+        };
+        if let Some(policy) = args.policy {
+            config.policy = policy;
+        }
+        let pools: Vec<(String, BackendKind)> = federation.pools().map(|(_, p)| (p.name.clone(), p.backend)).collect();
+        let state = suanwang_server::start(store, federation, config);
+        if let Some(token) = std::env::var("SUANWANG_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
+            let created = suanwang_server::bootstrap(&state.store, &state.committer, &token)
+                .await
+                .map_err(|e| CliError::internal("bootstrap", format!("cannot create the operator: {e}")))?;
+            if created {
+                eprintln!("created the operator token from SUANWANG_ADMIN_TOKEN");
+            }
+        }
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let url = format!("http://{}", args.listen);
+        if args.demo {
+            let tokens = demo_tokens(&state, &data_dir).await?;
+            // Every pool gets an in-process agent: `local` pools run real processes, the rest simulate.
+            let agents: Vec<(String, Backend)> = pools
+                .into_iter()
+                .map(|(name, kind)| (name, if kind == BackendKind::Local { Backend::Local } else { Backend::Sim }))
+                .collect();
+            suanwang_server::start_agents(&state, &agents, &shutdown_rx);
+            print(&format!(
+                "Suanwang demo: {} pools with in-process agents ({} runs jobs on this machine).\n\n  \
+                 export SUANWANG_SERVER={url}\n  export SUANWANG_TOKEN={}   # tenant \"demo\"\n  \
+                 operator token: {}\n  auditor token:  {}\n  (kept in {})\n\n  \
+                 suanwang job submit --name hello --cpu-milli 500 --memory-mib 256 -- sh -c 'echo hello'\n  \
+                 suanwang job ls\n\n",
+                agents.len(),
+                agents.iter().find(|(_, b)| *b == Backend::Local).map_or("no pool", |(n, _)| n.as_str()),
+                tokens.tenant,
+                tokens.operator,
+                tokens.auditor,
+                data_dir.join("demo-tokens.json").display(),
+            ))?;
+        }
+        let where_ = args
+            .database_url
+            .as_ref()
+            .map_or_else(|| data_dir.join("suanwang.db").display().to_string(), |_| "PostgreSQL".to_owned());
+        eprintln!("suanwang serving {url} (store: {where_}; ready in {} ms)", started.elapsed().as_millis());
+        suanwang_server::serve(state, args.listen, shutdown).await.map_err(|e| CliError::input("listen", e))
+    })
+}
+
+/// `suanwang agent`.
+pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
+    if !(args.server.starts_with("http://") || args.server.starts_with("https://")) {
+        return Err(CliError::input(
+            "invalid_server",
+            format!("the server must be an http:// URL, not {:?}", args.server),
+        ));
+    }
+    let backend = match args.backend {
+        BackendArg::Local => Backend::Local,
+        BackendArg::Sim => Backend::Sim,
+    };
+    runtime()?.block_on(async {
+        let platform = Arc::new(suanwang_agent::http::HttpPlatform::new(&args.server, &args.token));
+        // Check the token before looping: a wrong token is the user's mistake, not a retry.
+        use suanwang_agent::protocol::Platform;
+        if let Err(e) = platform.heartbeat(suanwang_agent::protocol::Heartbeat { healthy: true, running: 0 }).await {
+            let bad_input = matches!(e.code.as_str(), "invalid_token" | "unauthenticated" | "forbidden");
+            let error = format!("the platform at {} refused the agent: {e}", args.server);
+            return Err(if bad_input {
+                CliError::input("agent_refused", error)
+            } else {
+                CliError::internal("agent_refused", error)
+            });
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = stop.send(true);
+        });
+        eprintln!("agent connected to {}; polling every {} s", args.server, args.poll_s);
+        let config = suanwang_agent::run::AgentConfig { backend, poll: Duration::from_secs(args.poll_s) };
+        suanwang_agent::run::run(platform, config, stopped).await;
+        Ok(())
+    })
+}
+
+/// `suanwang audit verify`.
+pub fn audit_verify(args: &AuditVerifyArgs) -> Result<(), CliError> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    if args.database_url.is_none() && !data_dir.join("suanwang.db").exists() {
+        return Err(CliError::input("no_store", format!("no platform database in {}", data_dir.display())));
+    }
+    let verdict = runtime()?.block_on(async {
+        let store = open_store(&data_dir, args.database_url.as_deref()).await?;
+        store.verify_audit().await.map_err(|e| CliError::internal("database_unavailable", e.to_string()))
+    })?;
+    let (json, text, ok) = match &verdict {
+        Verdict::Intact { entries } => (
+            serde_json::json!({"intact": true, "entries": entries}),
+            format!("audit chain intact: {entries} entries verified\n"),
+            true,
+        ),
+        Verdict::Broken { seq, reason } => (
+            serde_json::json!({"intact": false, "first_broken": seq, "reason": reason}),
+            format!("audit chain BROKEN at entry {seq}: {reason}\n"),
+            false,
+        ),
+    };
+    print(&match args.format {
+        Format::Json => format!("{json}\n"),
+        Format::Table => text,
+    })?;
+    if ok { Ok(()) } else { Err(CliError::internal("audit_broken", "the audit chain does not verify")) }
+}
