@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 pub struct Heartbeat {
     /// Whether the pool can run work.
     pub healthy: bool,
-    /// Jobs the agent is running.
-    pub running: u32,
+    /// The ids of the jobs the agent is running (at most 4096). A job the platform thinks runs
+    /// here but is not listed was lost (the agent restarted) and is queued again.
+    pub running: Vec<i64>,
 }
 
 /// One job for the agent to start.

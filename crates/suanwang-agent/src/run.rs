@@ -31,7 +31,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
         while let Ok(id) = done_rx.try_recv() {
             running.remove(&id);
         }
-        let heartbeat = Heartbeat { healthy: true, running: running.len() as u32 };
+        let heartbeat = Heartbeat { healthy: true, running: running.keys().copied().collect() };
         if let Err(e) = platform.heartbeat(heartbeat).await {
             eprintln!("agent: heartbeat failed: {e}");
         } else {

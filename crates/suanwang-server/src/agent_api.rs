@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use suanwang_agent::protocol::{Heartbeat, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem};
 use suanwang_model::federation::PoolId;
-use suanwang_store::model::{JobFilter, JobState, Outcome, PoolChange, Role, Write};
+use suanwang_store::model::{JobFilter, JobState, Outcome, PAGE_MAX, PoolChange, Role, Write};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -39,9 +39,37 @@ fn agent_pool(state: &AppState, caller: &Caller) -> Result<(PoolId, String), Api
     Ok((id, name))
 }
 
-/// Records a heartbeat.
+/// Records a heartbeat; jobs running here by the platform's books but not by the agent's were lost
+/// (the agent restarted) and are queued again.
 pub async fn heartbeat(state: &AppState, caller: &Caller, beat: Heartbeat) -> Result<(), ApiError> {
     let (id, name) = agent_pool(state, caller)?;
+    if beat.running.len() > suanwang_agent::run::RUNNING_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_heartbeat",
+            format!("an agent runs at most {} jobs", suanwang_agent::run::RUNNING_MAX),
+        ));
+    }
+    let running = state
+        .store
+        .jobs(
+            &JobFilter { pool: Some(name.clone()), states: vec![JobState::Running], ..JobFilter::default() },
+            0,
+            PAGE_MAX,
+        )
+        .await?;
+    for job in running.into_iter().filter(|j| !beat.running.contains(&j.id)) {
+        let write = Write::Transition {
+            job_id: job.id,
+            from: vec![JobState::Running],
+            to: JobState::Queued,
+            pool: PoolChange::Clear,
+            explanation: None,
+            detail: format!("queued again: the agent of {name} no longer runs it"),
+        };
+        if state.committer.write(format!("agent:{name}"), write).await.is_ok() {
+            let _ = state.scheduler.try_send(SchedulerMsg::Requeue { job_id: job.id });
+        }
+    }
     let drained = state.store.pool_statuses().await?.into_iter().find(|s| s.name == name).is_some_and(|s| s.drained);
     state
         .committer

@@ -38,6 +38,11 @@ pub enum SchedulerMsg {
         /// Store id.
         job_id: i64,
     },
+    /// A running job was lost by its agent and is queued again (durably).
+    Requeue {
+        /// Store id.
+        job_id: i64,
+    },
     /// A pool's agent reported.
     Seen {
         /// The pool.
@@ -224,8 +229,19 @@ impl Task {
                 }
             }
             SchedulerMsg::Ended { job_id } => {
-                if let Some(&id) = self.ids.get(&job_id) {
+                if let Some(id) = self.ids.remove(&job_id) {
                     self.scheduler.cancel(id, now_s());
+                }
+            }
+            SchedulerMsg::Requeue { job_id } => {
+                // Forget the run; the job is submitted again as it was first accepted.
+                if let Some(id) = self.ids.remove(&job_id) {
+                    let job = self.scheduler.job(id).clone();
+                    self.scheduler.cancel(id, now_s());
+                    match self.scheduler.submit(job, now_s()) {
+                        Ok(new) => self.track(job_id, new),
+                        Err(e) => eprintln!("scheduler: job {job_id} cannot be queued again: {e}"),
+                    }
                 }
             }
             SchedulerMsg::Seen { pool, healthy } => {

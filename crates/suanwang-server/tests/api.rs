@@ -438,3 +438,29 @@ async fn the_openapi_document_matches_its_snapshot_and_the_router() {
         document["paths"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(routed, documented);
 }
+
+#[tokio::test]
+async fn jobs_an_agent_lost_in_a_restart_are_queued_again() {
+    let h = Harness::new(fast()).await;
+    let token = h.tenant("acme").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
+    let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
+    let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+    let id = job["id"].as_i64().unwrap();
+    h.wait_for_state(&token, id, "running").await;
+    // The agent restarts at once (well inside the heartbeat timeout): its new self runs nothing.
+    stop.send(true).unwrap();
+    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
+    for _ in 0..200 {
+        let (_, job) = h.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(&token), None).await;
+        let history = job["history"].as_array().unwrap();
+        if history.iter().filter(|e| e["state"] == "running").count() == 2 {
+            assert!(history.iter().any(|e| e["detail"].as_str().unwrap().contains("no longer runs it")), "{job:#}");
+            h.audit_verifies().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the lost job never ran again");
+}

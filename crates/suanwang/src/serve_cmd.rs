@@ -244,7 +244,9 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
         let platform = Arc::new(suanwang_agent::http::HttpPlatform::new(&args.server, &args.token));
         // Check the token before looping: a wrong token is the user's mistake, not a retry.
         use suanwang_agent::protocol::Platform;
-        if let Err(e) = platform.heartbeat(suanwang_agent::protocol::Heartbeat { healthy: true, running: 0 }).await {
+        if let Err(e) =
+            platform.heartbeat(suanwang_agent::protocol::Heartbeat { healthy: true, running: Vec::new() }).await
+        {
             let bad_input = matches!(e.code.as_str(), "invalid_token" | "unauthenticated" | "forbidden");
             let error = format!("the platform at {} refused the agent: {e}", args.server);
             return Err(if bad_input {

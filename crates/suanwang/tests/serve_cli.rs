@@ -1,0 +1,344 @@
+//! Black-box tests of the real binary as a platform: `serve --demo` with the CLI client, the
+//! exit codes of client mistakes, and the crash test (submissions with idempotency keys while the
+//! server is killed with SIGKILL and restarted; afterwards every acknowledged job exists exactly
+//! once, no job ran twice, and the audit chain verifies).
+
+#![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_suanwang");
+const ADMIN: &str = "sw_admin_token_for_black_box_tests";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("suanwang-serve-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    args: Vec<String>,
+}
+
+impl Server {
+    fn start(data_dir: &Path, demo: bool) -> Server {
+        let port = free_port();
+        let mut args = vec![
+            "serve".to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ];
+        if demo {
+            args.push("--demo".to_owned());
+        }
+        let mut server = Server { child: spawn(&args), url: format!("http://127.0.0.1:{port}"), args };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&mut self) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if ureq::get(&format!("{}/healthz", self.url)).timeout(Duration::from_millis(500)).call().is_ok() {
+                return started.elapsed();
+            }
+            assert!(self.child.try_wait().unwrap().is_none(), "the server exited");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server never became healthy");
+    }
+
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        self.child = spawn(&self.args);
+        self.wait_healthy();
+    }
+
+    fn terminate(mut self) -> i32 {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(args: &[String]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .env("SUANWANG_ADMIN_TOKEN", ADMIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(server: &str, token: &str, args: &[&str]) -> Run {
+    let output = Command::new(BIN)
+        .args(args)
+        .env("SUANWANG_SERVER", server)
+        .env("SUANWANG_TOKEN", token)
+        .env("XDG_CONFIG_HOME", std::env::temp_dir().join("suanwang-no-config"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn the_demo_runs_a_job_submitted_with_the_cli() {
+    let dir = scratch("demo");
+    let server = Server::start(&dir, true);
+    let tokens: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo-tokens.json")).unwrap()).unwrap();
+    let tenant = tokens["tenant"].as_str().unwrap();
+    let run = cli(
+        &server.url,
+        tenant,
+        &[
+            "job",
+            "submit",
+            "--name",
+            "hello",
+            "--cpu-milli",
+            "500",
+            "--memory-mib",
+            "256",
+            "--format",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "echo hello",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let job: Value = serde_json::from_str(&run.stdout).unwrap();
+    let id = job["id"].as_i64().unwrap().to_string();
+    let mut state = String::new();
+    for _ in 0..300 {
+        let run = cli(&server.url, tenant, &["job", "show", &id, "--format", "json"]);
+        state = serde_json::from_str::<Value>(&run.stdout).unwrap()["state"].as_str().unwrap().to_owned();
+        if state == "succeeded" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(state, "succeeded");
+    assert_eq!(cli(&server.url, tenant, &["job", "logs", &id]).stdout, "hello\n");
+    let listed = cli(&server.url, tenant, &["job", "ls"]);
+    assert!(listed.stdout.contains("hello") && listed.stdout.contains("local"), "{}", listed.stdout);
+    let pools = cli(&server.url, tenant, &["pool", "ls", "--format", "json"]);
+    assert_eq!(serde_json::from_str::<Value>(&pools.stdout).unwrap().as_array().unwrap().len(), 19);
+    // An operator makes a tenant and a token for it; the token is printed once, as JSON.
+    let operator = tokens["operator"].as_str().unwrap();
+    assert_eq!(cli(&server.url, operator, &["tenant", "create", "acme"]).code, 0);
+    let token = cli(&server.url, operator, &["token", "create", "--tenant", "acme", "--format", "json"]);
+    let token: Value = serde_json::from_str(&token.stdout).unwrap();
+    let acme = token["token"].as_str().unwrap();
+    // Another tenant's job is not found (exit 2, the API's code).
+    let other = cli(&server.url, acme, &["job", "show", &id]);
+    assert_eq!(other.code, 2);
+    assert!(other.stderr.starts_with("error[not_found]:"), "{}", other.stderr);
+    let wrong = cli(&server.url, "sw_nope", &["job", "ls"]);
+    assert_eq!((wrong.code, wrong.stderr.starts_with("error[invalid_token]:")), (2, true), "{}", wrong.stderr);
+    assert_eq!(server.terminate(), 0, "SIGTERM is a clean shutdown");
+    let verify =
+        Command::new(BIN).args(["audit", "verify", "--data-dir", &dir.display().to_string()]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&verify.stdout).starts_with("audit chain intact"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn client_mistakes_exit_2_with_a_code() {
+    let unreachable = cli("http://127.0.0.1:9", "t", &["job", "ls"]);
+    assert_eq!(unreachable.code, 1, "an unreachable server is not the user's mistake");
+    assert!(unreachable.stderr.starts_with("error[unreachable]:"));
+    let no_name = cli("http://127.0.0.1:9", "t", &["job", "submit"]);
+    assert_eq!(no_name.code, 2);
+    let bad_url = cli("ftp://x", "t", &["pool", "ls"]);
+    assert_eq!((bad_url.code, bad_url.stderr.starts_with("error[invalid_server]:")), (2, true));
+    let no_store = Command::new(BIN).args(["audit", "verify", "--data-dir", "/nonexistent/suanwang"]).output().unwrap();
+    assert_eq!(no_store.status.code(), Some(2));
+}
+
+/// Jobs in the crash test (`SUANWANG_CRASH_JOBS` changes it).
+fn crash_jobs() -> u64 {
+    std::env::var("SUANWANG_CRASH_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+}
+
+/// The submissions are spread over this long, so that all three kills land while clients submit
+/// and while the scheduler and the agents are changing jobs' states.
+const SUBMIT_OVER: Duration = Duration::from_secs(12);
+
+#[test]
+fn acknowledged_jobs_survive_sigkill_exactly_once() {
+    let jobs = crash_jobs();
+    let dir = scratch("crash");
+    let server = Mutex::new(Server::start(&dir, true));
+    let url = server.lock().unwrap().url.clone();
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+    agent
+        .post(&format!("{url}/api/v1/tenants"))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .send_json(json!({"name": "crash"}))
+        .unwrap();
+    let next = AtomicU64::new(0);
+    let acknowledged = Mutex::new(BTreeMap::<u64, i64>::new());
+    let (kills, started) = (AtomicU64::new(0), Instant::now());
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= jobs {
+                        break;
+                    }
+                    let due = started + SUBMIT_OVER.mul_f64(i as f64 / jobs as f64);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    let body = json!({"name": format!("crash-{i}"), "tenant": "crash", "command": ["true"], "cpu_milli": 100, "memory_mib": 64, "duration_s": 1});
+                    // A careful client retries with the same key until it gets an answer.
+                    loop {
+                        let response = agent
+                            .post(&format!("{url}/api/v1/jobs"))
+                            .set("Authorization", &format!("Bearer {ADMIN}"))
+                            .set("Idempotency-Key", &format!("crash-{i}"))
+                            .send_json(&body);
+                        match response {
+                            Ok(r) => {
+                                let job: Value = r.into_json().unwrap();
+                                let previous = acknowledged.lock().unwrap().insert(i, job["id"].as_i64().unwrap());
+                                assert!(previous.is_none());
+                                break;
+                            }
+                            Err(ureq::Error::Status(code, r)) if code < 500 => panic!("{code}: {}", r.into_string().unwrap()),
+                            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                        }
+                    }
+                }
+            });
+        }
+        // The killer: three SIGKILLs at a quarter, a half and three quarters of the way.
+        scope.spawn(|| {
+            for quarter in 1..=3 {
+                while (acknowledged.lock().unwrap().len() as u64) < jobs * quarter / 4 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // Let the scheduler and the agents get going before each kill.
+                std::thread::sleep(Duration::from_millis(1500));
+                server.lock().unwrap().kill_and_restart();
+                kills.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert_eq!(kills.load(Ordering::Relaxed), 3);
+    assert_eq!(acknowledged.len() as u64, jobs);
+    // Every acknowledged job exists, exactly once, under its key's id.
+    let mut stored = BTreeMap::<String, (i64, String)>::new();
+    let mut after = 0;
+    loop {
+        let page: Value = agent
+            .get(&format!("{url}/api/v1/jobs?limit=1000&after={after}"))
+            .set("Authorization", &format!("Bearer {ADMIN}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        for job in page["jobs"].as_array().unwrap() {
+            let name = job["name"].as_str().unwrap().to_owned();
+            let previous =
+                stored.insert(name.clone(), (job["id"].as_i64().unwrap(), job["state"].as_str().unwrap().to_owned()));
+            assert!(previous.is_none(), "{name} stored twice");
+        }
+        match page["next_after"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(stored.len() as u64, jobs, "no job lost and none doubled");
+    for (i, id) in &acknowledged {
+        assert_eq!(stored[&format!("crash-{i}")].0, *id);
+    }
+    // Every job runs to its end, the ones whose runs the kills cut short included.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let open: Value = agent
+            .get(&format!("{url}/api/v1/jobs?limit=1&state=queued,placed,running,preempted"))
+            .set("Authorization", &format!("Bearer {ADMIN}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if open["jobs"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "jobs still open after 3 minutes: {open}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let code = server.into_inner().unwrap().terminate();
+    assert_eq!(code, 0);
+    // No job ran twice: every job has at most one terminal event and nothing after it.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut reruns = 0;
+    runtime.block_on(async {
+        let store = suanwang_store::store::Store::open_sqlite(&dir.join("suanwang.db")).await.unwrap();
+        for (id, _) in stored.values() {
+            let events = store.job_events(*id).await.unwrap();
+            let terminal = events.iter().position(|e| e.state.is_terminal());
+            if let Some(at) = terminal {
+                assert_eq!(at, events.len() - 1, "job {id} changed after it ended: {events:?}");
+            }
+            reruns +=
+                usize::from(events.iter().filter(|e| e.state == suanwang_store::model::JobState::Running).count() > 1);
+            let succeeded = events.iter().filter(|e| e.state == suanwang_store::model::JobState::Succeeded).count();
+            assert_eq!(succeeded, 1, "job {id} must succeed once: {events:?}");
+        }
+    });
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--data-dir", &dir.display().to_string(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+    let verdict: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verdict["intact"], true);
+    eprintln!(
+        "crash test: {jobs} jobs acknowledged through 3 SIGKILLs; each stored once and succeeded once ({reruns} runs cut short by a kill ran again); {} audit entries verify; {:.1} s",
+        verdict["entries"],
+        started.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
