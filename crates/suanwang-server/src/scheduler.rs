@@ -92,8 +92,14 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
     for p in 0..pools {
         task.scheduler.set_pool_health(PoolId::from_index(p), false, now_s());
     }
-    if let Err(e) = task.rebuild().await {
-        eprintln!("scheduler: cannot rebuild from the store: {e:?}");
+    let rebuilding = Instant::now();
+    match task.rebuild().await {
+        Ok(()) => eprintln!(
+            "scheduler: rebuilt {} open jobs from the store in {} ms",
+            task.ids.len(),
+            rebuilding.elapsed().as_millis()
+        ),
+        Err(e) => eprintln!("scheduler: cannot rebuild from the store: {e:?}"),
     }
     let tick = task.state.config.tick;
     loop {
