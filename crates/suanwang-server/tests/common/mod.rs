@@ -1,0 +1,187 @@
+//! What the API tests share: a small federation (a free `local` pool and a simulated GPU pool), a
+//! server on a fresh SQLite file with an operator token, and helpers to call it in process.
+
+#![allow(dead_code, reason = "each test file uses a different part")]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use suanwang_agent::backend::Backend;
+use suanwang_server::state::{AppState, ServerConfig};
+use suanwang_store::audit::Verdict;
+use suanwang_store::store::Store;
+use tower::ServiceExt;
+
+pub const FEDERATION: &str = r#"
+name = "test"
+[[site]]
+name = "here"
+city = "Shenzhen"
+region = "CN-GD"
+latitude_deg = 22.5
+longitude_deg = 113.9
+
+[[site]]
+name = "there"
+city = "Guangzhou"
+region = "CN-GD"
+latitude_deg = 23.1
+longitude_deg = 113.3
+
+[[link]]
+between = ["here", "there"]
+latency_ms = 2.0
+bandwidth_gbps = 100
+
+[[pool]]
+name = "local"
+site = "here"
+provider = "this machine"
+backend = "local"
+pue = 1.0
+card_hour_fen = {}
+[[pool.nodes]]
+count = 1
+accelerators_per_node = 0
+cpu_milli = 4000
+memory_mib = 8192
+
+[[pool]]
+name = "gpu"
+site = "there"
+provider = "a data centre"
+backend = "sim"
+pue = 1.2
+card_hour_fen = { "A800-SXM4-80GB" = 1200 }
+cpu_core_hour_fen = 5
+[[pool.nodes]]
+count = 2
+accelerator = "A800-SXM4-80GB"
+accelerators_per_node = 8
+cpu_milli = 128000
+memory_mib = 1048576
+"#;
+
+pub const HELLO: &str =
+    r#"{"name":"hello","command":["sh","-c","echo hello"],"accelerators":0,"cpu_milli":500,"memory_mib":256}"#;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub struct Harness {
+    pub state: AppState,
+    pub app: Router,
+    pub operator: String,
+    pub dir: std::path::PathBuf,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Harness {
+    pub async fn new(config: ServerConfig) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "suanwang_api_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::open(dir, config).await
+    }
+
+    pub async fn open(dir: std::path::PathBuf, config: ServerConfig) -> Self {
+        let store = Store::open_sqlite(&dir.join("suanwang.db")).await.unwrap();
+        let federation =
+            suanwang_formats::federation::parse("test.toml", FEDERATION, &suanwang_formats::catalog::builtin())
+                .unwrap();
+        let state = suanwang_server::start(store, federation, config);
+        let operator = "sw_operator_for_tests".to_owned();
+        suanwang_server::bootstrap(&state.store, &state.committer, &operator).await.unwrap();
+        let app = suanwang_server::router(state.clone());
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        Harness { state, app, operator, dir, shutdown }
+    }
+
+    pub fn start_agents(&self) {
+        let agents = [("local".to_owned(), Backend::Local), ("gpu".to_owned(), Backend::Sim)];
+        suanwang_server::start_agents(&self.state, &agents, &self.shutdown.subscribe());
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        self.call_with(method, uri, token, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// Creates a tenant and returns a token for it.
+    pub async fn tenant(&self, name: &str) -> String {
+        let (status, _) = self
+            .call(Method::POST, "/api/v1/tenants", Some(&self.operator), Some(&json!({"name": name}).to_string()))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let body = json!({"role": "tenant", "tenant": name}).to_string();
+        let (status, token) = self.call(Method::POST, "/api/v1/tokens", Some(&self.operator), Some(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{token}");
+        token["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn wait_for_state(&self, token: &str, id: i64, wanted: &str) -> Value {
+        for _ in 0..200 {
+            let (status, job) = self.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(token), None).await;
+            assert_eq!(status, StatusCode::OK);
+            if job["state"] == wanted {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, job) = self.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(token), None).await;
+        panic!("job {id} never became {wanted}: {job:#}");
+    }
+
+    pub async fn audit_verifies(&self) {
+        assert!(matches!(self.state.store.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn fast() -> ServerConfig {
+    ServerConfig { tick: Duration::from_millis(20), startup_grace: Duration::from_secs(1), ..ServerConfig::default() }
+}
