@@ -45,7 +45,7 @@ pub const BODY_MAX: usize = 1 << 20;
 /// The API.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::show))
@@ -74,6 +74,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness, and whether this server schedules (`leader`) or only serves the API (`standby`).
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Json<serde_json::Value> {
+    let role = if state.leader.load(std::sync::atomic::Ordering::Relaxed) { "leader" } else { "standby" };
+    Json(serde_json::json!({"status": "ok", "scheduler": role}))
+}
+
 /// axum answers a malformed path parameter (`/jobs/abc`) with plain text; make it our JSON error.
 async fn json_path_errors(response: axum::response::Response) -> axum::response::Response {
     let plain = response
@@ -93,8 +99,15 @@ async fn json_path_errors(response: axum::response::Response) -> axum::response:
 pub fn start(store: Store, federation: Federation, config: ServerConfig) -> AppState {
     let committer = Committer::start(store.clone(), now_ms);
     let (scheduler, mailbox) = mpsc::channel(scheduler::MAILBOX_MAX);
-    let state =
-        AppState(Arc::new(Inner { store, committer, federation, tokens: TokenCache::default(), scheduler, config }));
+    let state = AppState(Arc::new(Inner {
+        store,
+        committer,
+        federation,
+        tokens: TokenCache::default(),
+        scheduler,
+        config,
+        leader: std::sync::atomic::AtomicBool::new(false),
+    }));
     tokio::spawn(scheduler::run(state.clone(), mailbox));
     state
 }

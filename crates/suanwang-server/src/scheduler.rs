@@ -1,12 +1,19 @@
 //! The scheduler task: the same `Scheduler` the simulator drives, driven by the wall clock.
 //!
-//! On start it rebuilds its state from the store: queued and preempted jobs queue again; placed
-//! and running jobs are put back in their pools (their agents still have them), so nothing runs
-//! twice. Then it waits for messages (submissions, ends, heartbeats, drains) or the next tick,
-//! makes a pass, and writes its decisions durably. A pool whose agent has not reported within the
-//! heartbeat timeout is unhealthy: its placed and running jobs go back to the queue (failover).
+//! One server schedules at a time (the leader: on PostgreSQL the holder of an advisory lock; on
+//! SQLite the only server). The others serve the API and wait for the role. On taking it, the task
+//! rebuilds its state from the store: queued and preempted jobs queue again; placed and running
+//! jobs are put back in their pools (their agents still have them), so nothing runs twice.
+//!
+//! Then it waits for messages from this server's handlers (submissions, ends, heartbeats, drains)
+//! or the next tick, makes a pass, and writes its decisions durably. Every second it also tails the
+//! store's change feed (the audit log) and the pools' last reports, which is how it learns what
+//! other servers accepted, and how it recovers from any message it missed. A pool whose agent has
+//! not reported within the heartbeat timeout is unhealthy: its placed and running jobs go back to
+//! the queue (failover).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use suanwang_model::federation::PoolId;
@@ -18,10 +25,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::jobs::{SubmitJob, scheduler_job};
-use crate::state::AppState;
+use crate::state::{AppState, now_ms};
 
 /// Messages the scheduler task may wait in its mailbox at once.
 pub const MAILBOX_MAX: usize = 65_536;
+
+/// How often a server that does not lead tries to take the role.
+const LEADER_RETRY: Duration = Duration::from_secs(2);
+
+/// How often the leader checks that it still holds the role, and tails the change feed.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// What the scheduler task hears about.
 #[derive(Debug)]
@@ -65,64 +78,210 @@ const OPEN: [JobState; 4] = [JobState::Queued, JobState::Placed, JobState::Runni
 struct Task {
     state: AppState,
     scheduler: Scheduler,
+    /// Store id → scheduler id, for the jobs the scheduler holds.
     ids: HashMap<i64, JobId>,
     store_ids: Vec<i64>,
-    last_seen: Vec<Option<Instant>>,
+    /// When each job was last placed by this task (ms): a change-feed requeue older than that is
+    /// stale.
+    placed_ms: HashMap<i64, i64>,
+    /// Each pool's last report (ms), from this server's handlers or from the store.
+    last_seen: Vec<Option<i64>>,
     started: Instant,
+    started_ms: i64,
+    /// The change feed has been read up to here.
+    feed: i64,
 }
 
 fn now_s() -> u64 {
-    (crate::state::now_ms() / 1000) as u64
+    (now_ms() / 1000) as u64
 }
 
-/// Runs the scheduler task until the mailbox closes.
+/// Runs the scheduler task until the mailbox closes: waits for the leader's role, then schedules
+/// until the role is lost, and so on.
 pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
-    let config = SchedulerConfig { policy: state.config.policy, ..SchedulerConfig::default() };
-    let scheduler = Scheduler::new(&state.federation, 1, config, &WorkloadProfile::default());
-    let pools = state.federation.pool_count();
-    let mut task = Task {
-        state,
-        scheduler,
-        ids: HashMap::new(),
-        store_ids: Vec::new(),
-        last_seen: vec![None; pools],
-        started: Instant::now(),
-    };
-    // Every pool starts unhealthy: a pool is usable once its agent reports.
-    for p in 0..pools {
-        task.scheduler.set_pool_health(PoolId::from_index(p), false, now_s());
-    }
-    let rebuilding = Instant::now();
-    match task.rebuild().await {
-        Ok(()) => eprintln!(
-            "scheduler: rebuilt {} open jobs from the store in {} ms",
-            task.ids.len(),
-            rebuilding.elapsed().as_millis()
-        ),
-        Err(e) => eprintln!("scheduler: cannot rebuild from the store: {e:?}"),
-    }
-    let tick = task.state.config.tick;
     loop {
-        let message = tokio::select! {
-            m = mailbox.recv() => match m { Some(m) => Some(m), None => return },
-            () = tokio::time::sleep(tick) => None,
+        let mut leadership = loop {
+            match state.store.try_lead().await {
+                Ok(Some(leadership)) => break leadership,
+                Ok(None) => {}
+                Err(e) => eprintln!("scheduler: cannot ask for the leader's role: {e}"),
+            }
+            // Not the leader: the store holds everything this server accepts, and the leader reads
+            // it from there; messages meanwhile are dropped.
+            let wait = tokio::time::sleep(LEADER_RETRY);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    m = mailbox.recv() => if m.is_none() { return },
+                    () = &mut wait => break,
+                }
+            }
         };
-        if let Some(m) = message {
-            task.handle(m);
-            while let Ok(m) = mailbox.try_recv() {
+        state.leader.store(true, Ordering::Relaxed);
+        let mut task = match Task::start(state.clone()).await {
+            Ok(task) => task,
+            Err(e) => {
+                eprintln!("scheduler: cannot rebuild from the store: {e:?}");
+                state.leader.store(false, Ordering::Relaxed);
+                tokio::time::sleep(LEADER_RETRY).await;
+                continue;
+            }
+        };
+        let tick = state.config.tick;
+        let mut last_sync = Instant::now();
+        loop {
+            let message = tokio::select! {
+                m = mailbox.recv() => match m { Some(m) => Some(m), None => return },
+                () = tokio::time::sleep(tick) => None,
+            };
+            if let Some(m) = message {
                 task.handle(m);
+                while let Ok(m) = mailbox.try_recv() {
+                    task.handle(m);
+                }
+            }
+            if last_sync.elapsed() >= SYNC_EVERY {
+                last_sync = Instant::now();
+                if !leadership.held().await {
+                    eprintln!("scheduler: lost the leader's role (the database connection that held it is gone)");
+                    break;
+                }
+                task.sync().await;
+            }
+            task.check_heartbeats().await;
+            let waiting =
+                task.started.elapsed() < state.config.startup_grace && task.last_seen.iter().any(Option::is_none);
+            if !waiting {
+                task.pass().await;
             }
         }
-        task.check_heartbeats().await;
-        let waiting =
-            task.started.elapsed() < task.state.config.startup_grace && task.last_seen.iter().any(Option::is_none);
-        if !waiting {
-            task.pass().await;
-        }
+        state.leader.store(false, Ordering::Relaxed);
     }
 }
 
 impl Task {
+    /// A fresh scheduler with every pool unhealthy until its agent reports, rebuilt from the store.
+    async fn start(state: AppState) -> Result<Task, crate::error::ApiError> {
+        let config = SchedulerConfig { policy: state.config.policy, ..SchedulerConfig::default() };
+        let scheduler = Scheduler::new(&state.federation, 1, config, &WorkloadProfile::default());
+        let pools = state.federation.pool_count();
+        // Changes committed from here on are read again from the feed; applying one twice is
+        // harmless.
+        let feed = state.store.audit_head().await?;
+        let mut task = Task {
+            state,
+            scheduler,
+            ids: HashMap::new(),
+            store_ids: Vec::new(),
+            placed_ms: HashMap::new(),
+            last_seen: vec![None; pools],
+            started: Instant::now(),
+            started_ms: now_ms(),
+            feed,
+        };
+        for p in 0..pools {
+            task.scheduler.set_pool_health(PoolId::from_index(p), false, now_s());
+        }
+        let rebuilding = Instant::now();
+        task.rebuild().await?;
+        eprintln!(
+            "scheduler: this server leads; rebuilt {} open jobs from the store in {} ms",
+            task.ids.len(),
+            rebuilding.elapsed().as_millis()
+        );
+        Ok(task)
+    }
+
+    fn pool_id(&self, name: &str) -> Option<PoolId> {
+        self.state.federation.pools().find(|(_, p)| p.name == name).map(|(id, _)| id)
+    }
+
+    fn is_running(&self, id: JobId) -> bool {
+        matches!(self.scheduler.state(id), suanwang_sched::job::JobState::Running { .. })
+    }
+
+    /// Gives a job the scheduler has running back to the queue, as it was first accepted.
+    fn requeue(&mut self, job_id: i64) {
+        let Some(&id) = self.ids.get(&job_id) else { return };
+        if !self.is_running(id) {
+            return;
+        }
+        let job = self.scheduler.job(id).clone();
+        self.scheduler.cancel(id, now_s());
+        match self.scheduler.submit(job, now_s()) {
+            Ok(new) => self.track(job_id, new),
+            Err(e) => {
+                self.ids.remove(&job_id);
+                eprintln!("scheduler: job {job_id} cannot be queued again: {e}");
+            }
+        }
+    }
+
+    /// Learns from the store what this server's messages did not say: jobs other servers accepted,
+    /// changed or ended, and reports agents made to other servers.
+    async fn sync(&mut self) {
+        if let Ok(statuses) = self.state.store.pool_statuses().await {
+            for status in statuses {
+                let Some(pool) = self.pool_id(&status.name) else { continue };
+                let fresh = now_ms() - status.last_seen_ms < self.state.config.heartbeat_timeout.as_millis() as i64;
+                if fresh && status.last_seen_ms > self.last_seen[pool.index()].unwrap_or(0) {
+                    self.seen(pool, status.healthy, status.last_seen_ms);
+                }
+                self.scheduler.set_pool_accepting(pool, !status.drained);
+            }
+        }
+        loop {
+            let changes = match self.state.store.changes(self.feed, suanwang_store::store::CHANGES_MAX).await {
+                Ok(changes) => changes,
+                Err(e) => {
+                    eprintln!("scheduler: cannot read the change feed: {e}");
+                    return;
+                }
+            };
+            let Some(last) = changes.last() else { return };
+            self.feed = last.seq;
+            let full = changes.len() == suanwang_store::store::CHANGES_MAX as usize;
+            for change in changes {
+                let Some(job_id) = change.subject.strip_prefix("job:").and_then(|id| id.parse::<i64>().ok()) else {
+                    continue;
+                };
+                let tracked = self.ids.get(&job_id).copied();
+                match (change.action.as_str(), tracked) {
+                    ("job.succeeded" | "job.failed" | "job.cancelled", Some(id)) => {
+                        self.ids.remove(&job_id);
+                        self.scheduler.cancel(id, now_s());
+                    }
+                    ("job.queued" | "job.preempted", Some(_)) => {
+                        if change.at_ms > self.placed_ms.get(&job_id).copied().unwrap_or(0) {
+                            self.requeue(job_id);
+                        }
+                    }
+                    ("job.submit" | "job.queued" | "job.preempted" | "job.placed" | "job.running", None) => {
+                        // Accepted or placed through another server (or a message was lost).
+                        if let Ok(Some(record)) = self.state.store.job(job_id).await
+                            && !record.state.is_terminal()
+                        {
+                            self.restore(record).await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
+    /// A pool's agent reported at `at_ms`.
+    fn seen(&mut self, pool: PoolId, healthy: bool, at_ms: i64) {
+        self.last_seen[pool.index()] = Some(at_ms);
+        if self.scheduler.pool(pool).healthy != healthy {
+            let victims = self.scheduler.set_pool_health(pool, healthy, now_s());
+            self.fail_over(victims, pool);
+        }
+    }
+
     fn track(&mut self, store_id: i64, id: JobId) {
         self.ids.insert(store_id, id);
         if self.store_ids.len() <= id.index() {
@@ -215,6 +374,9 @@ impl Task {
     fn handle(&mut self, message: SchedulerMsg) {
         match message {
             SchedulerMsg::Submitted { job_id, job } => {
+                if self.ids.contains_key(&job_id) {
+                    return; // the change feed brought it first
+                }
                 self.scheduler.ensure_tenants(job.spec.tenant as usize + 1);
                 match self.scheduler.submit(*job, now_s()) {
                     Ok(id) => self.track(job_id, id),
@@ -239,24 +401,8 @@ impl Task {
                     self.scheduler.cancel(id, now_s());
                 }
             }
-            SchedulerMsg::Requeue { job_id } => {
-                // Forget the run; the job is submitted again as it was first accepted.
-                if let Some(id) = self.ids.remove(&job_id) {
-                    let job = self.scheduler.job(id).clone();
-                    self.scheduler.cancel(id, now_s());
-                    match self.scheduler.submit(job, now_s()) {
-                        Ok(new) => self.track(job_id, new),
-                        Err(e) => eprintln!("scheduler: job {job_id} cannot be queued again: {e}"),
-                    }
-                }
-            }
-            SchedulerMsg::Seen { pool, healthy } => {
-                self.last_seen[pool.index()] = Some(Instant::now());
-                if self.scheduler.pool(pool).healthy != healthy {
-                    let victims = self.scheduler.set_pool_health(pool, healthy, now_s());
-                    self.fail_over(victims, pool);
-                }
-            }
+            SchedulerMsg::Requeue { job_id } => self.requeue(job_id),
+            SchedulerMsg::Seen { pool, healthy } => self.seen(pool, healthy, now_ms()),
             SchedulerMsg::Drain { pool, drained } => self.scheduler.set_pool_accepting(pool, !drained),
         }
     }
@@ -285,8 +431,8 @@ impl Task {
         let timeout = self.state.config.heartbeat_timeout;
         for p in 0..self.last_seen.len() {
             let pool = PoolId::from_index(p);
-            let last = self.last_seen[p].unwrap_or(self.started);
-            if self.scheduler.pool(pool).healthy && last.elapsed() > timeout {
+            let last = self.last_seen[p].unwrap_or(self.started_ms);
+            if self.scheduler.pool(pool).healthy && now_ms() - last > timeout.as_millis() as i64 {
                 eprintln!(
                     "scheduler: pool {} stopped reporting; its jobs fail over",
                     self.state.federation.pool(pool).name
@@ -322,6 +468,7 @@ impl Task {
             match decision {
                 Decision::Start { job, pool, explanation } => {
                     let job_id = self.store_ids[job.index()];
+                    self.placed_ms.insert(job_id, now_ms());
                     let name = self.state.federation.pool(pool).name.clone();
                     let state = self.state.clone();
                     writes.spawn(async move {

@@ -51,6 +51,8 @@ pub struct Inner {
     pub scheduler: mpsc::Sender<SchedulerMsg>,
     /// Settings.
     pub config: ServerConfig,
+    /// Whether this server's scheduler task holds the leader's role.
+    pub leader: std::sync::atomic::AtomicBool,
 }
 
 /// A cheap handle to the shared state.

@@ -22,6 +22,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 /// The newest schema version this code knows.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// Session advisory lock key held by the one server that schedules (the leader).
+const LEADER_LOCK: i64 = 0x5357_4c45_4144_4552;
+
 /// Advisory lock key that serialises writers across servers sharing one PostgreSQL database (so
 /// the audit chain has one order).
 const WRITE_LOCK: i64 = 0x5357_5354_4f52_4531;
@@ -137,13 +140,33 @@ macro_rules! decode {
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
     Sqlite(SqlitePool),
-    Pg(PgPool),
+    Pg(PgPool, Locks),
+}
+
+/// PostgreSQL advisory lock keys of one schema (advisory locks are database-wide, so each schema
+/// gets its own keys, and two platforms in two schemas of one database do not block each other).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Locks {
+    leader: i64,
+    write: i64,
+}
+
+impl Locks {
+    fn for_schema(schema: Option<&str>) -> Locks {
+        // FNV-1a over the schema's name.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in schema.unwrap_or("").bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let hash = hash.cast_signed();
+        Locks { leader: LEADER_LOCK ^ hash, write: WRITE_LOCK ^ hash }
+    }
 }
 
 /// A transaction of either engine.
 pub(crate) enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
-    Pg(Transaction<'static, Postgres>),
+    Pg(Transaction<'static, Postgres>, i64),
 }
 
 impl Db {
@@ -193,7 +216,7 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(StoreError::open)?;
-        let db = Db::Pg(pool);
+        let db = Db::Pg(pool, Locks::for_schema(schema.as_deref()));
         db.migrate().await?;
         Ok(db)
     }
@@ -219,7 +242,7 @@ impl Db {
                 Tx::Sqlite(t) => {
                     sqlx::raw_sql(sqlite).execute(&mut **t).await?;
                 }
-                Tx::Pg(t) => {
+                Tx::Pg(t, _) => {
                     sqlx::raw_sql(postgres).execute(&mut **t).await?;
                 }
             }
@@ -234,7 +257,7 @@ impl Db {
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
-            Db::Pg(pool) => Tx::Pg(pool.begin().await?),
+            Db::Pg(pool, locks) => Tx::Pg(pool.begin().await?, locks.write),
         })
     }
 
@@ -249,7 +272,7 @@ impl Db {
                 }
                 out
             }
-            Db::Pg(pool) => {
+            Db::Pg(pool, _) => {
                 let sql = numbered(sql);
                 let rows = bind_all!(sqlx::query(&sql), params).fetch_all(pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
@@ -265,13 +288,43 @@ impl Db {
     pub(crate) async fn close(&self) {
         match self {
             Db::Sqlite(pool) => pool.close().await,
-            Db::Pg(pool) => pool.close().await,
+            Db::Pg(pool, _) => pool.close().await,
         }
     }
 
     /// `true` for PostgreSQL.
     pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Db::Pg(_))
+        matches!(self, Db::Pg(..))
+    }
+
+    /// Tries to become the leader. On PostgreSQL that is a session advisory lock on a connection
+    /// of its own, held until the connection closes (or the process dies). On SQLite one process
+    /// owns the file, so it always leads.
+    pub(crate) async fn try_lead(&self) -> Result<Option<Leadership>, StoreError> {
+        match self {
+            Db::Sqlite(_) => Ok(Some(Leadership(None))),
+            Db::Pg(pool, locks) => {
+                let mut conn = pool.acquire().await?.detach();
+                let row =
+                    sqlx::query("SELECT pg_try_advisory_lock($1)").bind(locks.leader).fetch_one(&mut conn).await?;
+                let held: bool = row.try_get(0)?;
+                Ok(held.then_some(Leadership(Some(conn))))
+            }
+        }
+    }
+}
+
+/// Being the one server that schedules. Dropping it gives the role up.
+#[derive(Debug)]
+pub struct Leadership(Option<sqlx::PgConnection>);
+
+impl Leadership {
+    /// Whether the role is still held (on PostgreSQL: the lock's connection still answers).
+    pub async fn held(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+        }
     }
 }
 
@@ -279,8 +332,9 @@ impl Tx {
     /// On PostgreSQL, waits for the transaction-scoped advisory lock that orders all writers; on
     /// SQLite the database's own write lock does the same.
     pub(crate) async fn lock_for_writing(&mut self) -> Result<(), StoreError> {
-        if let Tx::Pg(_) = self {
-            self.rows("SELECT pg_advisory_xact_lock(?)::TEXT", vec![P::I(WRITE_LOCK)], &[K::OT]).await?;
+        if let Tx::Pg(_, key) = self {
+            let key = *key;
+            self.rows("SELECT pg_advisory_xact_lock(?)::TEXT", vec![P::I(key)], &[K::OT]).await?;
         }
         Ok(())
     }
@@ -289,7 +343,7 @@ impl Tx {
     pub(crate) async fn exec(&mut self, sql: &str, params: Vec<P>) -> Result<u64, StoreError> {
         Ok(match self {
             Tx::Sqlite(t) => bind_all!(sqlx::query(sql), params).execute(&mut **t).await?.rows_affected(),
-            Tx::Pg(t) => {
+            Tx::Pg(t, _) => {
                 let sql = numbered(sql);
                 bind_all!(sqlx::query(&sql), params).execute(&mut **t).await?.rows_affected()
             }
@@ -307,7 +361,7 @@ impl Tx {
                 }
                 out
             }
-            Tx::Pg(t) => {
+            Tx::Pg(t, _) => {
                 let sql = numbered(sql);
                 let rows = bind_all!(sqlx::query(&sql), params).fetch_all(&mut **t).await?;
                 let mut out = Vec::with_capacity(rows.len());
@@ -323,7 +377,7 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,
-            Tx::Pg(t) => t.commit().await?,
+            Tx::Pg(t, _) => t.commit().await?,
         }
         Ok(())
     }

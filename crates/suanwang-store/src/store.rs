@@ -3,6 +3,23 @@
 use std::path::Path;
 
 use crate::audit::{self, AuditEntry, Change, GENESIS, Verdict};
+pub use crate::db::Leadership;
+
+/// Most entries one call to [`Store::changes`] returns.
+pub const CHANGES_MAX: u32 = 10_000;
+
+/// One entry of the change feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeEntry {
+    /// Audit sequence number (commit order).
+    pub seq: i64,
+    /// When.
+    pub at_ms: i64,
+    /// `job.submit`, `job.placed`, …, `pool.status`, `tenant.create`, …
+    pub action: String,
+    /// `job:42`, `pool:local`, …
+    pub subject: String,
+}
 use crate::db::{Db, K, P, Tx, V};
 use crate::error::StoreError;
 use crate::model::{
@@ -49,6 +66,12 @@ impl Store {
     /// Which engine.
     pub fn engine(&self) -> &'static str {
         if self.db.is_postgres() { "postgresql" } else { "sqlite" }
+    }
+
+    /// Tries to become the server that schedules; `None` while another server holds the role.
+    /// See [`Leadership`].
+    pub async fn try_lead(&self) -> Result<Option<Leadership>, StoreError> {
+        self.db.try_lead().await
     }
 
     /// Closes all connections.
@@ -267,6 +290,29 @@ impl Store {
             )
             .await?;
         Ok(rows.iter().map(|r| audit_entry(r)).collect())
+    }
+
+    /// The newest audit entry's sequence number (0 when there is none).
+    pub async fn audit_head(&self) -> Result<i64, StoreError> {
+        let rows = self.db.rows("SELECT COALESCE(MAX(seq), 0) FROM audit", vec![], &[K::I]).await?;
+        Ok(rows.first().map_or(0, |r| r[0].i()))
+    }
+
+    /// The change feed: `(seq, at_ms, action, subject)` of audit entries after `after_seq`, in
+    /// commit order. A scheduler tails it to learn what other servers changed.
+    pub async fn changes(&self, after_seq: i64, limit: u32) -> Result<Vec<ChangeEntry>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT seq, at_ms, action, subject FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![P::I(after_seq), P::I(i64::from(limit.clamp(1, CHANGES_MAX)))],
+                &[K::I, K::I, K::T, K::T],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ChangeEntry { seq: r[0].i(), at_ms: r[1].i(), action: r[2].t(), subject: r[3].t() })
+            .collect())
     }
 
     /// Checks the whole audit chain and names the first broken entry.

@@ -94,6 +94,7 @@ conformance!(
     a_refused_write_does_not_spoil_its_batch,
     everything_survives_reopening,
     the_audit_chain_verifies_and_names_tampering,
+    one_server_leads_at_a_time,
 );
 
 fn req(write: Write) -> Request {
@@ -329,4 +330,29 @@ async fn the_audit_chain_verifies_and_names_tampering(store: Store, _: &Reopen) 
     assert_eq!(entries[1].prev_hash, entries[0].hash);
     store.tamper_with_audit_entry(17, "mallory").await.unwrap();
     assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Broken { seq: 17, .. }));
+}
+
+/// On PostgreSQL one server at a time holds the scheduler's role; when it goes, another takes it.
+/// SQLite has one process per file, which always leads.
+async fn one_server_leads_at_a_time(store: Store, reopen: &Reopen) {
+    let mut first = store.try_lead().await.unwrap().expect("the first server leads");
+    assert!(first.held().await);
+    let other = reopen.open().await;
+    match reopen {
+        Reopen::Sqlite(_) => assert!(other.try_lead().await.unwrap().is_some()),
+        Reopen::Postgres(..) => {
+            assert!(other.try_lead().await.unwrap().is_none(), "a second leader while the first lives");
+            drop(first);
+            let mut second = None;
+            for _ in 0..50 {
+                second = other.try_lead().await.unwrap();
+                if second.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(second.expect("the role passes on when its holder goes").held().await);
+        }
+    }
+    other.close().await;
 }
