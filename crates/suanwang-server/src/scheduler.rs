@@ -251,10 +251,10 @@ impl Task {
                         self.ids.remove(&job_id);
                         self.scheduler.cancel(id, now_s());
                     }
-                    ("job.queued" | "job.preempted", Some(_)) => {
-                        if change.at_ms > self.placed_ms.get(&job_id).copied().unwrap_or(0) {
-                            self.requeue(job_id);
-                        }
+                    ("job.queued" | "job.preempted", Some(_))
+                        if change.at_ms > self.placed_ms.get(&job_id).copied().unwrap_or(0) =>
+                    {
+                        self.requeue(job_id);
                     }
                     ("job.submit" | "job.queued" | "job.preempted" | "job.placed" | "job.running", None) => {
                         // Accepted or placed through another server (or a message was lost).
