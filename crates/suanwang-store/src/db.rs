@@ -139,7 +139,8 @@ macro_rules! decode {
 /// A connection pool of either engine.
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
-    Sqlite(SqlitePool),
+    /// The pool and the file whose lock makes a server the leader (`<database>.leader`).
+    Sqlite(SqlitePool, std::sync::Arc<std::path::PathBuf>),
     Pg(PgPool, Locks),
 }
 
@@ -180,7 +181,9 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(StoreError::open)?;
-        let db = Db::Sqlite(pool);
+        let mut leader_file = path.as_os_str().to_owned();
+        leader_file.push(".leader");
+        let db = Db::Sqlite(pool, std::sync::Arc::new(leader_file.into()));
         db.migrate().await?;
         Ok(db)
     }
@@ -256,7 +259,7 @@ impl Db {
     /// lock (see [`Tx::lock_for_writing`]).
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin().await?),
             Db::Pg(pool, locks) => Tx::Pg(pool.begin().await?, locks.write),
         })
     }
@@ -264,7 +267,7 @@ impl Db {
     /// Runs a read query outside a transaction.
     pub(crate) async fn rows(&self, sql: &str, params: Vec<P>, kinds: &[K]) -> Result<Vec<Vec<V>>, StoreError> {
         Ok(match self {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, _) => {
                 let rows = bind_all!(sqlx::query(sql), params).fetch_all(pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in &rows {
@@ -287,7 +290,7 @@ impl Db {
     /// Closes every connection.
     pub(crate) async fn close(&self) {
         match self {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite(pool, _) => pool.close().await,
             Db::Pg(pool, _) => pool.close().await,
         }
     }
@@ -298,17 +301,32 @@ impl Db {
     }
 
     /// Tries to become the leader. On PostgreSQL that is a session advisory lock on a connection
-    /// of its own, held until the connection closes (or the process dies). On SQLite one process
-    /// owns the file, so it always leads.
+    /// of its own, held until the connection closes (or the process dies). On SQLite it is an
+    /// exclusive lock on the file `<database>.leader`, held until the file is closed (or the
+    /// process dies), so two servers on one data directory behave as on PostgreSQL.
     pub(crate) async fn try_lead(&self) -> Result<Option<Leadership>, StoreError> {
         match self {
-            Db::Sqlite(_) => Ok(Some(Leadership(None))),
+            Db::Sqlite(_, leader_file) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(leader_file.as_path())
+                    .map_err(|e| StoreError::Invalid(format!("cannot open {}: {e}", leader_file.display())))?;
+                match file.try_lock() {
+                    Ok(()) => Ok(Some(Leadership(Held::File(file)))),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        Err(StoreError::Invalid(format!("cannot lock {}: {e}", leader_file.display())))
+                    }
+                }
+            }
             Db::Pg(pool, locks) => {
                 let mut conn = pool.acquire().await?.detach();
                 let row =
                     sqlx::query("SELECT pg_try_advisory_lock($1)").bind(locks.leader).fetch_one(&mut conn).await?;
                 let held: bool = row.try_get(0)?;
-                Ok(held.then_some(Leadership(Some(conn))))
+                Ok(held.then_some(Leadership(Held::Connection(Box::new(conn)))))
             }
         }
     }
@@ -316,14 +334,21 @@ impl Db {
 
 /// Being the one server that schedules. Dropping it gives the role up.
 #[derive(Debug)]
-pub struct Leadership(Option<sqlx::PgConnection>);
+pub struct Leadership(Held);
+
+/// What holds the role: a locked file (SQLite) or the connection holding the advisory lock.
+#[derive(Debug)]
+enum Held {
+    File(#[expect(dead_code, reason = "held for its lock, released on drop")] std::fs::File),
+    Connection(Box<sqlx::PgConnection>),
+}
 
 impl Leadership {
     /// Whether the role is still held (on PostgreSQL: the lock's connection still answers).
     pub async fn held(&mut self) -> bool {
         match &mut self.0 {
-            None => true,
-            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            Held::File(_) => true,
+            Held::Connection(conn) => sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok(),
         }
     }
 }

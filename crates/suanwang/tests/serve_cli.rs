@@ -1,7 +1,8 @@
 //! Black-box tests of the real binary as a platform: `serve --demo` with the CLI client, the
 //! exit codes of client mistakes, and the crash test (submissions with idempotency keys while the
 //! server is killed with SIGKILL and restarted; afterwards every acknowledged job exists exactly
-//! once, no job ran twice, and the audit chain verifies).
+//! once, no job ran twice, and the audit chain verifies); and, when `SUANWANG_TEST_DATABASE_URL`
+//! names a PostgreSQL server, two `serve` processes sharing one database, one scheduling at a time.
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
 
@@ -36,20 +37,36 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, demo: bool) -> Server {
-        let port = free_port();
-        let mut args = vec![
-            "serve".to_owned(),
-            "--data-dir".to_owned(),
-            data_dir.display().to_string(),
-            "--listen".to_owned(),
-            format!("127.0.0.1:{port}"),
-        ];
+        let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
         if demo {
             args.push("--demo".to_owned());
         }
+        Server::start_with(args)
+    }
+
+    /// `suanwang serve` on a free port with `extra` arguments.
+    fn start_with(extra: Vec<String>) -> Server {
+        let port = free_port();
+        let mut args = vec!["serve".to_owned(), "--listen".to_owned(), format!("127.0.0.1:{port}")];
+        args.extend(extra);
         let mut server = Server { child: spawn(&args), url: format!("http://127.0.0.1:{port}"), args };
         server.wait_healthy();
         server
+    }
+
+    /// What `/healthz` says this server's scheduler is: `leader` or `standby`.
+    fn role(&self) -> String {
+        let health: Value = ureq::get(&format!("{}/healthz", self.url)).call().unwrap().into_json().unwrap();
+        health["scheduler"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until `/healthz` reports `role`.
+    fn wait_role(&self, role: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.role() != role {
+            assert!(Instant::now() < deadline, "{} never became {role}", self.url);
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn wait_healthy(&mut self) -> Duration {
@@ -341,4 +358,138 @@ fn acknowledged_jobs_survive_sigkill_exactly_once() {
         started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh PostgreSQL database for one test, dropped when the guard goes.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    fn create(admin_url: &str, name: &str) -> ScratchDatabase {
+        let name = format!("{name}_{}", std::process::id());
+        let psql = |sql: &str| {
+            let status = Command::new("psql")
+                .args([admin_url, "-qc", sql])
+                .env("PGOPTIONS", "-c client_min_messages=warning")
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "psql {sql}");
+        };
+        psql(&format!("DROP DATABASE IF EXISTS {name}"));
+        psql(&format!("CREATE DATABASE {name}"));
+        let (base, query) = admin_url.split_once('?').map_or((admin_url, ""), |(b, q)| (b, q));
+        let (server, _) = base.rsplit_once('/').unwrap();
+        let url = if query.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{query}") };
+        ScratchDatabase { admin_url: admin_url.to_owned(), name, url }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([&self.admin_url, "-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+fn post(url: &str, token: &str, body: &Value) -> Value {
+    match ureq::post(url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .timeout(Duration::from_secs(10))
+        .send_json(body)
+    {
+        Ok(response) => response.into_json().unwrap(),
+        Err(ureq::Error::Status(code, response)) => panic!("POST {url}: {code} {}", response.into_string().unwrap()),
+        Err(e) => panic!("POST {url}: {e}"),
+    }
+}
+
+fn job_states(url: &str, ids: &[i64]) -> Vec<String> {
+    ids.iter()
+        .map(|id| {
+            let job: Value = ureq::get(&format!("{url}/api/v1/jobs/{id}"))
+                .set("Authorization", &format!("Bearer {ADMIN}"))
+                .call()
+                .unwrap()
+                .into_json()
+                .unwrap();
+            job["state"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn wait_succeeded(url: &str, ids: &[i64], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let states = job_states(url, ids);
+        if states.iter().all(|s| s == "succeeded") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "jobs did not all succeed: {states:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Two `serve` processes on one PostgreSQL database: one schedules, the other serves the API and
+/// takes over when the first is killed; the pool's agent talks to the standby throughout.
+#[test]
+fn two_servers_share_postgres_and_the_standby_takes_over() {
+    let Ok(admin_url) = std::env::var("SUANWANG_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: set SUANWANG_TEST_DATABASE_URL to run the two-server test on PostgreSQL");
+        return;
+    };
+    let database = ScratchDatabase::create(&admin_url, "sw_two_servers");
+    let args =
+        || vec!["--database-url".to_owned(), database.url.clone(), "--heartbeat-timeout-s".to_owned(), "5".to_owned()];
+    let first = Server::start_with(args());
+    first.wait_role("leader", Duration::from_secs(10));
+    let second = Server::start_with(args());
+    std::thread::sleep(Duration::from_millis(2500)); // longer than a standby's retry interval
+    assert_eq!((first.role(), second.role()), ("leader".to_owned(), "standby".to_owned()));
+
+    // Everything below goes through the standby.
+    let api = format!("{}/api/v1", second.url);
+    post(&format!("{api}/tenants"), ADMIN, &json!({"name": "ha"}));
+    let pool = "qianhai-a800";
+    let agent_token = post(&format!("{api}/tokens"), ADMIN, &json!({"role": "provider", "pool": pool}))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut agent = Command::new(BIN)
+        .args(["agent", "--server", &second.url, "--token", &agent_token, "--backend", "sim", "--poll-s", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let submit = |i: usize| {
+        let body = json!({"name": format!("ha-{i}"), "tenant": "ha", "pool": pool, "command": ["true"],
+            "cpu_milli": 100, "memory_mib": 64, "duration_s": 1});
+        post(&format!("{api}/jobs"), ADMIN, &body)["id"].as_i64().unwrap()
+    };
+    // Submitted to the standby, scheduled by the leader, run by the agent that talks to the standby.
+    let before: Vec<i64> = (0..5).map(submit).collect();
+    wait_succeeded(&second.url, &before, Duration::from_secs(30));
+
+    // The leader dies; the standby takes the lock and schedules what comes next.
+    let mut first = first;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    second.wait_role("leader", Duration::from_secs(10));
+    let after: Vec<i64> = (5..10).map(submit).collect();
+    wait_succeeded(&second.url, &after, Duration::from_secs(30));
+
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(second.terminate(), 0);
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--database-url", &database.url, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
 }
