@@ -33,7 +33,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
         }
         let heartbeat = Heartbeat { healthy: true, running: running.keys().copied().collect() };
         if let Err(e) = platform.heartbeat(heartbeat).await {
-            eprintln!("agent: heartbeat failed: {e}");
+            tracing::warn!(error = %e, "heartbeat failed");
         } else {
             match platform.work().await {
                 Ok(work) => {
@@ -47,6 +47,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
                             continue;
                         }
                         let (stop_tx, stop_rx) = oneshot::channel();
+                        tracing::info!(job_id = item.id, "starting a job");
                         running.insert(item.id, stop_tx);
                         tokio::spawn(watch(
                             Arc::clone(&platform),
@@ -58,7 +59,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
                         ));
                     }
                 }
-                Err(e) => eprintln!("agent: cannot fetch work: {e}"),
+                Err(e) => tracing::warn!(error = %e, "cannot fetch work"),
             }
         }
         tokio::select! {
@@ -86,7 +87,7 @@ where
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
             }
             Err(e) => {
-                eprintln!("agent: report refused: {e}");
+                tracing::warn!(error = %e, "report refused");
                 return;
             }
         }

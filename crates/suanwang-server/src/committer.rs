@@ -76,7 +76,7 @@ impl From<Failure> for crate::error::ApiError {
         match failure {
             Failure::Refused(error) => error.into(),
             Failure::Store(message) => {
-                eprintln!("write failed: {message}");
+                tracing::error!(error = %message, "a write batch failed");
                 crate::error::ApiError::unavailable("the database is unavailable; try again")
             }
             Failure::Busy => crate::error::ApiError::unavailable("too many writes are waiting; try again shortly"),

@@ -66,7 +66,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         // Internal details stay in the server's log, not in the answer.
-        eprintln!("store error: {error}");
+        tracing::error!(%error, "store error");
         ApiError::unavailable("the database is unavailable; try again")
     }
 }

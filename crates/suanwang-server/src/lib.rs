@@ -6,6 +6,7 @@
 //! - [`committer`]: group commit of durable writes.
 //! - [`scheduler`]: the scheduler task (rebuilt from the store on start).
 //! - [`error`]: `{"error":{"code","message"}}` with 4xx for the caller's mistakes.
+//! - [`metrics`]: Prometheus metrics at `/metrics`, and the middleware that times requests.
 //!
 //! Every route is listed in [`openapi`]'s document, which a snapshot test keeps in step.
 
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod committer;
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 pub mod openapi;
 pub mod scheduler;
 pub mod state;
@@ -46,6 +48,7 @@ pub const BODY_MAX: usize = 1 << 20;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::show))
@@ -71,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(axum::middleware::map_response(json_path_errors))
         .layer(DefaultBodyLimit::max(BODY_MAX))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 
@@ -107,6 +111,7 @@ pub fn start(store: Store, federation: Federation, config: ServerConfig) -> AppS
         scheduler,
         config,
         leader: std::sync::atomic::AtomicBool::new(false),
+        metrics: metrics::Metrics::new(),
     }));
     tokio::spawn(scheduler::run(state.clone(), mailbox));
     state
@@ -204,7 +209,7 @@ pub async fn serve(state: AppState, listen: SocketAddr, shutdown: watch::Sender<
             _ = ctrl_c => {}
             () = term => {}
         }
-        eprintln!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
         let _ = shutdown.send(true);
     };
     axum::serve(listener, router(state)).with_graceful_shutdown(signal).await.map_err(|e| e.to_string())

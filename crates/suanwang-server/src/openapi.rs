@@ -5,7 +5,18 @@ use serde_json::{Value, json};
 
 /// Every documented operation: method, path, summary, roles.
 pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
-    ("get", "/healthz", "Liveness", "none"),
+    (
+        "get",
+        "/healthz",
+        "Liveness, and whether this server schedules: {\"status\":\"ok\",\"scheduler\":\"leader\"|\"standby\"}",
+        "none",
+    ),
+    (
+        "get",
+        "/metrics",
+        "Prometheus metrics (OpenMetrics text): requests and latency by route, jobs by state, queue length, pools' health, capacity and use",
+        "none",
+    ),
     ("get", "/api/v1/openapi.json", "This document", "none"),
     (
         "post",

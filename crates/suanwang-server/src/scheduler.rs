@@ -104,7 +104,7 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
             match state.store.try_lead().await {
                 Ok(Some(leadership)) => break leadership,
                 Ok(None) => {}
-                Err(e) => eprintln!("scheduler: cannot ask for the leader's role: {e}"),
+                Err(e) => tracing::warn!(error = %e, "cannot ask for the leader's role"),
             }
             // Not the leader: the store holds everything this server accepts, and the leader reads
             // it from there; messages meanwhile are dropped.
@@ -121,7 +121,7 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
         let mut task = match Task::start(state.clone()).await {
             Ok(task) => task,
             Err(e) => {
-                eprintln!("scheduler: cannot rebuild from the store: {e:?}");
+                tracing::error!(error = ?e, "cannot rebuild from the store");
                 state.leader.store(false, Ordering::Relaxed);
                 tokio::time::sleep(LEADER_RETRY).await;
                 continue;
@@ -129,6 +129,7 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
         };
         let tick = state.config.tick;
         let mut last_sync = Instant::now();
+        task.publish();
         loop {
             let message = tokio::select! {
                 m = mailbox.recv() => match m { Some(m) => Some(m), None => return },
@@ -143,10 +144,11 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
             if last_sync.elapsed() >= SYNC_EVERY {
                 last_sync = Instant::now();
                 if !leadership.held().await {
-                    eprintln!("scheduler: lost the leader's role (the database connection that held it is gone)");
+                    tracing::warn!("lost the leader's role (the database connection that held it is gone)");
                     break;
                 }
                 task.sync().await;
+                task.publish();
             }
             task.check_heartbeats().await;
             let waiting =
@@ -156,6 +158,7 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
             }
         }
         state.leader.store(false, Ordering::Relaxed);
+        state.metrics.publish(None);
     }
 }
 
@@ -184,12 +187,35 @@ impl Task {
         }
         let rebuilding = Instant::now();
         task.rebuild().await?;
-        eprintln!(
-            "scheduler: this server leads; rebuilt {} open jobs from the store in {} ms",
-            task.ids.len(),
-            rebuilding.elapsed().as_millis()
+        tracing::info!(
+            open_jobs = task.ids.len(),
+            rebuild_ms = rebuilding.elapsed().as_millis() as u64,
+            "this server leads; rebuilt its state from the store"
         );
         Ok(task)
+    }
+
+    /// Publishes the queue and each pool's use for `/metrics`.
+    fn publish(&self) {
+        let pools = (0..self.state.federation.pool_count())
+            .map(|p| {
+                let cluster = &self.scheduler.pool(PoolId::from_index(p)).cluster;
+                let mut used = crate::metrics::PoolUse {
+                    gpu_milli_capacity: cluster.gpu_milli_capacity(),
+                    gpu_milli_allocated: cluster.gpu_milli_allocated(),
+                    ..Default::default()
+                };
+                for node in cluster.nodes() {
+                    used.cpu_milli_capacity += u64::from(node.cpu_milli_capacity());
+                    used.cpu_milli_allocated += u64::from(node.cpu_milli_capacity() - node.cpu_milli_free());
+                    used.memory_mib_capacity += u64::from(node.memory_mib_capacity());
+                    used.memory_mib_allocated += u64::from(node.memory_mib_capacity() - node.memory_mib_free());
+                }
+                used
+            })
+            .collect();
+        let view = crate::metrics::SchedulerView { queued: self.scheduler.queued() as u64, pools };
+        self.state.metrics.publish(Some(view));
     }
 
     fn pool_id(&self, name: &str) -> Option<PoolId> {
@@ -212,7 +238,7 @@ impl Task {
             Ok(new) => self.track(job_id, new),
             Err(e) => {
                 self.ids.remove(&job_id);
-                eprintln!("scheduler: job {job_id} cannot be queued again: {e}");
+                tracing::warn!(job_id, error = %e, "a job cannot be queued again");
             }
         }
     }
@@ -234,7 +260,7 @@ impl Task {
             let changes = match self.state.store.changes(self.feed, suanwang_store::store::CHANGES_MAX).await {
                 Ok(changes) => changes,
                 Err(e) => {
-                    eprintln!("scheduler: cannot read the change feed: {e}");
+                    tracing::warn!(error = %e, "cannot read the change feed");
                     return;
                 }
             };
@@ -340,13 +366,13 @@ impl Task {
             .and_then(|name| self.state.federation.pools().find(|(_, p)| &p.name == name).map(|(id, _)| id));
         match (record.state, pool) {
             (JobState::Placed | JobState::Running, Some(pool)) => {
-                // Its pool's agent still has it: account for it there, healthy or not.
-                self.scheduler.set_pool_health(pool, true, now_s());
-                let restored = self.scheduler.restore_running(job, pool, now_s());
-                self.scheduler.set_pool_health(pool, false, now_s());
-                match restored {
+                // Its pool's agent still has it: account for it there, healthy or not. (If the
+                // pool never reports, `check_heartbeats` fails the job over after the timeout.)
+                match self.scheduler.restore_running(job, pool, now_s()) {
                     Ok(id) => self.track(record.id, id),
-                    Err(e) => eprintln!("scheduler: job {} could not be restored in its pool: {e}", record.id),
+                    Err(e) => {
+                        tracing::warn!(job_id = record.id, error = %e, "a job could not be restored in its pool");
+                    }
                 }
             }
             _ => {
@@ -432,13 +458,19 @@ impl Task {
         for p in 0..self.last_seen.len() {
             let pool = PoolId::from_index(p);
             let last = self.last_seen[p].unwrap_or(self.started_ms);
-            if self.scheduler.pool(pool).healthy && now_ms() - last > timeout.as_millis() as i64 {
-                eprintln!(
-                    "scheduler: pool {} stopped reporting; its jobs fail over",
-                    self.state.federation.pool(pool).name
+            let healthy = self.scheduler.pool(pool).healthy;
+            // An unhealthy pool may still hold jobs restored from the store at start.
+            let holds_jobs = self.scheduler.running_in(pool).next().is_some();
+            if (healthy || holds_jobs) && now_ms() - last > timeout.as_millis() as i64 {
+                tracing::warn!(
+                    pool = %self.state.federation.pool(pool).name,
+                    "the pool stopped reporting; its jobs fail over"
                 );
                 let victims = self.scheduler.set_pool_health(pool, false, now_s());
                 self.fail_over(victims, pool);
+                if !healthy {
+                    continue;
+                }
                 let name = self.state.federation.pool(pool).name.clone();
                 // Keep the drain flag and the last report as they are; only health flips.
                 let current = self
@@ -463,6 +495,7 @@ impl Task {
         if decisions.is_empty() {
             return;
         }
+        self.state.metrics.decisions.inc_by(decisions.len() as u64);
         let mut writes = JoinSet::new();
         for decision in decisions {
             match decision {
@@ -500,10 +533,26 @@ impl Task {
                 }
             }
         }
+        let mut refused = Vec::new();
         while let Some(result) = writes.join_next().await {
             if let Ok((job, false)) = result {
-                // The write was refused (the job was cancelled meanwhile): forget the job.
-                self.scheduler.cancel(job, now_s());
+                refused.push(job);
+            }
+        }
+        for job in refused {
+            // The store did not have the job where the scheduler thought (it was cancelled, or
+            // changed through another path meanwhile): forget it, and take it again as the store
+            // has it now.
+            let job_id = self.store_ids[job.index()];
+            self.scheduler.cancel(job, now_s());
+            if self.ids.get(&job_id) == Some(&job) {
+                self.ids.remove(&job_id);
+            }
+            if let Ok(Some(record)) = self.state.store.job(job_id).await
+                && !record.state.is_terminal()
+                && !self.ids.contains_key(&job_id)
+            {
+                self.restore(record).await;
             }
         }
     }
@@ -519,7 +568,7 @@ impl Task {
     ) {
         let write = Write::Transition { job_id, from: from.to_vec(), to, pool, explanation, detail };
         if let Err(e) = self.state.committer.write("scheduler", write).await {
-            eprintln!("scheduler: job {job_id}: {e:?}");
+            tracing::warn!(job_id, error = ?e, "a transition was refused");
         }
     }
 }

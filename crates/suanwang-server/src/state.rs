@@ -53,6 +53,8 @@ pub struct Inner {
     pub config: ServerConfig,
     /// Whether this server's scheduler task holds the leader's role.
     pub leader: std::sync::atomic::AtomicBool,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A cheap handle to the shared state.

@@ -238,22 +238,87 @@ async fn a_pool_whose_agent_stops_reporting_fails_its_jobs_over() {
     h.audit_verifies().await;
 }
 
-#[tokio::test]
+/// Runs a first server on `dir` in a runtime of its own, then drops that runtime: every task of
+/// the first server stops where it is, as in a crash (its leader lock goes with it).
+fn run_then_crash<T: Send + 'static>(
+    dir: std::path::PathBuf,
+    body: impl AsyncFnOnce(&Harness) -> T + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let out = runtime.block_on(async {
+            let first = Harness::open(dir, fast()).await;
+            let out = body(&first).await;
+            std::mem::forget(first); // keep its files
+            out
+        });
+        drop(runtime);
+        out
+    })
+    .join()
+    .unwrap()
+}
+
+async fn wait_for_metric(h: &Harness, line: &str) -> String {
+    let mut text = String::new();
+    for _ in 0..60 {
+        let (_, body) = h.call(Method::GET, "/metrics", None, None).await;
+        text = body.as_str().unwrap().to_owned();
+        if text.contains(line) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {line:?} in\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_server_carries_on_from_the_store() {
     let dir = std::env::temp_dir().join(format!("suanwang_api_restart_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let first = Harness::open(dir.clone(), fast()).await;
-    let token = first.tenant("acme").await;
-    let (_, job) = first.call(Method::POST, "/api/v1/jobs", Some(&token), Some(HELLO)).await;
-    let id = job["id"].as_i64().unwrap();
-    // Stop without cleaning up; open a second server on the same files.
-    let first = std::mem::ManuallyDrop::new(first);
-    let _ = first.shutdown.send(true);
+    let (token, id) = run_then_crash(dir.clone(), async |first| {
+        let token = first.tenant("acme").await;
+        let (_, job) = first.call(Method::POST, "/api/v1/jobs", Some(&token), Some(HELLO)).await;
+        (token, job["id"].as_i64().unwrap())
+    });
     let second = Harness::open(dir, fast()).await;
+    wait_for_metric(&second, "suanwang_scheduler_leader 1").await;
     second.start_agents();
     second.wait_for_state(&token, id, "succeeded").await;
     let (_, page) = second.call(Method::GET, "/api/v1/jobs", Some(&token), None).await;
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1, "nothing lost, nothing doubled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_puts_running_jobs_back_in_their_pools() {
+    let dir = std::env::temp_dir().join(format!("suanwang_api_restart_running_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (token, id) = run_then_crash(dir.clone(), async |first| {
+        let token = first.tenant("acme").await;
+        first.start_agents();
+        let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
+        let (_, job) = first.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+        let id = job["id"].as_i64().unwrap();
+        first.wait_for_state(&token, id, "running").await;
+        (token, id)
+    });
+    // No agent yet: the job still holds its cards in its pool, and is not queued again.
+    let second = Harness::open(dir, fast()).await;
+    let text = wait_for_metric(&second, "suanwang_pool_cards_allocated{pool=\"gpu\"} 8.0").await;
+    assert!(text.contains("suanwang_queue_length 0"), "{text}");
+    // The pool's agent comes back without the job (it restarted too): the job runs again, once.
+    second.start_agents();
+    for _ in 0..200 {
+        let (_, job) = second.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(&token), None).await;
+        let history = job["history"].as_array().unwrap();
+        if history.iter().filter(|e| e["state"] == "running").count() == 2 {
+            assert_eq!(job["state"], "running", "{job:#}");
+            second.audit_verifies().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the job the agent lost never ran again");
 }
 
 #[tokio::test]
@@ -296,4 +361,46 @@ async fn jobs_an_agent_lost_in_a_restart_are_queued_again() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the lost job never ran again");
+}
+
+#[tokio::test]
+async fn metrics_report_requests_jobs_queue_and_pools() {
+    let h = Harness::new(fast()).await;
+    h.start_agents();
+    let token = h.tenant("acme").await;
+    let body = json!({"name": "long", "accelerators": 8, "cpu_milli": 8000, "memory_mib": 65536, "duration_s": 3600})
+        .to_string();
+    let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    h.wait_for_state(&token, job["id"].as_i64().unwrap(), "running").await;
+    // The scheduler publishes its view once a second.
+    let mut text = String::new();
+    for _ in 0..60 {
+        let (status, body) = h.call(Method::GET, "/metrics", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        text = body.as_str().unwrap().to_owned();
+        if text.contains("suanwang_pool_cards_allocated{pool=\"gpu\"} 8.0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in [
+        "suanwang_scheduler_leader 1",
+        "suanwang_queue_length 0",
+        "suanwang_jobs{state=\"running\"} 1",
+        "suanwang_jobs{state=\"queued\"} 0",
+        "suanwang_pool_healthy{pool=\"gpu\"} 1",
+        "suanwang_pool_drained{pool=\"gpu\"} 0",
+        "suanwang_pool_cards{pool=\"gpu\"} 16.0",
+        "suanwang_pool_cards_allocated{pool=\"gpu\"} 8.0",
+        "suanwang_pool_cpu_cores_allocated{pool=\"gpu\"} 8.0",
+        "suanwang_pool_memory_mib_allocated{pool=\"gpu\"} 65536",
+        "suanwang_http_requests_total{method=\"POST\",route=\"/api/v1/jobs\",status=\"201\"} 1",
+        "suanwang_http_request_duration_seconds_count{route=\"/api/v1/jobs/{id}\"}",
+        "suanwang_scheduler_decisions_total 1",
+        "# EOF",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    assert!(!text.contains("acme"), "no tenant's name in the metrics");
 }

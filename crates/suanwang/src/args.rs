@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// Seconds without a report after which a pool is unhealthy and its jobs fail over.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub heartbeat_timeout_s: u64,
+    /// Log lines on standard error: `text` for people, `json` (one object per line) for log
+    /// pipelines. The level comes from `SUANWANG_LOG` (default `info`; e.g.
+    /// `info,suanwang::http=debug` also logs every request).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SUANWANG_LOG_FORMAT")]
+    pub log_format: LogFormat,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +118,19 @@ pub struct AgentArgs {
     /// Seconds between polls.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub poll_s: u64,
+    /// Log lines on standard error: `text` for people, `json` (one object per line) for log
+    /// pipelines. The level comes from `SUANWANG_LOG` (default `info`; e.g.
+    /// `info,suanwang::http=debug` also logs every request).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SUANWANG_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line per event, for people.
+    Text,
+    /// One JSON object per event.
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -14,7 +14,7 @@ use suanwang_store::audit::Verdict;
 use suanwang_store::model::Write;
 use suanwang_store::store::Store;
 
-use crate::args::{AgentArgs, AuditVerifyArgs, BackendArg, Format, ServeArgs};
+use crate::args::{AgentArgs, AuditVerifyArgs, BackendArg, Format, LogFormat, ServeArgs};
 use crate::error::CliError;
 use crate::output::print;
 
@@ -73,6 +73,28 @@ pub fn default_data_dir() -> PathBuf {
         Some(home) => PathBuf::from(home).join(".local/share/suanwang"),
         None => PathBuf::from("suanwang-data"),
     }
+}
+
+/// Sends `tracing` events to standard error, filtered by `SUANWANG_LOG` (default `info`).
+fn init_logging(format: LogFormat) -> Result<(), CliError> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let spec = std::env::var("SUANWANG_LOG").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "info".to_owned());
+    let filter: tracing_subscriber::filter::Targets = spec.parse().map_err(|e| {
+        CliError::input(
+            "invalid_log_filter",
+            format!("SUANWANG_LOG={spec:?} is not a log filter (e.g. info,suanwang::http=debug): {e}"),
+        )
+    })?;
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(true);
+    let installed = match format {
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json().flatten_event(true)).try_init(),
+    };
+    // Already installed (a second call in one process) is harmless.
+    drop(installed);
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -174,6 +196,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
 /// `suanwang serve`.
 pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let started = Instant::now();
+    init_logging(args.log_format)?;
     let federation = load_federation(args.federation.as_deref())?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     runtime()?.block_on(async {
@@ -192,7 +215,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
                 .await
                 .map_err(|e| CliError::internal("bootstrap", format!("cannot create the operator: {e}")))?;
             if created {
-                eprintln!("created the operator token from SUANWANG_ADMIN_TOKEN");
+                tracing::info!("created the operator token from SUANWANG_ADMIN_TOKEN");
             }
         }
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -223,13 +246,19 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
             .database_url
             .as_ref()
             .map_or_else(|| data_dir.join("suanwang.db").display().to_string(), |_| "PostgreSQL".to_owned());
-        eprintln!("suanwang serving {url} (store: {where_}; ready in {} ms)", started.elapsed().as_millis());
+        tracing::info!(
+            %url,
+            store = %where_,
+            ready_ms = started.elapsed().as_millis() as u64,
+            "suanwang serving {url}"
+        );
         suanwang_server::serve(state, args.listen, shutdown).await.map_err(|e| CliError::input("listen", e))
     })
 }
 
 /// `suanwang agent`.
 pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
+    init_logging(args.log_format)?;
     if !(args.server.starts_with("http://") || args.server.starts_with("https://")) {
         return Err(CliError::input(
             "invalid_server",
@@ -260,7 +289,7 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = stop.send(true);
         });
-        eprintln!("agent connected to {}; polling every {} s", args.server, args.poll_s);
+        tracing::info!(server = %args.server, poll_s = args.poll_s, "agent connected");
         let config = suanwang_agent::run::AgentConfig { backend, poll: Duration::from_secs(args.poll_s) };
         suanwang_agent::run::run(platform, config, stopped).await;
         Ok(())

@@ -102,13 +102,19 @@ impl Drop for Server {
     }
 }
 
+/// Starts `suanwang` with `args`; its log goes to `server.log` in its data directory, if it has one.
 fn spawn(args: &[String]) -> Child {
+    let log = args.iter().position(|a| a == "--data-dir").and_then(|i| {
+        let path = Path::new(&args[i + 1]).join("server.log");
+        std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+    });
     Command::new(BIN)
         .args(args)
         .env("SUANWANG_ADMIN_TOKEN", ADMIN)
+        .env("SUANWANG_LOG", "debug,sqlx=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.map_or_else(Stdio::null, Stdio::from))
         .spawn()
         .unwrap()
 }
@@ -210,6 +216,13 @@ fn client_mistakes_exit_2_with_a_code() {
     assert_eq!((bad_url.code, bad_url.stderr.starts_with("error[invalid_server]:")), (2, true));
     let no_store = Command::new(BIN).args(["audit", "verify", "--data-dir", "/nonexistent/suanwang"]).output().unwrap();
     assert_eq!(no_store.status.code(), Some(2));
+    let bad_log = Command::new(BIN)
+        .args(["serve", "--data-dir", "/nonexistent/suanwang", "--listen", "127.0.0.1:9"])
+        .env("SUANWANG_LOG", "=x")
+        .output()
+        .unwrap();
+    assert_eq!(bad_log.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_log.stderr).starts_with("error[invalid_log_filter]:"));
 }
 
 /// Jobs in the crash test (`SUANWANG_CRASH_JOBS` changes it).
