@@ -10,6 +10,7 @@
 //! - [`openb`]: the node and task lists of the Alibaba GPU cluster trace 2023 ("openb").
 //! - [`trace`]: job traces for the queueing simulator (Philly, openb, SWF, our JSONL).
 
+pub mod apps;
 pub mod catalog;
 pub mod error;
 pub mod federation;

@@ -39,10 +39,34 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetBody {
+    /// The registered data set this came from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Site.
     pub site: String,
     /// Bytes.
     pub size_bytes: u64,
+}
+
+/// A job's input data: a registered data set by name, or a site and size given inline. On
+/// submission a name is looked up and stored as both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum DatasetField {
+    /// `"dataset": "corpus"`: registered with `POST /api/v1/datasets`.
+    Named(String),
+    /// `"dataset": {"site": …, "size_bytes": …}`.
+    Given(DatasetBody),
+}
+
+impl<'de> Deserialize<'de> for DatasetField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // By hand rather than `untagged`, so a bad object keeps its precise error.
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(name) => Ok(DatasetField::Named(name)),
+            other => serde_json::from_value(other).map(DatasetField::Given).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// A latency bound by site name.
@@ -106,9 +130,9 @@ pub struct SubmitJob {
     /// How long a simulated pool runs it.
     #[serde(default)]
     pub duration_s: Option<u64>,
-    /// Input data.
+    /// Input data: a registered data set's name, or `{"site","size_bytes"}`.
     #[serde(default)]
-    pub dataset: Option<DatasetBody>,
+    pub dataset: Option<DatasetField>,
     /// Region the job must stay in.
     #[serde(default)]
     pub residency_region: Option<String>,
@@ -124,6 +148,9 @@ pub struct SubmitJob {
     /// Operators submit for a tenant by name; tenants submit for themselves.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// The application (template) the job was made from; with `"params"` on submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// A job as the API shows it.
@@ -193,11 +220,13 @@ pub fn scheduler_job(
     };
     let task = TaskSpec::new(body.cpu_milli, body.memory_mib, request, models).map_err(|e| invalid(e.to_string()))?;
     let site = |name: &str| federation.site_id(name).ok_or_else(|| invalid(format!("unknown site {name:?}")));
-    let dataset = body
-        .dataset
-        .as_ref()
-        .map(|d| Ok::<_, ApiError>(DatasetRef { site: site(&d.site)?, size_bytes: d.size_bytes }))
-        .transpose()?;
+    let dataset = match &body.dataset {
+        None => None,
+        Some(DatasetField::Given(d)) => Some(DatasetRef { site: site(&d.site)?, size_bytes: d.size_bytes }),
+        Some(DatasetField::Named(name)) => {
+            return Err(ApiError::bad_request("unknown_dataset", format!("data set {name:?} is not resolved")));
+        }
+    };
     let latency = match &body.latency {
         None => None,
         Some(l) if l.max_ms.is_finite() && (0.0..=10_000.0).contains(&l.max_ms) => {
@@ -266,7 +295,7 @@ pub async fn submit(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Body(body): Body<SubmitJob>,
+    Body(body): Body<serde_json::Value>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -283,7 +312,23 @@ pub async fn submit(
             Some(key.to_owned())
         }
     };
+    let body = crate::apps::expand_template(&state, body)?;
+    let mut body: SubmitJob = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("the body is not valid: {e}")))?;
     let tenant_id = submitting_tenant(&state, &caller, &body).await?;
+    if let Some(DatasetField::Named(name)) = &body.dataset {
+        let found = state.store.dataset(tenant_id, name).await?.ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_dataset",
+                format!("no data set {name:?}; register it with POST /api/v1/datasets"),
+            )
+        })?;
+        body.dataset = Some(DatasetField::Given(DatasetBody {
+            name: Some(found.name),
+            site: found.site,
+            size_bytes: u64::try_from(found.size_bytes).unwrap_or(0),
+        }));
+    }
     let now = crate::state::now_ms();
     let job = scheduler_job(&state.federation, tenant_id, &body, (now / 1000) as u64)?;
     // The stored body is the canonical JSON of what was accepted: its digest decides whether a

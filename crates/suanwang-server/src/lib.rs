@@ -2,6 +2,7 @@
 //!
 //! - [`jobs`], [`admin`], [`agent_api`]: handlers; each is a thin wrapper over a function the
 //!   in-process agents call too, so `serve --demo` exercises the same paths as remote agents.
+//! - [`apps`]: applications (job templates) and registered data sets.
 //! - [`auth`]: bearer tokens, stored hashed; roles.
 //! - [`committer`]: group commit of durable writes.
 //! - [`scheduler`]: the scheduler task (rebuilt from the store on start).
@@ -12,6 +13,7 @@
 
 pub mod admin;
 pub mod agent_api;
+pub mod apps;
 pub mod auth;
 pub mod committer;
 pub mod error;
@@ -61,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/pools/{name}", get(admin::show_pool))
         .route("/api/v1/pools/{name}/drain", post(admin::drain_pool))
         .route("/api/v1/pools/{name}/undrain", post(admin::undrain_pool))
+        .route("/api/v1/apps", get(apps::list_apps))
+        .route("/api/v1/apps/{name}", get(apps::show_app))
+        .route("/api/v1/datasets", post(apps::register_dataset).get(apps::list_datasets))
         .route("/api/v1/sites", get(admin::list_sites))
         .route("/api/v1/links", get(admin::list_links))
         .route("/api/v1/audit", get(admin::audit))

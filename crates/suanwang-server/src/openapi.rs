@@ -66,6 +66,20 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "Undrain a pool: it takes new work again",
         "operator, provider (own pool)",
     ),
+    (
+        "get",
+        "/api/v1/apps",
+        "Applications: job templates with typed parameters (POST /api/v1/jobs with \"template\" and \"params\")",
+        "any",
+    ),
+    ("get", "/api/v1/apps/{name}", "One application", "any"),
+    (
+        "post",
+        "/api/v1/datasets",
+        "Register a data set {\"name\",\"site\",\"size_bytes\"}; jobs name it in \"dataset\" and placement counts its transfer",
+        "tenant (own), operator (with \"tenant\")",
+    ),
+    ("get", "/api/v1/datasets", "Registered data sets", "tenant (own), operator, auditor"),
     ("get", "/api/v1/sites", "Sites", "any"),
     ("get", "/api/v1/links", "Network links", "any"),
     ("get", "/api/v1/audit", "Audit entries (?after=&limit=)", "operator, auditor"),
@@ -115,9 +129,11 @@ pub fn document() -> Value {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
                 "SubmitJob": {
                     "type": "object",
-                    "required": ["name"],
+                    "description": "\"name\" is required unless \"template\" provides it",
                     "additionalProperties": false,
                     "properties": {
+                        "template": {"type": "string", "description": "an application's name (GET /api/v1/apps); its job fields come first, this body's fields override them"},
+                        "params": {"type": "object", "description": "the application's parameters (on submission only)"},
                         "name": {"type": "string", "maxLength": 128},
                         "command": {"type": "array", "items": {"type": "string"}, "maxItems": 256},
                         "accelerators": {"type": "integer", "minimum": 0, "maximum": 16},
@@ -131,7 +147,10 @@ pub fn document() -> Value {
                         "pool": {"type": "string", "description": "pin the job to one pool"},
                         "estimate_s": {"type": "integer"},
                         "duration_s": {"type": "integer", "description": "how long a simulated pool runs it"},
-                        "dataset": {"type": "object", "properties": {"site": {"type": "string"}, "size_bytes": {"type": "integer"}}},
+                        "dataset": {"oneOf": [
+                            {"type": "string", "description": "a registered data set's name"},
+                            {"type": "object", "properties": {"name": {"type": "string"}, "site": {"type": "string"}, "size_bytes": {"type": "integer"}}, "required": ["site", "size_bytes"]}
+                        ]},
                         "residency_region": {"type": "string"},
                         "latency": {"type": "object", "properties": {"site": {"type": "string"}, "max_ms": {"type": "number"}}},
                         "max_price_fen_per_card_hour": {"type": "integer"},

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     /// After a start, the scheduler waits this long for every pool's agent to report before it
     /// places work, so the first jobs are not all sent to whichever pool reported first.
     pub startup_grace: Duration,
+    /// Applications (job templates) a body may name with `"template"`.
+    pub apps: suanwang_formats::apps::AppCatalog,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +35,7 @@ impl Default for ServerConfig {
             tick: Duration::from_millis(200),
             policy: "drf+backfill".parse().unwrap_or(suanwang_sched::policy::QueuePolicy::DEFAULT),
             startup_grace: Duration::from_secs(3),
+            apps: suanwang_formats::apps::builtin(),
         }
     }
 }

@@ -404,3 +404,80 @@ async fn metrics_report_requests_jobs_queue_and_pools() {
     }
     assert!(!text.contains("acme"), "no tenant's name in the metrics");
 }
+
+#[tokio::test]
+async fn a_job_from_a_template_expands_with_defaults_and_overrides() {
+    let h = Harness::new(fast()).await;
+    let token = h.tenant("acme").await;
+    let (status, apps) = h.call(Method::GET, "/api/v1/apps", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = apps.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    for wanted in ["fine-tune", "inference-endpoint", "batch-inference", "hpc-mpi"] {
+        assert!(names.contains(&wanted), "{names:?}");
+    }
+    let (status, app) = h.call(Method::GET, "/api/v1/apps/fine-tune", Some(&token), None).await;
+    assert_eq!((status, app["title_zh"].as_str()), (StatusCode::OK, Some("大模型微调")));
+    let body = json!({"template": "fine-tune", "params": {"model": "qwen2-7b", "cards": 4}, "priority": 3}).to_string();
+    let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let request = &job["request"];
+    assert_eq!(job["name"], "fine-tune-qwen2-7b");
+    assert_eq!((request["accelerators"].as_i64(), request["cpu_milli"].as_i64()), (Some(4), Some(48_000)));
+    assert_eq!(request["estimate_s"], 24 * 3600, "the default of hours");
+    assert_eq!(request["priority"], 3, "the body's own field overrides the template's");
+    assert_eq!(request["template"], "fine-tune");
+    assert!(request.get("params").is_none());
+    for (body, code) in [
+        (json!({"template": "no-such-app"}), "unknown_template"),
+        (json!({"template": "fine-tune"}), "missing_param"),
+        (json!({"template": "fine-tune", "params": {"model": "m", "cards": 99}}), "invalid_param"),
+        (json!({"template": "fine-tune", "params": {"model": "m", "colour": 1}}), "unknown_param"),
+        (json!({"name": "x", "params": {"model": "m"}}), "invalid_job"),
+        (json!({"template": "fine-tune", "params": {"model": "m", "dataset": "nowhere"}}), "unknown_dataset"),
+    ] {
+        let (status, error) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body.to_string())).await;
+        assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn data_sets_are_registered_per_tenant_and_placement_counts_them() {
+    let h = Harness::new(fast()).await;
+    let acme = h.tenant("acme").await;
+    let other = h.tenant("other").await;
+    let corpus = json!({"name": "corpus", "site": "there", "size_bytes": 2_000_000_000_000_u64}).to_string();
+    let (status, dataset) = h.call(Method::POST, "/api/v1/datasets", Some(&acme), Some(&corpus)).await;
+    assert_eq!(status, StatusCode::CREATED, "{dataset}");
+    let (status, error) = h.call(Method::POST, "/api/v1/datasets", Some(&acme), Some(&corpus)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("already_exists")));
+    for (body, code) in [
+        (json!({"name": "x", "site": "mars", "size_bytes": 1}), "unknown_site"),
+        (json!({"name": "bad name", "site": "here", "size_bytes": 1}), "invalid_name"),
+        (json!({"name": "x", "site": "here", "size_bytes": 1, "tenant": "other"}), "invalid_request"),
+    ] {
+        let (status, error) = h.call(Method::POST, "/api/v1/datasets", Some(&acme), Some(&body.to_string())).await;
+        assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{body}");
+    }
+    let (_, mine) = h.call(Method::GET, "/api/v1/datasets", Some(&acme), None).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let (_, theirs) = h.call(Method::GET, "/api/v1/datasets", Some(&other), None).await;
+    assert!(theirs.as_array().unwrap().is_empty(), "a tenant sees only its own data sets");
+    // A job that names the data set carries its site and size, and placement weighs the transfer.
+    let job = json!({"name": "reads-corpus", "command": ["true"], "cpu_milli": 500, "dataset": "corpus"}).to_string();
+    let (status, submitted) = h.call(Method::POST, "/api/v1/jobs", Some(&acme), Some(&job)).await;
+    assert_eq!(status, StatusCode::CREATED, "{submitted}");
+    assert_eq!(
+        submitted["request"]["dataset"],
+        json!({"name": "corpus", "site": "there", "size_bytes": 2_000_000_000_000_u64})
+    );
+    // The other tenant cannot use acme's data set by name.
+    let (status, error) = h.call(Method::POST, "/api/v1/jobs", Some(&other), Some(&job)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_dataset")));
+    h.start_agents();
+    let placed = h.wait_for_state(&acme, submitted["id"].as_i64().unwrap(), "succeeded").await;
+    let (_, why) = h.call(Method::GET, &format!("/api/v1/jobs/{}/explain", placed["id"]), Some(&acme), None).await;
+    // The free local pool still wins (its link has no egress charge), and the transfer is counted.
+    assert_eq!(placed["pool"], "local");
+    assert!(why["explanation"].as_str().unwrap().contains("2000 GB moved in"), "{why}");
+    h.audit_verifies().await;
+}

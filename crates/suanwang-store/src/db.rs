@@ -13,14 +13,17 @@ use sqlx::{Executor, PgPool, Postgres, Row as _, Sqlite, SqlitePool, Transaction
 use crate::error::StoreError;
 
 /// Migrations: version, SQLite text, PostgreSQL text. Append only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_initial.sql"), include_str!("../migrations/postgres/0001_initial.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_datasets.sql"),
+        include_str!("../migrations/postgres/0002_datasets.sql"),
+    ),
+];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Session advisory lock key held by the one server that schedules (the leader).
 const LEADER_LOCK: i64 = 0x5357_4c45_4144_4552;

@@ -296,6 +296,34 @@ pub enum Write {
         /// Report time.
         last_seen_ms: i64,
     },
+    /// A tenant registers a data set (names are unique per tenant; a data set never changes).
+    RegisterDataset {
+        /// Owner.
+        tenant_id: i64,
+        /// Name, unique for the tenant.
+        name: String,
+        /// Site where it is stored.
+        site: String,
+        /// Size.
+        size_bytes: i64,
+    },
+}
+
+/// A registered data set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetRecord {
+    /// Id.
+    pub id: i64,
+    /// Owner.
+    pub tenant_id: i64,
+    /// Name, unique for the tenant.
+    pub name: String,
+    /// Site where it is stored.
+    pub site: String,
+    /// Size.
+    pub size_bytes: i64,
+    /// When it was registered (ms since 1970, UTC).
+    pub created_ms: i64,
 }
 
 /// What a successful write produced.
@@ -326,6 +354,8 @@ pub enum Outcome {
     },
     /// Pool status stored.
     PoolStatus,
+    /// The new data set.
+    Dataset(DatasetRecord),
 }
 
 /// Why one write of a batch was refused (the others still apply).

@@ -8,6 +8,9 @@ pub use crate::db::Leadership;
 /// Most entries one call to [`Store::changes`] returns.
 pub const CHANGES_MAX: u32 = 10_000;
 
+/// The most data sets a listing returns (and a tenant may register: see the server).
+pub const DATASETS_MAX: u32 = 10_000;
+
 /// One entry of the change feed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeEntry {
@@ -23,8 +26,8 @@ pub struct ChangeEntry {
 use crate::db::{Db, K, P, Tx, V};
 use crate::error::StoreError;
 use crate::model::{
-    JobEvent, JobFilter, JobRecord, JobState, Outcome, PAGE_MAX, PoolChange, PoolStatus, Principal, Role, TenantRecord,
-    Write, WriteError,
+    DatasetRecord, JobEvent, JobFilter, JobRecord, JobState, Outcome, PAGE_MAX, PoolChange, PoolStatus, Principal,
+    Role, TenantRecord, Write, WriteError,
 };
 
 /// The most writes in one batch.
@@ -134,6 +137,32 @@ impl Store {
             .rows("SELECT id, name, kind, registration_city, created_ms FROM tenants ORDER BY id", vec![], TENANT_KINDS)
             .await?;
         Ok(rows.iter().map(|r| tenant(r)).collect())
+    }
+
+    /// Registered data sets, by id: one tenant's, or everyone's.
+    pub async fn datasets(&self, tenant_id: Option<i64>) -> Result<Vec<DatasetRecord>, StoreError> {
+        let (filter, params) = match tenant_id {
+            Some(id) => ("WHERE tenant_id = ?", vec![P::I(id)]),
+            None => ("", vec![]),
+        };
+        let sql = format!(
+            "SELECT id, tenant_id, name, site, size_bytes, created_ms FROM datasets {filter} ORDER BY id LIMIT {DATASETS_MAX}"
+        );
+        let rows = self.db.rows(&sql, params, DATASET_KINDS).await?;
+        Ok(rows.iter().map(|r| dataset(r)).collect())
+    }
+
+    /// A tenant's data set by name.
+    pub async fn dataset(&self, tenant_id: i64, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT id, tenant_id, name, site, size_bytes, created_ms FROM datasets WHERE tenant_id = ? AND name = ?",
+                vec![P::I(tenant_id), P::T(name.to_owned())],
+                DATASET_KINDS,
+            )
+            .await?;
+        Ok(rows.first().map(|r| dataset(r)))
     }
 
     /// Who holds the token with this hash (unless revoked).
@@ -341,6 +370,19 @@ impl Store {
 
 const TENANT_KINDS: &[K] = &[K::I, K::T, K::T, K::T, K::I];
 
+const DATASET_KINDS: &[K] = &[K::I, K::I, K::T, K::T, K::I, K::I];
+
+fn dataset(r: &[V]) -> DatasetRecord {
+    DatasetRecord {
+        id: r[0].i(),
+        tenant_id: r[1].i(),
+        name: r[2].t(),
+        site: r[3].t(),
+        size_bytes: r[4].i(),
+        created_ms: r[5].i(),
+    }
+}
+
 fn tenant(r: &[V]) -> TenantRecord {
     TenantRecord { id: r[0].i(), name: r[1].t(), kind: r[2].t(), registration_city: r[3].t(), created_ms: r[4].i() }
 }
@@ -469,6 +511,51 @@ async fn apply(
                 )
                 .await?;
             Ok(Outcome::Tenant(record))
+        }
+        Write::RegisterDataset { tenant_id, name, site, size_bytes } => {
+            let existing = tx
+                .rows(
+                    "SELECT id FROM datasets WHERE tenant_id = ? AND name = ?",
+                    vec![P::I(*tenant_id), P::T(name.clone())],
+                    &[K::I],
+                )
+                .await?;
+            if !existing.is_empty() {
+                return Ok(Err(WriteError::Duplicate(format!("data set {name:?}"))));
+            }
+            let rows = tx
+                .rows(
+                    "INSERT INTO datasets (tenant_id, name, site, size_bytes, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    vec![P::I(*tenant_id), P::T(name.clone()), P::T(site.clone()), P::I(*size_bytes), P::I(now)],
+                    &[K::I],
+                )
+                .await?;
+            let record = DatasetRecord {
+                id: rows[0][0].i(),
+                tenant_id: *tenant_id,
+                name: name.clone(),
+                site: site.clone(),
+                size_bytes: *size_bytes,
+                created_ms: now,
+            };
+            let after = audit::digest(&format!(
+                "dataset {} {} {} {} {}",
+                record.id, record.tenant_id, record.name, record.site, record.size_bytes
+            ));
+            chain
+                .append(
+                    tx,
+                    Change {
+                        at_ms: now,
+                        actor,
+                        action: "dataset.register",
+                        subject: &format!("dataset:{}", record.id),
+                        before: "-",
+                        after: &after,
+                    },
+                )
+                .await?;
+            Ok(Outcome::Dataset(record))
         }
         Write::CreateToken { hash, role, tenant_id, pool, label } => {
             if !tx.rows("SELECT id FROM tokens WHERE hash = ?", vec![P::T(hash.clone())], &[K::I]).await?.is_empty() {

@@ -95,6 +95,7 @@ conformance!(
     everything_survives_reopening,
     the_audit_chain_verifies_and_names_tampering,
     one_server_leads_at_a_time,
+    data_sets_are_per_tenant_and_unique_by_name,
 );
 
 fn req(write: Write) -> Request {
@@ -351,4 +352,26 @@ async fn one_server_leads_at_a_time(store: Store, reopen: &Reopen) {
     }
     assert!(second.expect("the role passes on when its holder goes").held().await);
     other.close().await;
+}
+
+async fn data_sets_are_per_tenant_and_unique_by_name(store: Store, reopen: &Reopen) {
+    let (a, b) = (new_tenant(&store, "a").await, new_tenant(&store, "b").await);
+    let register = |tenant_id: i64, name: &str, size_bytes: i64| Write::RegisterDataset {
+        tenant_id,
+        name: name.to_owned(),
+        site: "shaoguan-hub".to_owned(),
+        size_bytes,
+    };
+    let Ok(Outcome::Dataset(first)) = one(&store, register(a, "corpus", 1 << 40)).await else { panic!() };
+    assert_eq!((first.tenant_id, first.name.as_str(), first.size_bytes), (a, "corpus", 1 << 40));
+    assert!(matches!(one(&store, register(a, "corpus", 5)).await, Err(WriteError::Duplicate(_))));
+    // Another tenant may use the same name.
+    assert!(matches!(one(&store, register(b, "corpus", 7)).await, Ok(Outcome::Dataset(_))));
+    let reopened = reopen.open().await;
+    assert_eq!(reopened.dataset(a, "corpus").await.unwrap(), Some(first.clone()));
+    assert_eq!(reopened.dataset(a, "missing").await.unwrap(), None);
+    assert_eq!(reopened.datasets(Some(a)).await.unwrap(), vec![first]);
+    assert_eq!(reopened.datasets(None).await.unwrap().len(), 2);
+    assert!(matches!(reopened.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+    reopened.close().await;
 }

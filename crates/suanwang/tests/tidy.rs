@@ -33,7 +33,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-agent", &[]),
     (
         "suanwang-server",
-        &["suanwang-model", "suanwang-placement", "suanwang-sched", "suanwang-store", "suanwang-agent"],
+        &[
+            "suanwang-model",
+            "suanwang-placement",
+            "suanwang-sched",
+            "suanwang-formats",
+            "suanwang-store",
+            "suanwang-agent",
+        ],
     ),
     (
         "suanwang",
