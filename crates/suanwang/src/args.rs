@@ -64,6 +64,78 @@ pub enum Command {
     /// Create tokens (a client of `serve`; operators).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List and show applications: job templates (a client of `serve`).
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Register and list data sets (a client of `serve`).
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCommand {
+    /// List applications.
+    Ls(ClientOnly),
+    /// Show one application with its parameters and job template.
+    Show(AppShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AppShowArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The application's name.
+    pub name: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Register a data set: where it is stored and how big it is.
+    #[command(after_help = "Example:\n  suanwang dataset register corpus --site shaoguan-hub --size 2TB")]
+    Register(DatasetRegisterArgs),
+    /// List data sets (a tenant's own; all for operators and auditors).
+    Ls(ClientOnly),
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetRegisterArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Its name (letters, digits, '-', '_', '.'), unique for the tenant.
+    pub name: String,
+    /// The federation site where it is stored.
+    #[arg(long)]
+    pub site: String,
+    /// Its size: bytes, or with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB).
+    #[arg(long, value_parser = parse_size)]
+    pub size: u64,
+    /// Register for this tenant (operators).
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?}; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB")),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    let bytes = value * factor as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > i64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes.round() as u64)
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -205,27 +277,37 @@ pub struct JobSubmitArgs {
     /// The job body as JSON (see docs/server.md); `-` reads standard input.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "command"])]
     pub file: Option<PathBuf>,
-    /// The job's name.
+    /// The job's name (optional with --template).
     #[arg(long)]
     pub name: Option<String>,
-    /// Accelerators per task.
-    #[arg(long, default_value_t = 0)]
-    pub accelerators: u8,
-    /// CPU per task, thousandths of a core.
-    #[arg(long, default_value_t = 1000)]
-    pub cpu_milli: u32,
-    /// Memory per task, MiB.
-    #[arg(long, default_value_t = 1024)]
-    pub memory_mib: u32,
-    /// Tasks in the gang.
-    #[arg(long, default_value_t = 1)]
-    pub tasks: u16,
+    /// Make the job from an application (`suanwang app ls`); --param sets its parameters, and
+    /// any other flag given overrides the template's value.
+    #[arg(long, value_name = "APP")]
+    pub template: Option<String>,
+    /// A template parameter, KEY=VALUE (repeatable; whole numbers are sent as numbers).
+    #[arg(long = "param", value_name = "KEY=VALUE", requires = "template", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Input data: a registered data set's name (`suanwang dataset ls`).
+    #[arg(long, value_name = "NAME")]
+    pub dataset: Option<String>,
+    /// Accelerators per task [default: 0].
+    #[arg(long)]
+    pub accelerators: Option<u8>,
+    /// CPU per task, thousandths of a core [default: 1000].
+    #[arg(long)]
+    pub cpu_milli: Option<u32>,
+    /// Memory per task, MiB [default: 1024].
+    #[arg(long)]
+    pub memory_mib: Option<u32>,
+    /// Tasks in the gang [default: 1].
+    #[arg(long)]
+    pub tasks: Option<u16>,
     /// Run only in this pool.
     #[arg(long)]
     pub pool: Option<String>,
-    /// Priority (higher first under the priority policy).
-    #[arg(long, default_value_t = 0)]
-    pub priority: i32,
+    /// Priority (higher first under the priority policy) [default: 0].
+    #[arg(long)]
+    pub priority: Option<i32>,
     /// How long a simulated pool runs it, seconds.
     #[arg(long)]
     pub duration_s: Option<u64>,
@@ -238,6 +320,13 @@ pub struct JobSubmitArgs {
     /// The program and its arguments.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::args::{
-    ClientArgs, Format, JobCommand, JobIdArgs, JobListArgs, JobSubmitArgs, PoolCommand, TenantCommand, TokenCommand,
+    AppCommand, ClientArgs, DatasetCommand, Format, JobCommand, JobIdArgs, JobListArgs, JobSubmitArgs, PoolCommand,
+    TenantCommand, TokenCommand,
 };
 use crate::error::CliError;
 use crate::output::{Table, print};
@@ -159,29 +160,164 @@ pub fn submit_body(args: &JobSubmitArgs) -> Result<Value, CliError> {
         return serde_json::from_str(&text)
             .map_err(|e| CliError::input("malformed_json", format!("{}: {e}", file.display())));
     }
-    let name = args
-        .name
-        .clone()
-        .ok_or_else(|| CliError::input("usage", "give --name (and the command after --) or --file"))?;
-    let mut body = json!({
-        "name": name,
-        "command": args.command,
-        "accelerators": args.accelerators,
-        "cpu_milli": args.cpu_milli,
-        "memory_mib": args.memory_mib,
-        "tasks": args.tasks,
-        "priority": args.priority,
-    });
+    let mut body = serde_json::Map::new();
+    match &args.template {
+        Some(template) => {
+            body.insert("template".to_owned(), Value::from(template.clone()));
+            let params: serde_json::Map<String, Value> = args
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.parse::<i64>().map_or_else(|_| Value::from(v.clone()), Value::from)))
+                .collect();
+            body.insert("params".to_owned(), Value::Object(params));
+        }
+        None => {
+            if args.name.is_none() {
+                return Err(CliError::input(
+                    "usage",
+                    "give --name (and the command after --), --template APP, or --file",
+                ));
+            }
+            // Without a template, unset flags take their documented defaults.
+            body.insert("accelerators".to_owned(), Value::from(args.accelerators.unwrap_or(0)));
+            body.insert("cpu_milli".to_owned(), Value::from(args.cpu_milli.unwrap_or(1000)));
+            body.insert("memory_mib".to_owned(), Value::from(args.memory_mib.unwrap_or(1024)));
+            body.insert("tasks".to_owned(), Value::from(args.tasks.unwrap_or(1)));
+            body.insert("priority".to_owned(), Value::from(args.priority.unwrap_or(0)));
+        }
+    }
+    if !args.command.is_empty() || args.template.is_none() {
+        body.insert("command".to_owned(), Value::from(args.command.clone()));
+    }
     for (key, value) in [
+        ("name", args.name.clone().map(Value::from)),
+        ("accelerators", args.accelerators.map(Value::from)),
+        ("cpu_milli", args.cpu_milli.map(Value::from)),
+        ("memory_mib", args.memory_mib.map(Value::from)),
+        ("tasks", args.tasks.map(Value::from)),
+        ("priority", args.priority.map(Value::from)),
         ("pool", args.pool.clone().map(Value::from)),
         ("duration_s", args.duration_s.map(Value::from)),
         ("tenant", args.tenant.clone().map(Value::from)),
+        ("dataset", args.dataset.clone().map(Value::from)),
     ] {
         if let Some(value) = value {
-            body[key] = value;
+            body.insert(key.to_owned(), value);
         }
     }
-    Ok(body)
+    Ok(Value::Object(body))
+}
+
+/// `suanwang app ls|show`.
+pub fn app(command: &AppCommand) -> Result<(), CliError> {
+    match command {
+        AppCommand::Ls(args) => {
+            let client = Client::new(&args.client)?;
+            let apps = client.call("GET", "/api/v1/apps", None, &[])?;
+            client.show(&apps, |apps| {
+                let mut table = Table::new(&["name", "kind", "title", "标题", "parameters"]);
+                for app in apps.as_array().into_iter().flatten() {
+                    let params: Vec<String> = app["param"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            let name = text(&p["name"]);
+                            if p["required"] == true { name } else { format!("[{name}]") }
+                        })
+                        .collect();
+                    table.row(vec![
+                        text(&app["name"]),
+                        text(&app["kind"]),
+                        text(&app["title"]),
+                        text(&app["title_zh"]),
+                        params.join(" "),
+                    ]);
+                }
+                table.render()
+            })
+        }
+        AppCommand::Show(args) => {
+            let client = Client::new(&args.client)?;
+            let app = client.call("GET", &format!("/api/v1/apps/{}", encode(&args.name)), None, &[])?;
+            client.show(&app, |app| {
+                let mut out = format!(
+                    "{} — {} ({})\n{}\n\n{}\n\n",
+                    text(&app["name"]),
+                    text(&app["title"]),
+                    text(&app["kind"]),
+                    text(&app["title_zh"]),
+                    text(&app["description"])
+                );
+                let mut table = Table::new(&["parameter", "type", "required", "default", "range", "meaning"]);
+                for p in app["param"].as_array().into_iter().flatten() {
+                    let range = match (p["min"].as_i64(), p["max"].as_i64()) {
+                        (Some(lo), Some(hi)) => format!("{lo}..={hi}"),
+                        (Some(lo), None) => format!(">= {lo}"),
+                        (None, Some(hi)) => format!("<= {hi}"),
+                        (None, None) => String::new(),
+                    };
+                    table.row(vec![
+                        text(&p["name"]),
+                        text(&p["type"]),
+                        if p["required"] == true { "yes".to_owned() } else { String::new() },
+                        text(&p["default"]),
+                        range,
+                        text(&p["description"]),
+                    ]);
+                }
+                out.push_str(&table.render());
+                out.push_str(&format!(
+                    "\njob template:\n{}\n",
+                    serde_json::to_string_pretty(&app["job"]).unwrap_or_default()
+                ));
+                out
+            })
+        }
+    }
+}
+
+/// `suanwang dataset register|ls`.
+pub fn dataset(command: &DatasetCommand) -> Result<(), CliError> {
+    match command {
+        DatasetCommand::Register(args) => {
+            let client = Client::new(&args.client)?;
+            let body = json!({"name": args.name, "site": args.site, "size_bytes": args.size, "tenant": args.tenant});
+            let dataset = client.call("POST", "/api/v1/datasets", Some(&body), &[])?;
+            client.show(&dataset, |d| {
+                format!("data set {} registered at {} (id {})\n", text(&d["name"]), text(&d["site"]), text(&d["id"]))
+            })
+        }
+        DatasetCommand::Ls(args) => {
+            let client = Client::new(&args.client)?;
+            let datasets = client.call("GET", "/api/v1/datasets", None, &[])?;
+            client.show(&datasets, |ds| {
+                let mut table = Table::new(&["id", "tenant", "name", "site", "size", "registered"]);
+                for d in ds.as_array().into_iter().flatten() {
+                    table.row(vec![
+                        text(&d["id"]),
+                        text(&d["tenant_id"]),
+                        text(&d["name"]),
+                        text(&d["site"]),
+                        human_bytes(d["size_bytes"].as_u64().unwrap_or(0)),
+                        text(&d["created_at"]),
+                    ]);
+                }
+                table.render()
+            })
+        }
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 fn job_table(jobs: &[Value]) -> String {

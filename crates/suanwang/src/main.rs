@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Pool(pool) => client_cmd::pool(&pool),
         Command::Tenant(tenant) => client_cmd::tenant(&tenant),
         Command::Token(token) => client_cmd::token(&token),
+        Command::App(app) => client_cmd::app(&app),
+        Command::Dataset(dataset) => client_cmd::dataset(&dataset),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

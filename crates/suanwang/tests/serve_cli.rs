@@ -185,6 +185,41 @@ fn the_demo_runs_a_job_submitted_with_the_cli() {
     assert!(listed.stdout.contains("hello") && listed.stdout.contains("local"), "{}", listed.stdout);
     let pools = cli(&server.url, tenant, &["pool", "ls", "--format", "json"]);
     assert_eq!(serde_json::from_str::<Value>(&pools.stdout).unwrap().as_array().unwrap().len(), 19);
+    // Applications and data sets: a fine-tune from its template, reading a registered data set.
+    let apps = cli(&server.url, tenant, &["app", "ls"]);
+    assert!(apps.stdout.contains("fine-tune") && apps.stdout.contains("大模型微调"), "{}", apps.stdout);
+    let show = cli(&server.url, tenant, &["app", "show", "hpc-mpi"]);
+    assert!(show.stdout.contains("program") && show.stdout.contains("mpirun"), "{}", show.stdout);
+    let register =
+        cli(&server.url, tenant, &["dataset", "register", "corpus", "--site", "shaoguan-hub", "--size", "2TB"]);
+    assert_eq!(register.code, 0, "{}", register.stderr);
+    let again = cli(&server.url, tenant, &["dataset", "register", "corpus", "--site", "shaoguan-hub", "--size", "2TB"]);
+    assert_eq!((again.code, again.stderr.starts_with("error[already_exists]:")), (2, true), "{}", again.stderr);
+    let tuned = cli(
+        &server.url,
+        tenant,
+        &[
+            "job",
+            "submit",
+            "--template",
+            "fine-tune",
+            "--param",
+            "model=qwen2-7b",
+            "--param",
+            "dataset=corpus",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(tuned.code, 0, "{}", tuned.stderr);
+    let tuned: Value = serde_json::from_str(&tuned.stdout).unwrap();
+    assert_eq!(
+        (tuned["name"].as_str(), tuned["request"]["accelerators"].as_i64()),
+        (Some("fine-tune-qwen2-7b"), Some(8))
+    );
+    assert_eq!(tuned["request"]["dataset"]["size_bytes"], 2_000_000_000_000_u64);
+    let missing = cli(&server.url, tenant, &["job", "submit", "--template", "fine-tune"]);
+    assert_eq!((missing.code, missing.stderr.starts_with("error[missing_param]:")), (2, true), "{}", missing.stderr);
     // An operator makes a tenant and a token for it; the token is printed once, as JSON.
     let operator = tokens["operator"].as_str().unwrap();
     assert_eq!(cli(&server.url, operator, &["tenant", "create", "acme"]).code, 0);
