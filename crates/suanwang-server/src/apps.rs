@@ -107,22 +107,24 @@ impl From<suanwang_store::model::DatasetRecord> for DatasetView {
     }
 }
 
-/// Which tenant a caller acts for: a tenant for itself; an operator for the tenant it names.
-pub async fn acting_tenant(state: &AppState, caller: &Caller, named: Option<&str>) -> Result<i64, ApiError> {
+/// Which tenant a caller acts for (submits a job, registers a data set): a tenant for itself; an
+/// operator for the tenant it names. `code` is the error code for a body that gets this wrong.
+pub async fn acting_tenant(
+    state: &AppState,
+    caller: &Caller,
+    named: Option<&str>,
+    code: &'static str,
+) -> Result<i64, ApiError> {
     match caller.role() {
         Role::Tenant => {
             if named.is_some() {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    "tenants act for themselves; leave out \"tenant\"",
-                ));
+                return Err(ApiError::bad_request(code, "tenants act for themselves; leave out \"tenant\""));
             }
             caller.principal.tenant_id.ok_or_else(|| ApiError::forbidden("this tenant token has no tenant"))
         }
         Role::Operator => {
-            let name = named.ok_or_else(|| {
-                ApiError::bad_request("invalid_request", "operators must name the \"tenant\" to act for")
-            })?;
+            let name =
+                named.ok_or_else(|| ApiError::bad_request(code, "operators must name the \"tenant\" to act for"))?;
             Ok(state
                 .store
                 .tenant_by_name(name)
@@ -140,7 +142,7 @@ pub async fn register_dataset(
     caller: Caller,
     Body(body): Body<NewDataset>,
 ) -> Result<(StatusCode, Json<DatasetView>), ApiError> {
-    let tenant_id = acting_tenant(&state, &caller, body.tenant.as_deref()).await?;
+    let tenant_id = acting_tenant(&state, &caller, body.tenant.as_deref(), "invalid_request").await?;
     if !valid_name(&body.name) {
         return Err(ApiError::bad_request(
             "invalid_name",

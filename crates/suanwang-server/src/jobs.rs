@@ -263,33 +263,6 @@ pub fn scheduler_job(
     Ok(Job { spec, submit_s, green: body.green, oracle_duration_s: None, pool: pool.map(|p: PoolId| p) })
 }
 
-/// Resolves which tenant a caller submits for.
-async fn submitting_tenant(state: &AppState, caller: &Caller, body: &SubmitJob) -> Result<i64, ApiError> {
-    match caller.role() {
-        Role::Tenant => {
-            if body.tenant.is_some() {
-                return Err(ApiError::bad_request(
-                    "invalid_job",
-                    "tenants submit for themselves; leave out \"tenant\"",
-                ));
-            }
-            caller.principal.tenant_id.ok_or_else(|| ApiError::forbidden("this tenant token has no tenant"))
-        }
-        Role::Operator => {
-            let name = body.tenant.as_deref().ok_or_else(|| {
-                ApiError::bad_request("invalid_job", "operators must name the \"tenant\" to submit for")
-            })?;
-            Ok(state
-                .store
-                .tenant_by_name(name)
-                .await?
-                .ok_or_else(|| ApiError::bad_request("unknown_tenant", format!("unknown tenant {name:?}")))?
-                .id)
-        }
-        role => Err(ApiError::forbidden(format!("a {} token cannot submit jobs", role.as_str()))),
-    }
-}
-
 /// `POST /api/v1/jobs`.
 pub async fn submit(
     State(state): State<AppState>,
@@ -315,7 +288,7 @@ pub async fn submit(
     let body = crate::apps::expand_template(&state, body)?;
     let mut body: SubmitJob = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("the body is not valid: {e}")))?;
-    let tenant_id = submitting_tenant(&state, &caller, &body).await?;
+    let tenant_id = crate::apps::acting_tenant(&state, &caller, body.tenant.as_deref(), "invalid_job").await?;
     if let Some(DatasetField::Named(name)) = &body.dataset {
         let found = state.store.dataset(tenant_id, name).await?.ok_or_else(|| {
             ApiError::bad_request(
