@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-placement", &["suanwang-model"]),
     ("suanwang-formats", &["suanwang-model"]),
     ("suanwang-sched", &["suanwang-model", "suanwang-placement"]),
+    ("suanwang-ledger", &[]),
     ("suanwang-store", &[]),
     ("suanwang-sim", &["suanwang-model", "suanwang-placement", "suanwang-sched"]),
     ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
@@ -59,8 +60,15 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must not touch the outside world.
-const PURE: &[&str] =
-    &["suanwang-model", "suanwang-placement", "suanwang-sched", "suanwang-sim", "suanwang-formats", "suanwang-report"];
+const PURE: &[&str] = &[
+    "suanwang-model",
+    "suanwang-placement",
+    "suanwang-sched",
+    "suanwang-sim",
+    "suanwang-formats",
+    "suanwang-report",
+    "suanwang-ledger",
+];
 
 const IMPURE_PATTERNS: &[&str] = &[
     "std::fs",
