@@ -443,6 +443,11 @@ impl Ledger {
         self.pendings.get(&id)
     }
 
+    /// Every pending transfer ever made, by id, with its state.
+    pub fn pendings(&self) -> impl Iterator<Item = (TransferId, &Pending)> {
+        self.pendings.iter().map(|(id, p)| (*id, p))
+    }
+
     /// The outcome remembered for a transfer id.
     pub fn outcome(&self, id: TransferId) -> Option<Result<(), TransferError>> {
         self.outcomes.get(&id).map(|(_, outcome)| *outcome)
