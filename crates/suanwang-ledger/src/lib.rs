@@ -19,6 +19,8 @@
 //!
 //! Time is the caller's: every call that needs it takes `now_s` (seconds since 1970, UTC).
 
+mod codec;
+
 use std::collections::BTreeMap;
 
 /// Largest amount of one transfer: 10^15 fen, ten trillion yuan.

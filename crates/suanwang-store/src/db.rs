@@ -20,10 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_datasets.sql"),
         include_str!("../migrations/postgres/0002_datasets.sql"),
     ),
+    (3, include_str!("../migrations/sqlite/0003_ledger.sql"), include_str!("../migrations/postgres/0003_ledger.sql")),
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Session advisory lock key held by the one server that schedules (the leader).
 const LEADER_LOCK: i64 = 0x5357_4c45_4144_4552;

@@ -8,6 +8,15 @@ pub use crate::db::Leadership;
 /// Most entries one call to [`Store::changes`] returns.
 pub const CHANGES_MAX: u32 = 10_000;
 
+/// The most ledger entries one [`Store::append_ledger`] takes.
+pub const LEDGER_APPEND_MAX: usize = 100_000;
+
+/// Rows per INSERT statement when appending ledger entries.
+const LEDGER_ROWS_PER_INSERT: usize = 500;
+
+/// The most ledger entries one read returns.
+pub const LEDGER_PAGE_MAX: u32 = 100_000;
+
 /// The most data sets a listing returns (and a tenant may register: see the server).
 pub const DATASETS_MAX: u32 = 10_000;
 
@@ -102,6 +111,34 @@ impl Store {
         }
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Appends ledger entries durably, in order, in one transaction (all or none).
+    pub async fn append_ledger(&self, entries: &[String]) -> Result<(), StoreError> {
+        if entries.len() > LEDGER_APPEND_MAX {
+            return Err(StoreError::Invalid(format!("at most {LEDGER_APPEND_MAX} ledger entries at once")));
+        }
+        let mut tx = self.db.begin().await?;
+        tx.lock_for_writing().await?;
+        for chunk in entries.chunks(LEDGER_ROWS_PER_INSERT) {
+            let sql = format!("INSERT INTO ledger_events (entry) VALUES {}", vec!["(?)"; chunk.len()].join(", "));
+            tx.exec(&sql, chunk.iter().map(|e| P::T(e.clone())).collect()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ledger entries after `after_seq`, oldest first, at most `limit` (≤ [`LEDGER_PAGE_MAX`]).
+    pub async fn ledger_entries(&self, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT seq, entry FROM ledger_events WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![P::I(after_seq), P::I(i64::from(limit.clamp(1, LEDGER_PAGE_MAX)))],
+                &[K::I, K::T],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r[0].i(), r[1].t())).collect())
     }
 
     /// A tenant by name.

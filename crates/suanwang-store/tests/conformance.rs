@@ -96,6 +96,7 @@ conformance!(
     the_audit_chain_verifies_and_names_tampering,
     one_server_leads_at_a_time,
     data_sets_are_per_tenant_and_unique_by_name,
+    ledger_entries_append_in_order_and_survive,
 );
 
 fn req(write: Write) -> Request {
@@ -373,5 +374,25 @@ async fn data_sets_are_per_tenant_and_unique_by_name(store: Store, reopen: &Reop
     assert_eq!(reopened.datasets(Some(a)).await.unwrap(), vec![first]);
     assert_eq!(reopened.datasets(None).await.unwrap().len(), 2);
     assert!(matches!(reopened.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+    reopened.close().await;
+}
+
+async fn ledger_entries_append_in_order_and_survive(store: Store, reopen: &Reopen) {
+    let first: Vec<String> = (0..1_234).map(|i| format!("entry {i}")).collect();
+    store.append_ledger(&first).await.unwrap();
+    store.append_ledger(&["last".to_owned()]).await.unwrap();
+    store.append_ledger(&[]).await.unwrap();
+    let reopened = reopen.open().await;
+    let mut read = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = reopened.ledger_entries(after, 500).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        read.extend(page.into_iter().map(|(_, e)| e));
+    }
+    assert_eq!(read.len(), 1_235);
+    assert_eq!(read[..1_234], first[..]);
+    assert_eq!(read[1_234], "last");
     reopened.close().await;
 }
