@@ -448,6 +448,42 @@ pub enum BenchCommand {
         after_help = "Example:\n  suanwang bench api --server http://127.0.0.1:8080 --token \"$SUANWANG_TOKEN\" --jobs 20000 --concurrency 32"
     )]
     Api(BenchApiArgs),
+    /// Apply N random transfers (top-ups, usage charges, fees, holds posted or released) to the
+    /// ledger in batches, each made durable in the store before the next; report transfers per
+    /// second, then check that the stored history replays to the same, balanced ledger.
+    #[command(
+        after_help = "Examples:\n  suanwang bench ledger --transfers 1000000\n  suanwang bench ledger --transfers 200000 --database-url postgres://postgres@127.0.0.1/bench"
+    )]
+    Ledger(BenchLedgerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchLedgerArgs {
+    /// Transfers (1..=100,000,000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub transfers: u64,
+    /// Transfers per durable commit (1..=8192, the ledger's batch limit).
+    #[arg(long, default_value_t = 8_192, value_parser = parse_batch)]
+    pub batch: usize,
+    /// SQLite in this directory (default: a fresh temporary one, removed afterwards).
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL instead (its ledger must be empty).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Seed of the random transfers.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_batch(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=8_192).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a batch size from 1 to 8192")),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,7 @@
 mod args;
 mod bench_api;
 mod bench_cmd;
+mod bench_ledger;
 mod client_cmd;
 mod error;
 mod federation_cmd;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         Command::Trace(TraceCommand::Convert(convert)) => queue_cmd::convert(&convert),
         Command::Bench(BenchCommand::Scheduler(bench)) => bench_cmd::scheduler(&bench),
         Command::Bench(BenchCommand::Api(bench)) => bench_api::run(&bench),
+        Command::Bench(BenchCommand::Ledger(bench)) => bench_ledger::run(&bench),
         Command::Serve(serve) => serve_cmd::serve(&serve),
         Command::Agent(agent) => serve_cmd::agent(&agent),
         Command::Audit(AuditCommand::Verify(verify)) => serve_cmd::audit_verify(&verify),

@@ -97,14 +97,14 @@ fn init_logging(format: LogFormat) -> Result<(), CliError> {
     Ok(())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::internal("runtime", format!("cannot start the async runtime: {e}")))
 }
 
-async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<Store, CliError> {
+pub(crate) async fn open_store(data_dir: &Path, database_url: Option<&str>) -> Result<Store, CliError> {
     match database_url {
         Some(url) => Store::open_postgres(url, None)
             .await

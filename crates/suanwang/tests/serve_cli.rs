@@ -541,3 +541,25 @@ fn two_servers_share_postgres_and_the_standby_takes_over() {
         .unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
 }
+
+#[test]
+fn bench_ledger_commits_balances_and_replays() {
+    let dir = scratch("bench-ledger");
+    let run = Command::new(BIN)
+        .args(["bench", "ledger", "--transfers", "30000", "--batch", "1000", "--format", "json", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let result: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!((result["trial_balance_exact"].as_bool(), result["replay_matches"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(result["transfers"], 30_000);
+    // The ledger in that directory is no longer empty: a second run refuses (exit 2).
+    let again =
+        Command::new(BIN).args(["bench", "ledger", "--transfers", "10", "--data-dir"]).arg(&dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("error[ledger_not_empty]:"));
+    let bad = Command::new(BIN).args(["bench", "ledger", "--batch", "0"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -55,6 +55,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-store",
             "suanwang-agent",
             "suanwang-server",
+            "suanwang-ledger",
         ],
     ),
 ];
