@@ -455,6 +455,23 @@ pub enum BenchCommand {
         after_help = "Examples:\n  suanwang bench ledger --transfers 1000000\n  suanwang bench ledger --transfers 200000 --database-url postgres://postgres@127.0.0.1/bench"
     )]
     Ledger(BenchLedgerArgs),
+    /// Clear one call auction over N random resting orders for reserved capacity and report the
+    /// time it takes.
+    #[command(after_help = "Example:\n  suanwang bench auction --orders 100000")]
+    Auction(BenchAuctionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchAuctionArgs {
+    /// Resting orders (1..=10,000,000).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub orders: u64,
+    /// Seed of the random orders.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod args;
 mod bench_api;
 mod bench_cmd;
 mod bench_ledger;
+mod bench_market;
 mod client_cmd;
 mod error;
 mod federation_cmd;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Scheduler(bench)) => bench_cmd::scheduler(&bench),
         Command::Bench(BenchCommand::Api(bench)) => bench_api::run(&bench),
         Command::Bench(BenchCommand::Ledger(bench)) => bench_ledger::run(&bench),
+        Command::Bench(BenchCommand::Auction(bench)) => bench_market::run(&bench),
         Command::Serve(serve) => serve_cmd::serve(&serve),
         Command::Agent(agent) => serve_cmd::agent(&agent),
         Command::Audit(AuditCommand::Verify(verify)) => serve_cmd::audit_verify(&verify),

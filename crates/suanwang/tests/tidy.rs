@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-formats", &["suanwang-model"]),
     ("suanwang-sched", &["suanwang-model", "suanwang-placement"]),
     ("suanwang-ledger", &[]),
+    ("suanwang-market", &[]),
     ("suanwang-store", &[]),
     ("suanwang-sim", &["suanwang-model", "suanwang-placement", "suanwang-sched"]),
     ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
@@ -56,6 +57,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-agent",
             "suanwang-server",
             "suanwang-ledger",
+            "suanwang-market",
         ],
     ),
 ];
@@ -69,6 +71,7 @@ const PURE: &[&str] = &[
     "suanwang-formats",
     "suanwang-report",
     "suanwang-ledger",
+    "suanwang-market",
 ];
 
 const IMPURE_PATTERNS: &[&str] = &[
