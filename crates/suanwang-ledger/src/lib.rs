@@ -476,26 +476,32 @@ impl Ledger {
     pub fn replay(events: &[Event]) -> Result<Ledger, String> {
         let mut ledger = Ledger::new();
         for (i, event) in events.iter().enumerate() {
-            match *event {
-                Event::Account(spec) => ledger.open(spec).map_err(|e| format!("event {i}: {e}"))?,
-                Event::Transfer { transfer, at_s, outcome: Ok(()) } => {
-                    let mut undo = Vec::new();
-                    ledger.apply_one(&transfer, at_s, &mut undo).outcome.map_err(|e| format!("event {i}: {e}"))?;
-                    ledger.events.push(*event);
-                }
-                Event::Transfer { transfer, outcome: Err(error), .. } => {
-                    ledger.outcomes.insert(transfer.id, (transfer, Err(error)));
-                    ledger.events.push(*event);
-                }
-                Event::Expired { pending, at_s } => {
-                    if !ledger.expire_one(pending) {
-                        return Err(format!("event {i}: transfer {} is not an open pending transfer", pending.0));
-                    }
-                    ledger.events.push(Event::Expired { pending, at_s });
-                }
-            }
+            ledger.replay_event(event).map_err(|e| format!("event {i}: {e}"))?;
         }
         Ok(ledger)
+    }
+
+    /// Applies one event of a history (written by this or another process) as it happened.
+    pub fn replay_event(&mut self, event: &Event) -> Result<(), String> {
+        match *event {
+            Event::Account(spec) => self.open(spec).map_err(|e| e.to_string())?,
+            Event::Transfer { transfer, at_s, outcome: Ok(()) } => {
+                let mut undo = Vec::new();
+                self.apply_one(&transfer, at_s, &mut undo).outcome.map_err(|e| e.to_string())?;
+                self.events.push(*event);
+            }
+            Event::Transfer { transfer, outcome: Err(error), .. } => {
+                self.outcomes.insert(transfer.id, (transfer, Err(error)));
+                self.events.push(*event);
+            }
+            Event::Expired { pending, at_s } => {
+                if !self.expire_one(pending) {
+                    return Err(format!("transfer {} is not an open pending transfer", pending.0));
+                }
+                self.events.push(Event::Expired { pending, at_s });
+            }
+        }
+        Ok(())
     }
 
     /// Voids every pending transfer whose timeout has passed; returns them.

@@ -128,6 +128,41 @@ impl Store {
         Ok(())
     }
 
+    /// Commits ledger entries consistently with every other writer: under the store's write lock,
+    /// reads the entries after `after_seq` (what other servers wrote since), hands them to `make`,
+    /// appends the entries `make` returns, and commits. Returns the last sequence number and what
+    /// `make` returned. With several servers, each catches up before it decides, so all agree.
+    pub async fn ledger_commit<R>(
+        &self,
+        after_seq: i64,
+        make: impl FnOnce(Vec<String>) -> (Vec<String>, R),
+    ) -> Result<(i64, R), StoreError> {
+        let mut tx = self.db.begin().await?;
+        tx.lock_for_writing().await?;
+        let rows = tx
+            .rows(
+                "SELECT seq, entry FROM ledger_events WHERE seq > ? ORDER BY seq",
+                vec![P::I(after_seq)],
+                &[K::I, K::T],
+            )
+            .await?;
+        let mut last = rows.last().map_or(after_seq, |r| r[0].i());
+        let (entries, result) = make(rows.iter().map(|r| r[1].t()).collect());
+        if entries.len() > LEDGER_APPEND_MAX {
+            return Err(StoreError::Invalid(format!("at most {LEDGER_APPEND_MAX} ledger entries at once")));
+        }
+        for chunk in entries.chunks(LEDGER_ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO ledger_events (entry) VALUES {} RETURNING seq",
+                vec!["(?)"; chunk.len()].join(", ")
+            );
+            let seqs = tx.rows(&sql, chunk.iter().map(|e| P::T(e.clone())).collect(), &[K::I]).await?;
+            last = seqs.iter().map(|r| r[0].i()).max().unwrap_or(last).max(last);
+        }
+        tx.commit().await?;
+        Ok((last, result))
+    }
+
     /// Ledger entries after `after_seq`, oldest first, at most `limit` (≤ [`LEDGER_PAGE_MAX`]).
     pub async fn ledger_entries(&self, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
         let rows = self

@@ -97,6 +97,7 @@ conformance!(
     one_server_leads_at_a_time,
     data_sets_are_per_tenant_and_unique_by_name,
     ledger_entries_append_in_order_and_survive,
+    ledger_commits_catch_up_on_other_writers,
 );
 
 fn req(write: Write) -> Request {
@@ -395,4 +396,20 @@ async fn ledger_entries_append_in_order_and_survive(store: Store, reopen: &Reope
     assert_eq!(read[..1_234], first[..]);
     assert_eq!(read[1_234], "last");
     reopened.close().await;
+}
+
+async fn ledger_commits_catch_up_on_other_writers(store: Store, reopen: &Reopen) {
+    // Two servers on one database, each remembering the last entry it has seen.
+    let other = reopen.open().await;
+    let (seq_a, seen) =
+        store.ledger_commit(0, |caught_up| (vec!["a1".to_owned(), "a2".to_owned()], caught_up)).await.unwrap();
+    assert!(seen.is_empty());
+    let (seq_b, seen) = other.ledger_commit(0, |caught_up| (vec!["b1".to_owned()], caught_up)).await.unwrap();
+    assert_eq!(seen, ["a1", "a2"], "the second writer first sees what the first wrote");
+    assert!(seq_b > seq_a);
+    let (seq_a2, seen) = store.ledger_commit(seq_a, |caught_up| (vec![], caught_up)).await.unwrap();
+    assert_eq!((seen, seq_a2), (vec!["b1".to_owned()], seq_b));
+    let all: Vec<String> = store.ledger_entries(0, 100).await.unwrap().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(all, ["a1", "a2", "b1"]);
+    other.close().await;
 }
