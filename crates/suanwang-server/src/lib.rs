@@ -7,6 +7,7 @@
 //! - [`committer`]: group commit of durable writes.
 //! - [`scheduler`]: the scheduler task (rebuilt from the store on start).
 //! - [`error`]: `{"error":{"code","message"}}` with 4xx for the caller's mistakes.
+//! - [`ledger`]: the ledger's API over a per-server copy kept equal to the store's history.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and the middleware that times requests.
 //!
 //! Every route is listed in [`openapi`]'s document, which a snapshot test keeps in step.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod committer;
 pub mod error;
 pub mod jobs;
+pub mod ledger;
 pub mod metrics;
 pub mod openapi;
 pub mod scheduler;
@@ -66,6 +68,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/apps", get(apps::list_apps))
         .route("/api/v1/apps/{name}", get(apps::show_app))
         .route("/api/v1/datasets", post(apps::register_dataset).get(apps::list_datasets))
+        .route("/api/v1/ledger/accounts", post(ledger::open_account))
+        .route("/api/v1/ledger/accounts/{id}", get(ledger::show_account))
+        .route("/api/v1/ledger/transfers", post(ledger::transfer))
+        .route("/api/v1/ledger/trial-balance", get(ledger::trial_balance))
         .route("/api/v1/sites", get(admin::list_sites))
         .route("/api/v1/links", get(admin::list_links))
         .route("/api/v1/audit", get(admin::audit))
@@ -117,6 +123,7 @@ pub fn start(store: Store, federation: Federation, config: ServerConfig) -> AppS
         config,
         leader: std::sync::atomic::AtomicBool::new(false),
         metrics: metrics::Metrics::new(),
+        ledger: ledger::LedgerState::default(),
     }));
     tokio::spawn(scheduler::run(state.clone(), mailbox));
     state

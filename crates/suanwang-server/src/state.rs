@@ -58,6 +58,8 @@ pub struct Inner {
     pub leader: std::sync::atomic::AtomicBool,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The ledger.
+    pub ledger: crate::ledger::LedgerState,
 }
 
 /// A cheap handle to the shared state.

@@ -481,3 +481,136 @@ async fn data_sets_are_registered_per_tenant_and_placement_counts_them() {
     assert!(why["explanation"].as_str().unwrap().contains("2000 GB moved in"), "{why}");
     h.audit_verifies().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
+    let a = Harness::new(fast()).await;
+    let b = Harness::open(a.dir.clone(), fast()).await; // a second server on the same store
+    let op = a.operator.clone();
+    for (id, kind, limit) in
+        [(1, "world", "none"), (2, "tenant-cash", "debits-within-credits"), (3, "provider-payable", "none")]
+    {
+        let (status, account) =
+            post_as(&a, &op, "/api/v1/ledger/accounts", json!({"id": id, "kind": kind, "limit": limit})).await;
+        assert_eq!(status, StatusCode::CREATED, "{account}");
+    }
+    let (status, _) = post_as(
+        &a,
+        &op,
+        "/api/v1/ledger/accounts",
+        json!({"id": 2, "kind": "tenant-cash", "limit": "debits-within-credits"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "opening the same account again");
+    let (status, _) = post_as(
+        &a,
+        &op,
+        "/api/v1/ledger/transfers",
+        json!({"id": 10, "kind": "single", "debit": 1, "credit": 2, "amount_fen": 100_000}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // The other server sees the top-up, and its own charge builds on it.
+    let (status, _) = post_as(
+        &b,
+        &op,
+        "/api/v1/ledger/transfers",
+        json!({"id": 11, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 30_000}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, cash) = a.call(Method::GET, "/api/v1/ledger/accounts/2", Some(&op), None).await;
+    assert_eq!(cash["balance_fen"], 70_000, "{cash}");
+    // A hold, then a partial settlement.
+    let (status, _) = post_as(
+        &b,
+        &op,
+        "/api/v1/ledger/transfers",
+        json!({"id": 12, "kind": "pending", "debit": 2, "credit": 3, "amount_fen": 50_000, "timeout_s": 3600}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = post_as(
+        &a,
+        &op,
+        "/api/v1/ledger/transfers",
+        json!({"id": 13, "kind": "post", "pending_id": 12, "amount_fen": 20_000}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Bad input: a 4xx with the ledger's code, and nothing changes.
+    let (_, before) = a.call(Method::GET, "/api/v1/ledger/trial-balance", Some(&op), None).await;
+    for (body, status, code) in [
+        (
+            json!({"id": 20, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 1_000_000}),
+            StatusCode::CONFLICT,
+            "exceeds_credits",
+        ),
+        (
+            json!({"id": 20, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 1_000_000}),
+            StatusCode::CONFLICT,
+            "exceeds_credits",
+        ),
+        (
+            json!({"id": 21, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 0}),
+            StatusCode::BAD_REQUEST,
+            "amount_invalid",
+        ),
+        (
+            json!({"id": 22, "kind": "single", "debit": 2, "credit": 3, "amount_fen": -5}),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            json!({"id": 23, "kind": "single", "debit": 99, "credit": 3, "amount_fen": 5}),
+            StatusCode::BAD_REQUEST,
+            "debit_account_not_found",
+        ),
+        (json!({"id": 24, "kind": "post", "pending_id": 12}), StatusCode::CONFLICT, "pending_already_posted"),
+        (
+            json!({"id": 10, "kind": "single", "debit": 1, "credit": 2, "amount_fen": 5}),
+            StatusCode::CONFLICT,
+            "exists_with_different_fields",
+        ),
+        (json!({"id": 25, "kind": "teleport"}), StatusCode::BAD_REQUEST, "invalid_transfer"),
+    ] {
+        let (got, error) = post_as(&b, &op, "/api/v1/ledger/transfers", body.clone()).await;
+        assert_eq!((got, error["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    }
+    // Funding the account does not make the refused id succeed on retry.
+    post_as(
+        &a,
+        &op,
+        "/api/v1/ledger/transfers",
+        json!({"id": 30, "kind": "single", "debit": 1, "credit": 2, "amount_fen": 5_000_000}),
+    )
+    .await;
+    let (got, _) = post_as(
+        &a,
+        &op,
+        "/api/v1/ledger/transfers",
+        json!({"id": 20, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 1_000_000}),
+    )
+    .await;
+    assert_eq!(got, StatusCode::CONFLICT);
+    let (status, total) = b.call(Method::GET, "/api/v1/ledger/trial-balance", Some(&op), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(total["posted"]["debits_fen"], total["posted"]["credits_fen"]);
+    assert_eq!(total["pending"]["debits_fen"], total["pending"]["credits_fen"]);
+    assert_eq!(total["posted"]["debits_fen"], 100_000 + 30_000 + 20_000 + 5_000_000, "{before} then {total}");
+    assert_eq!(total["pending"]["debits_fen"], 0, "the rest of the hold was released");
+    // Roles: a tenant may not see the ledger.
+    let tenant = a.tenant("acme").await;
+    let (status, _) = a.call(Method::GET, "/api/v1/ledger/trial-balance", Some(&tenant), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A restarted server rebuilds the same figures from the store.
+    let c = Harness::open(a.dir.clone(), fast()).await;
+    let (_, again) = c.call(Method::GET, "/api/v1/ledger/trial-balance", Some(&op), None).await;
+    assert_eq!(again, total);
+    std::mem::forget(b);
+    std::mem::forget(c);
+}
+
+async fn post_as(h: &Harness, token: &str, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    h.call(Method::POST, path, Some(token), Some(&body.to_string())).await
+}

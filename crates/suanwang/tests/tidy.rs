@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-placement",
             "suanwang-sched",
             "suanwang-formats",
+            "suanwang-ledger",
             "suanwang-store",
             "suanwang-agent",
         ],
