@@ -79,6 +79,7 @@ impl LedgerState {
     pub async fn write<R: Send>(
         &self,
         store: &Store,
+        actor: &str,
         write: impl FnOnce(&mut Ledger) -> R + Send,
     ) -> Result<R, ApiError> {
         let mut guard = self.inner.lock().await;
@@ -87,7 +88,7 @@ impl LedgerState {
             None => load(store).await?,
         };
         let committed = store
-            .ledger_commit(seq, |caught_up| {
+            .ledger_commit(actor, now_ms(), seq, |caught_up| {
                 if let Err(e) = apply_lines(&mut ledger, &caught_up) {
                     return (Vec::new(), Err(e));
                 }
@@ -190,7 +191,7 @@ pub async fn open_account(
     let spec = AccountSpec { id: AccountId(body.id), kind, limit };
     let (created, account) = state
         .ledger
-        .write(&state.store, move |ledger| {
+        .write(&state.store, &caller.actor(), move |ledger| {
             let existed = ledger.account(spec.id).is_some();
             ledger.open(spec).map(|()| (!existed, ledger.account(spec.id).map(view)))
         })
@@ -301,7 +302,8 @@ pub async fn transfer(
     };
     let transfer = Transfer { id: TransferId(body.id), kind, linked: false, code: body.code };
     let now_s = (now_ms() / 1000) as u64;
-    let outcome = state.ledger.write(&state.store, move |ledger| ledger.apply(&[transfer], now_s)[0]).await?;
+    let outcome =
+        state.ledger.write(&state.store, &caller.actor(), move |ledger| ledger.apply(&[transfer], now_s)[0]).await?;
     outcome.map_err(transfer_error)?;
     Ok(Json(serde_json::json!({"id": body.id.to_string(), "status": "applied"})))
 }

@@ -113,17 +113,12 @@ impl Store {
         Ok(outcomes)
     }
 
-    /// Appends ledger entries durably, in order, in one transaction (all or none).
-    pub async fn append_ledger(&self, entries: &[String]) -> Result<(), StoreError> {
-        if entries.len() > LEDGER_APPEND_MAX {
-            return Err(StoreError::Invalid(format!("at most {LEDGER_APPEND_MAX} ledger entries at once")));
-        }
+    /// Appends ledger entries durably, in order, in one transaction (all or none), with one audit
+    /// entry for them.
+    pub async fn append_ledger(&self, actor: &str, entries: &[String], now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         tx.lock_for_writing().await?;
-        for chunk in entries.chunks(LEDGER_ROWS_PER_INSERT) {
-            let sql = format!("INSERT INTO ledger_events (entry) VALUES {}", vec!["(?)"; chunk.len()].join(", "));
-            tx.exec(&sql, chunk.iter().map(|e| P::T(e.clone())).collect()).await?;
-        }
+        insert_ledger(&mut tx, actor, entries, now_ms, 0).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -134,6 +129,8 @@ impl Store {
     /// `make` returned. With several servers, each catches up before it decides, so all agree.
     pub async fn ledger_commit<R>(
         &self,
+        actor: &str,
+        now_ms: i64,
         after_seq: i64,
         make: impl FnOnce(Vec<String>) -> (Vec<String>, R),
     ) -> Result<(i64, R), StoreError> {
@@ -146,19 +143,9 @@ impl Store {
                 &[K::I, K::T],
             )
             .await?;
-        let mut last = rows.last().map_or(after_seq, |r| r[0].i());
+        let last = rows.last().map_or(after_seq, |r| r[0].i());
         let (entries, result) = make(rows.iter().map(|r| r[1].t()).collect());
-        if entries.len() > LEDGER_APPEND_MAX {
-            return Err(StoreError::Invalid(format!("at most {LEDGER_APPEND_MAX} ledger entries at once")));
-        }
-        for chunk in entries.chunks(LEDGER_ROWS_PER_INSERT) {
-            let sql = format!(
-                "INSERT INTO ledger_events (entry) VALUES {} RETURNING seq",
-                vec!["(?)"; chunk.len()].join(", ")
-            );
-            let seqs = tx.rows(&sql, chunk.iter().map(|e| P::T(e.clone())).collect(), &[K::I]).await?;
-            last = seqs.iter().map(|r| r[0].i()).max().unwrap_or(last).max(last);
-        }
+        let last = insert_ledger(&mut tx, actor, &entries, now_ms, last).await?;
         tx.commit().await?;
         Ok((last, result))
     }
@@ -423,12 +410,75 @@ impl Store {
         loop {
             let page = self.audit_page(next - 1, VERIFY_PAGE).await?;
             if page.is_empty() {
-                return Ok(Verdict::Intact { entries: next - 1 });
+                return self.verify_ledger(next - 1).await;
             }
             if let Some(broken) = audit::check(&page, &mut prev, &mut next) {
                 return Ok(broken);
             }
         }
+    }
+
+    /// Checks that the `ledger.commit` audit entries cover every ledger line exactly once, in
+    /// order, and that each one's digest matches the lines it covers.
+    async fn verify_ledger(&self, entries: i64) -> Result<Verdict, StoreError> {
+        let commits = self
+            .db
+            .rows(
+                "SELECT seq, subject, after_digest FROM audit WHERE action = 'ledger.commit' ORDER BY seq",
+                vec![],
+                &[K::I, K::T, K::T],
+            )
+            .await?;
+        let mut expected_first = 1;
+        for row in &commits {
+            let seq = row[0].i();
+            let range = row[1].t();
+            let Some((first, last)) = range
+                .strip_prefix("ledger:")
+                .and_then(|r| r.split_once('-'))
+                .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+            else {
+                return Ok(Verdict::Broken { seq, reason: format!("ledger entry range {range:?} is not FIRST-LAST") });
+            };
+            if first < expected_first || last < first {
+                return Ok(Verdict::Broken {
+                    seq,
+                    reason: format!("ledger entries {first}-{last} overlap or run backwards"),
+                });
+            }
+            let lines = self
+                .db
+                .rows(
+                    "SELECT entry FROM ledger_events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                    vec![P::I(first), P::I(last)],
+                    &[K::T],
+                )
+                .await?;
+            let text: Vec<String> = lines.iter().map(|r| r[0].t()).collect();
+            if audit::digest(&text.join("\n")) != row[2].t() {
+                return Ok(Verdict::Broken {
+                    seq,
+                    reason: format!("ledger entries {first}-{last} do not match their digest"),
+                });
+            }
+            expected_first = last + 1;
+        }
+        let stored = self.db.rows("SELECT COALESCE(MAX(seq), 0) FROM ledger_events", vec![], &[K::I]).await?;
+        if stored[0][0].i() >= expected_first {
+            return Ok(Verdict::Broken {
+                seq: entries,
+                reason: format!("ledger entries after {} are not in the audit chain", expected_first - 1),
+            });
+        }
+        Ok(Verdict::Intact { entries })
+    }
+
+    /// For tests of tamper detection only: overwrites a ledger line behind the chain's back.
+    #[doc(hidden)]
+    pub async fn tamper_with_ledger_entry(&self, seq: i64, entry: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        tx.exec("UPDATE ledger_events SET entry = ? WHERE seq = ?", vec![P::T(entry.to_owned()), P::I(seq)]).await?;
+        tx.commit().await
     }
 
     /// For tests of tamper detection only: overwrites an audit entry's actor behind the chain's back.
@@ -525,6 +575,50 @@ impl Chain {
         self.last_hash = hash;
         Ok(())
     }
+}
+
+/// Inserts ledger entries and one audit entry `ledger.commit` for them (subject
+/// `ledger:FIRST-LAST`, after-digest = the digest of the lines joined by newlines); returns the last
+/// sequence number (`last` when there is nothing to insert).
+async fn insert_ledger(
+    tx: &mut Tx,
+    actor: &str,
+    entries: &[String],
+    now_ms: i64,
+    last: i64,
+) -> Result<i64, StoreError> {
+    if entries.is_empty() {
+        return Ok(last);
+    }
+    if entries.len() > LEDGER_APPEND_MAX {
+        return Err(StoreError::Invalid(format!("at most {LEDGER_APPEND_MAX} ledger entries at once")));
+    }
+    // Under the write lock nobody else inserts: the new lines are the ones above the old maximum.
+    let before = tx.rows("SELECT COALESCE(MAX(seq), 0) FROM ledger_events", vec![], &[K::I]).await?[0][0].i();
+    for chunk in entries.chunks(LEDGER_ROWS_PER_INSERT) {
+        let sql = format!("INSERT INTO ledger_events (entry) VALUES {}", vec!["(?)"; chunk.len()].join(", "));
+        tx.exec(&sql, chunk.iter().map(|e| P::T(e.clone())).collect()).await?;
+    }
+    let range = tx
+        .rows("SELECT MIN(seq), MAX(seq) FROM ledger_events WHERE seq > ?", vec![P::I(before)], &[K::I, K::I])
+        .await?;
+    let (first, last) = (range[0][0].i(), range[0][1].i());
+    let mut chain = Chain::load(tx).await?;
+    let after = audit::digest(&entries.join("\n"));
+    chain
+        .append(
+            tx,
+            Change {
+                at_ms: now_ms,
+                actor,
+                action: "ledger.commit",
+                subject: &format!("ledger:{first}-{last}"),
+                before: "-",
+                after: &after,
+            },
+        )
+        .await?;
+    Ok(last)
 }
 
 fn job_digest(job: &JobRecord) -> String {

@@ -380,9 +380,9 @@ async fn data_sets_are_per_tenant_and_unique_by_name(store: Store, reopen: &Reop
 
 async fn ledger_entries_append_in_order_and_survive(store: Store, reopen: &Reopen) {
     let first: Vec<String> = (0..1_234).map(|i| format!("entry {i}")).collect();
-    store.append_ledger(&first).await.unwrap();
-    store.append_ledger(&["last".to_owned()]).await.unwrap();
-    store.append_ledger(&[]).await.unwrap();
+    store.append_ledger("test", &first, 1_000).await.unwrap();
+    store.append_ledger("test", &["last".to_owned()], 1_000).await.unwrap();
+    store.append_ledger("test", &[], 1_000).await.unwrap();
     let reopened = reopen.open().await;
     let mut read = Vec::new();
     let mut after = 0;
@@ -401,15 +401,25 @@ async fn ledger_entries_append_in_order_and_survive(store: Store, reopen: &Reope
 async fn ledger_commits_catch_up_on_other_writers(store: Store, reopen: &Reopen) {
     // Two servers on one database, each remembering the last entry it has seen.
     let other = reopen.open().await;
-    let (seq_a, seen) =
-        store.ledger_commit(0, |caught_up| (vec!["a1".to_owned(), "a2".to_owned()], caught_up)).await.unwrap();
+    let (seq_a, seen) = store
+        .ledger_commit("test", 1_000, 0, |caught_up| (vec!["a1".to_owned(), "a2".to_owned()], caught_up))
+        .await
+        .unwrap();
     assert!(seen.is_empty());
-    let (seq_b, seen) = other.ledger_commit(0, |caught_up| (vec!["b1".to_owned()], caught_up)).await.unwrap();
+    let (seq_b, seen) =
+        other.ledger_commit("test", 1_000, 0, |caught_up| (vec!["b1".to_owned()], caught_up)).await.unwrap();
     assert_eq!(seen, ["a1", "a2"], "the second writer first sees what the first wrote");
     assert!(seq_b > seq_a);
-    let (seq_a2, seen) = store.ledger_commit(seq_a, |caught_up| (vec![], caught_up)).await.unwrap();
+    let (seq_a2, seen) = store.ledger_commit("test", 1_000, seq_a, |caught_up| (vec![], caught_up)).await.unwrap();
     assert_eq!((seen, seq_a2), (vec!["b1".to_owned()], seq_b));
     let all: Vec<String> = store.ledger_entries(0, 100).await.unwrap().into_iter().map(|(_, e)| e).collect();
     assert_eq!(all, ["a1", "a2", "b1"]);
+    // Each commit is one audit entry with the digest of its lines: a changed line is caught.
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { entries: 2 }));
+    store.tamper_with_ledger_entry(seq_b, "b1 but more").await.unwrap();
+    match store.verify_audit().await.unwrap() {
+        Verdict::Broken { seq, reason } => assert_eq!((seq, reason.contains("do not match")), (2, true), "{reason}"),
+        intact => panic!("tampering went unnoticed: {intact:?}"),
+    }
     other.close().await;
 }
