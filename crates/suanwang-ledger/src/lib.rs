@@ -18,8 +18,12 @@
 //!   [`Ledger::replay`] rebuilds the same ledger from it (how a store persists and reloads it).
 //!
 //! Time is the caller's: every call that needs it takes `now_s` (seconds since 1970, UTC).
+//!
+//! [`split`] holds the one rounding rule for dividing an amount (subsidy and tenant share,
+//! platform fee and payout): floor to the fen, the rest to the other party.
 
 mod codec;
+pub mod split;
 
 use std::collections::BTreeMap;
 
