@@ -40,16 +40,24 @@ fn apply_lines(ledger: &mut Ledger, lines: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn load(store: &Store) -> Result<(Ledger, i64), ApiError> {
-    let mut ledger = Ledger::new();
-    let mut seq = 0;
+/// Applies the store's history after `seq` to `ledger`, page by page; returns the new last seq.
+async fn catch_up(store: &Store, ledger: &mut Ledger, mut seq: i64) -> Result<i64, ApiError> {
     loop {
         let page = store.ledger_entries(seq, LEDGER_PAGE_MAX).await?;
-        let Some(last) = page.last() else { break };
+        let Some(last) = page.last() else { return Ok(seq) };
         seq = last.0;
         let lines: Vec<String> = page.into_iter().map(|(_, line)| line).collect();
-        apply_lines(&mut ledger, &lines)?;
+        apply_lines(ledger, &lines)?;
     }
+}
+
+/// This server's copy (taken out of `slot`), or the whole history read from the store.
+async fn take_or_load(store: &Store, slot: &mut Option<(Ledger, i64)>) -> Result<(Ledger, i64), ApiError> {
+    if let Some(loaded) = slot.take() {
+        return Ok(loaded);
+    }
+    let mut ledger = Ledger::new();
+    let seq = catch_up(store, &mut ledger, 0).await?;
     Ok((ledger, seq))
 }
 
@@ -57,18 +65,8 @@ impl LedgerState {
     /// Runs `read` on a ledger caught up with the store.
     pub async fn read<R>(&self, store: &Store, read: impl FnOnce(&Ledger) -> R) -> Result<R, ApiError> {
         let mut guard = self.inner.lock().await;
-        let (ledger, seq) = match guard.take() {
-            Some(loaded) => loaded,
-            None => load(store).await?,
-        };
-        let (mut ledger, mut seq) = (ledger, seq);
-        loop {
-            let page = store.ledger_entries(seq, LEDGER_PAGE_MAX).await?;
-            let Some(last) = page.last() else { break };
-            seq = last.0;
-            let lines: Vec<String> = page.into_iter().map(|(_, line)| line).collect();
-            apply_lines(&mut ledger, &lines)?;
-        }
+        let (mut ledger, seq) = take_or_load(store, &mut guard).await?;
+        let seq = catch_up(store, &mut ledger, seq).await?;
         let result = read(&ledger);
         *guard = Some((ledger, seq));
         Ok(result)
@@ -83,10 +81,8 @@ impl LedgerState {
         write: impl FnOnce(&mut Ledger) -> R + Send,
     ) -> Result<R, ApiError> {
         let mut guard = self.inner.lock().await;
-        let (mut ledger, seq) = match guard.take() {
-            Some(loaded) => loaded,
-            None => load(store).await?,
-        };
+        // Whatever others appended since is applied inside the commit, under the lock.
+        let (mut ledger, seq) = take_or_load(store, &mut guard).await?;
         let committed = store
             .ledger_commit(actor, now_ms(), seq, |caught_up| {
                 if let Err(e) = apply_lines(&mut ledger, &caught_up) {

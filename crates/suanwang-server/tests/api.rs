@@ -308,17 +308,21 @@ async fn a_restarted_server_puts_running_jobs_back_in_their_pools() {
     assert!(text.contains("suanwang_queue_length 0"), "{text}");
     // The pool's agent comes back without the job (it restarted too): the job runs again, once.
     second.start_agents();
+    let job = wait_for_second_run(&second, &token, id).await;
+    assert_eq!(job["state"], "running", "{job:#}");
+    second.audit_verifies().await;
+}
+
+/// Waits until job `id` has started running a second time; returns it.
+async fn wait_for_second_run(h: &Harness, token: &str, id: i64) -> serde_json::Value {
     for _ in 0..200 {
-        let (_, job) = second.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(&token), None).await;
-        let history = job["history"].as_array().unwrap();
-        if history.iter().filter(|e| e["state"] == "running").count() == 2 {
-            assert_eq!(job["state"], "running", "{job:#}");
-            second.audit_verifies().await;
-            return;
+        let (_, job) = h.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(token), None).await;
+        if job["history"].as_array().unwrap().iter().filter(|e| e["state"] == "running").count() == 2 {
+            return job;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the job the agent lost never ran again");
+    panic!("job {id}, which its agent lost, never ran again");
 }
 
 #[tokio::test]
@@ -350,17 +354,10 @@ async fn jobs_an_agent_lost_in_a_restart_are_queued_again() {
     // The agent restarts at once (well inside the heartbeat timeout): its new self runs nothing.
     stop.send(true).unwrap();
     suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
-    for _ in 0..200 {
-        let (_, job) = h.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(&token), None).await;
-        let history = job["history"].as_array().unwrap();
-        if history.iter().filter(|e| e["state"] == "running").count() == 2 {
-            assert!(history.iter().any(|e| e["detail"].as_str().unwrap().contains("no longer runs it")), "{job:#}");
-            h.audit_verifies().await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the lost job never ran again");
+    let job = wait_for_second_run(&h, &token, id).await;
+    let history = job["history"].as_array().unwrap();
+    assert!(history.iter().any(|e| e["detail"].as_str().unwrap().contains("no longer runs it")), "{job:#}");
+    h.audit_verifies().await;
 }
 
 #[tokio::test]

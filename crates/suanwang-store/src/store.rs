@@ -118,7 +118,7 @@ impl Store {
     pub async fn append_ledger(&self, actor: &str, entries: &[String], now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         tx.lock_for_writing().await?;
-        insert_ledger(&mut tx, actor, entries, now_ms, 0).await?;
+        insert_ledger(&mut tx, actor, entries, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -145,7 +145,7 @@ impl Store {
             .await?;
         let last = rows.last().map_or(after_seq, |r| r[0].i());
         let (entries, result) = make(rows.iter().map(|r| r[1].t()).collect());
-        let last = insert_ledger(&mut tx, actor, &entries, now_ms, last).await?;
+        let last = insert_ledger(&mut tx, actor, &entries, now_ms).await?.unwrap_or(last);
         tx.commit().await?;
         Ok((last, result))
     }
@@ -579,16 +579,10 @@ impl Chain {
 
 /// Inserts ledger entries and one audit entry `ledger.commit` for them (subject
 /// `ledger:FIRST-LAST`, after-digest = the digest of the lines joined by newlines); returns the last
-/// sequence number (`last` when there is nothing to insert).
-async fn insert_ledger(
-    tx: &mut Tx,
-    actor: &str,
-    entries: &[String],
-    now_ms: i64,
-    last: i64,
-) -> Result<i64, StoreError> {
+/// sequence number inserted (`None` when there is nothing to insert).
+async fn insert_ledger(tx: &mut Tx, actor: &str, entries: &[String], now_ms: i64) -> Result<Option<i64>, StoreError> {
     if entries.is_empty() {
-        return Ok(last);
+        return Ok(None);
     }
     if entries.len() > LEDGER_APPEND_MAX {
         return Err(StoreError::Invalid(format!("at most {LEDGER_APPEND_MAX} ledger entries at once")));
@@ -618,7 +612,7 @@ async fn insert_ledger(
             },
         )
         .await?;
-    Ok(last)
+    Ok(Some(last))
 }
 
 fn job_digest(job: &JobRecord) -> String {
