@@ -29,6 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-sched", &["suanwang-model", "suanwang-placement"]),
     ("suanwang-ledger", &[]),
     ("suanwang-market", &[]),
+    ("suanwang-billing", &["suanwang-ledger"]),
     ("suanwang-store", &[]),
     ("suanwang-sim", &["suanwang-model", "suanwang-placement", "suanwang-sched"]),
     ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
@@ -41,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-sched",
             "suanwang-formats",
             "suanwang-ledger",
+            "suanwang-billing",
             "suanwang-store",
             "suanwang-agent",
         ],
@@ -59,6 +61,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-server",
             "suanwang-ledger",
             "suanwang-market",
+            "suanwang-billing",
         ],
     ),
 ];
@@ -73,6 +76,7 @@ const PURE: &[&str] = &[
     "suanwang-report",
     "suanwang-ledger",
     "suanwang-market",
+    "suanwang-billing",
 ];
 
 const IMPURE_PATTERNS: &[&str] = &[
