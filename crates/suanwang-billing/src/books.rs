@@ -615,6 +615,11 @@ impl Books {
         Ok((amount, true))
     }
 
+    /// Whether a usage event has been rated.
+    pub fn is_rated(&self, source: &str, event_id: &str) -> bool {
+        self.rated.contains_key(&(source.to_owned(), event_id.to_owned()))
+    }
+
     /// Money a tenant paid in (idempotent by `key`).
     pub fn top_up(&mut self, tenant: i64, amount_fen: u64, key: &str, now_ms: i64) -> Result<(), MoneyError> {
         check_amount(amount_fen)?;
@@ -837,6 +842,7 @@ impl Books {
         face_fen: u64,
         now_ms: i64,
     ) -> Result<Claim, MoneyError> {
+        let p = self.open_program(program, now_ms)?.program.clone();
         if let Some(&id) = self.claim_by_contract.get(&contract.id) {
             let c = &self.claims[index(id)];
             if c.program == program && c.tenant == contract.tenant && c.face_fen == face_fen {
@@ -848,7 +854,6 @@ impl Books {
                 format!("{} already has claim {id} (one claim per contract)", contract.id),
             ));
         }
-        let p = self.open_program(program, now_ms)?.program.clone();
         let application = self
             .applications
             .iter()

@@ -34,6 +34,11 @@ pub const FUNDERS_MAX: usize = 8;
 pub const RULES_MAX: usize = 32;
 /// Most names in one eligibility list.
 pub const LIST_MAX: usize = 256;
+/// The platform's tenant kinds (`suanwang_model::job::TenantKind`; a test in the server keeps
+/// the two lists equal).
+pub const TENANT_KINDS: [&str; 7] =
+    ["startup", "sme", "manufacturer", "research-institute", "university", "government", "enterprise"];
+
 /// Largest budget: 10^14 fen (a trillion yuan).
 pub const BUDGET_FEN_MAX: u64 = 100_000_000_000_000;
 
@@ -91,7 +96,7 @@ pub struct Funder {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Eligibility {
-    /// Tenant kinds admitted (`startup`, `sme`, `large`, `research`, `university`, …).
+    /// Tenant kinds admitted ([`TENANT_KINDS`]).
     #[serde(default)]
     pub tenant_kinds: Vec<String>,
     /// Cities where the tenant must be registered.
@@ -227,6 +232,12 @@ impl Program {
         let e = &self.eligibility;
         if [&e.tenant_kinds, &e.registration_cities, &e.pool_cities, &e.pools].iter().any(|l| l.len() > LIST_MAX) {
             return Err(format!("eligibility: at most {LIST_MAX} names in a list"));
+        }
+        let kinds = e.tenant_kinds.iter().chain(self.subsidy.rules.iter().flat_map(|r| r.tenant_kinds.iter()));
+        for k in kinds {
+            if !TENANT_KINDS.contains(&k.as_str()) {
+                return Err(format!("tenant kind {k:?}: expected one of {}", TENANT_KINDS.join(", ")));
+            }
         }
         if self.firm_cap_fen == Some(0) || self.firm_cap_fen.is_some_and(|c| c > BUDGET_FEN_MAX) {
             return Err("firm_cap_fen: above 0, or left out for no cap".to_owned());

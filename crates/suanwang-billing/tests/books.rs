@@ -213,7 +213,7 @@ fn budget_cap_affiliation_stacking_and_eligibility_are_enforced() {
     // Term.
     let bj = load("beijing.toml");
     books.load_program(bj, now()).unwrap();
-    let j = books.apply("beijing-ai-compute", tenant(5, "large", "Beijing"), vec![], now()).unwrap();
+    let j = books.apply("beijing-ai-compute", tenant(5, "enterprise", "Beijing"), vec![], now()).unwrap();
     books.decide(j.id, true, "", now()).unwrap();
     let long = Contract { term_days: 400, ..job_contract(20, 5) };
     assert_eq!(books.file_claim("beijing-ai-compute", &long, 1_000, now()).unwrap_err().code, "term_too_long");

@@ -114,6 +114,9 @@ pub struct NewToken {
     /// For provider (agent) tokens: the pool's name.
     #[serde(default)]
     pub pool: Option<String>,
+    /// For programme-administrator tokens: the programme's id.
+    #[serde(default)]
+    pub program: Option<String>,
     /// A label for people.
     #[serde(default)]
     pub label: String,
@@ -160,6 +163,23 @@ pub async fn issue_token(state: &AppState, actor: &str, body: NewToken) -> Resul
         }
         (_, Some(_)) => return Err(ApiError::bad_request("invalid_token_request", "only provider tokens name a pool")),
         (_, None) => None,
+    };
+    // A token's scope is one column: the pool of a provider token, the programme of a
+    // programme administrator's.
+    let pool = match (role, body.program) {
+        (Role::ProgramAdmin, Some(id)) => {
+            if state.ledger.read(&state.store, |books| books.program(&id).is_none()).await? {
+                return Err(ApiError::bad_request("unknown_program", format!("unknown programme {id:?}")));
+            }
+            Some(id)
+        }
+        (Role::ProgramAdmin, None) => {
+            return Err(ApiError::bad_request("invalid_token_request", "a program-admin token needs \"program\""));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::bad_request("invalid_token_request", "only program-admin tokens name a program"));
+        }
+        (_, None) => pool,
     };
     if body.label.len() > 128 {
         return Err(ApiError::bad_request("invalid_token_request", "the label is at most 128 characters"));

@@ -1,4 +1,5 @@
-//! The ledger in the server: one in-memory `Ledger` per server, kept equal to the store's history.
+//! The books in the server: one in-memory [`Books`] (the ledger and the money rules' state) per
+//! server, kept equal to the store's history.
 //!
 //! A write takes the store's write lock (`Store::ledger_commit`), first applies what other servers
 //! appended since this one last looked, then applies its transfers, appends the new history lines
@@ -10,8 +11,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use suanwang_billing::Books;
+use suanwang_billing::chart::RESERVED_FROM;
 use suanwang_ledger::{
-    AccountId, AccountKind, AccountSpec, Event, Ledger, Limit, Transfer, TransferError, TransferId, TransferKind,
+    AccountId, AccountKind, AccountSpec, Ledger, Limit, Transfer, TransferError, TransferId, TransferKind,
 };
 use suanwang_store::model::Role;
 use suanwang_store::store::{LEDGER_PAGE_MAX, Store};
@@ -22,26 +25,28 @@ use crate::error::ApiError;
 use crate::jobs::Body;
 use crate::state::{AppState, now_ms};
 
-/// A server's copy of the ledger and the last history entry it has applied.
+/// A server's copy of the books and the last history entry it has applied.
 #[derive(Default)]
 pub struct LedgerState {
-    inner: Mutex<Option<(Ledger, i64)>>,
+    inner: Mutex<Option<(Books, i64)>>,
 }
+
+/// Account ids below this are the books' fixed accounts (world, platform fee, breakage).
+const RESERVED_ACCOUNTS: u64 = 4;
 
 fn internal(message: String) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ledger_corrupt", message)
 }
 
-fn apply_lines(ledger: &mut Ledger, lines: &[String]) -> Result<(), ApiError> {
+fn apply_lines(books: &mut Books, lines: &[String]) -> Result<(), ApiError> {
     for line in lines {
-        let event = Event::decode(line).map_err(internal)?;
-        ledger.replay_event(&event).map_err(|e| internal(format!("the stored ledger does not replay: {e}")))?;
+        books.replay_line(line).map_err(|e| internal(format!("the stored ledger does not replay: {e}")))?;
     }
     Ok(())
 }
 
 /// Applies the store's history after `seq` to `ledger`, page by page; returns the new last seq.
-async fn catch_up(store: &Store, ledger: &mut Ledger, mut seq: i64) -> Result<i64, ApiError> {
+async fn catch_up(store: &Store, ledger: &mut Books, mut seq: i64) -> Result<i64, ApiError> {
     loop {
         let page = store.ledger_entries(seq, LEDGER_PAGE_MAX).await?;
         let Some(last) = page.last() else { return Ok(seq) };
@@ -52,18 +57,18 @@ async fn catch_up(store: &Store, ledger: &mut Ledger, mut seq: i64) -> Result<i6
 }
 
 /// This server's copy (taken out of `slot`), or the whole history read from the store.
-async fn take_or_load(store: &Store, slot: &mut Option<(Ledger, i64)>) -> Result<(Ledger, i64), ApiError> {
+async fn take_or_load(store: &Store, slot: &mut Option<(Books, i64)>) -> Result<(Books, i64), ApiError> {
     if let Some(loaded) = slot.take() {
         return Ok(loaded);
     }
-    let mut ledger = Ledger::new();
+    let mut ledger = Books::new();
     let seq = catch_up(store, &mut ledger, 0).await?;
     Ok((ledger, seq))
 }
 
 impl LedgerState {
-    /// Runs `read` on a ledger caught up with the store.
-    pub async fn read<R>(&self, store: &Store, read: impl FnOnce(&Ledger) -> R) -> Result<R, ApiError> {
+    /// Runs `read` on books caught up with the store.
+    pub async fn read<R>(&self, store: &Store, read: impl FnOnce(&Books) -> R) -> Result<R, ApiError> {
         let mut guard = self.inner.lock().await;
         let (mut ledger, seq) = take_or_load(store, &mut guard).await?;
         let seq = catch_up(store, &mut ledger, seq).await?;
@@ -72,13 +77,13 @@ impl LedgerState {
         Ok(result)
     }
 
-    /// Runs `write` on a caught-up ledger under the store's write lock and commits the history it
+    /// Runs `write` on caught-up books under the store's write lock and commits the history it
     /// adds.
     pub async fn write<R: Send>(
         &self,
         store: &Store,
         actor: &str,
-        write: impl FnOnce(&mut Ledger) -> R + Send,
+        write: impl FnOnce(&mut Books) -> R + Send,
     ) -> Result<R, ApiError> {
         let mut guard = self.inner.lock().await;
         // Whatever others appended since is applied inside the commit, under the lock.
@@ -88,10 +93,9 @@ impl LedgerState {
                 if let Err(e) = apply_lines(&mut ledger, &caught_up) {
                     return (Vec::new(), Err(e));
                 }
-                let start = ledger.events().len();
+                let mark = ledger.mark();
                 let result = write(&mut ledger);
-                let lines = ledger.events()[start..].iter().map(Event::encode).collect();
-                (lines, Ok(result))
+                (ledger.lines_since(mark), Ok(result))
             })
             .await;
         match committed {
@@ -184,10 +188,17 @@ pub async fn open_account(
                 ),
             )
         })?;
+    if body.id < RESERVED_ACCOUNTS || body.id >= RESERVED_FROM {
+        return Err(ApiError::bad_request(
+            "id_reserved",
+            format!("account ids 1–3 and from 2^56 are the books' own; choose one from 4 to {}", RESERVED_FROM - 1),
+        ));
+    }
     let spec = AccountSpec { id: AccountId(body.id), kind, limit };
     let (created, account) = state
         .ledger
-        .write(&state.store, &caller.actor(), move |ledger| {
+        .write(&state.store, &caller.actor(), move |books| {
+            let ledger = books.ledger_mut();
             let existed = ledger.account(spec.id).is_some();
             ledger.open(spec).map(|()| (!existed, ledger.account(spec.id).map(view)))
         })
@@ -209,7 +220,7 @@ pub async fn show_account(
     caller.require(&[Role::Operator, Role::Auditor])?;
     state
         .ledger
-        .read(&state.store, |ledger| ledger.account(AccountId(id)).map(view))
+        .read(&state.store, |books| books.ledger().account(AccountId(id)).map(view))
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("account {id}")))
@@ -298,8 +309,27 @@ pub async fn transfer(
     };
     let transfer = Transfer { id: TransferId(body.id), kind, linked: false, code: body.code };
     let now_s = (now_ms() / 1000) as u64;
-    let outcome =
-        state.ledger.write(&state.store, &caller.actor(), move |ledger| ledger.apply(&[transfer], now_s)[0]).await?;
+    let outcome = state
+        .ledger
+        .write(&state.store, &caller.actor(), move |books| {
+            // The books' own pending transfers (voucher claims) resolve only through the books.
+            if let TransferKind::PostPending { pending, .. } | TransferKind::VoidPending { pending } = transfer.kind
+                && let Some(p) = books.ledger().pending(pending)
+                && (p.debit.0 >= RESERVED_FROM || p.credit.0 >= RESERVED_FROM)
+                && books.ledger().outcome(transfer.id).is_none()
+            {
+                return Err(None);
+            }
+            books.ledger_mut().apply(&[transfer], now_s)[0].map_err(Some)
+        })
+        .await?;
+    if let Err(None) = outcome {
+        return Err(ApiError::conflict(
+            "books_pending",
+            "this pending transfer belongs to the books (a voucher claim); it resolves through redemption or expiry",
+        ));
+    }
+    let outcome = outcome.map_err(|e| e.unwrap_or(TransferError::PendingNotFound));
     outcome.map_err(transfer_error)?;
     Ok(Json(serde_json::json!({"id": body.id.to_string(), "status": "applied"})))
 }
@@ -307,7 +337,7 @@ pub async fn transfer(
 /// `GET /api/v1/ledger/trial-balance` (operator, auditor).
 pub async fn trial_balance(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Operator, Role::Auditor])?;
-    let total = state.ledger.read(&state.store, Ledger::trial_balance).await?;
+    let total = state.ledger.read(&state.store, |books| Ledger::trial_balance(books.ledger())).await?;
     Ok(Json(serde_json::json!({
         "posted": {"debits_fen": total.posted_debits_fen, "credits_fen": total.posted_credits_fen},
         "pending": {"debits_fen": total.pending_debits_fen, "credits_fen": total.pending_credits_fen},

@@ -7,7 +7,10 @@
 //! - [`committer`]: group commit of durable writes.
 //! - [`scheduler`]: the scheduler task (rebuilt from the store on start).
 //! - [`error`]: `{"error":{"code","message"}}` with 4xx for the caller's mistakes.
-//! - [`ledger`]: the ledger's API over a per-server copy kept equal to the store's history.
+//! - [`ledger`]: the books (ledger and money rules) as a per-server copy kept equal to the
+//!   store's history, and the raw ledger API.
+//! - [`money`]: the biller (usage into charges), balances, invoices, payments and payouts,
+//!   voucher programmes, applications, claims and redemptions.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and the middleware that times requests.
 //!
 //! Every route is listed in [`openapi`]'s document, which a snapshot test keeps in step.
@@ -21,6 +24,7 @@ pub mod error;
 pub mod jobs;
 pub mod ledger;
 pub mod metrics;
+pub mod money;
 pub mod openapi;
 pub mod scheduler;
 pub mod state;
@@ -72,6 +76,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ledger/accounts/{id}", get(ledger::show_account))
         .route("/api/v1/ledger/transfers", post(ledger::transfer))
         .route("/api/v1/ledger/trial-balance", get(ledger::trial_balance))
+        .route("/api/v1/ledger/entries", get(money::entries))
+        .route("/api/v1/tenants/{id}/balance", get(money::balance))
+        .route("/api/v1/tenants/{id}/payments", post(money::payment))
+        .route("/api/v1/pools/{name}/earnings", get(money::earnings))
+        .route("/api/v1/pools/{name}/payouts", post(money::payout))
+        .route("/api/v1/invoices", get(money::invoices))
+        .route("/api/v1/invoices/{tenant}/{period}", get(money::invoice))
+        .route("/api/v1/programs", post(money::load_program).get(money::list_programs))
+        .route("/api/v1/programs/{id}", get(money::show_program))
+        .route("/api/v1/programs/{id}/expire", post(money::expire_program))
+        .route("/api/v1/programs/{id}/applications", post(money::apply))
+        .route("/api/v1/programs/{id}/claims", post(money::claim))
+        .route("/api/v1/applications", get(money::list_applications))
+        .route("/api/v1/applications/{id}/decision", post(money::decide))
+        .route("/api/v1/claims", get(money::list_claims))
+        .route("/api/v1/claims/{id}", get(money::show_claim))
+        .route("/api/v1/claims/{id}/redemptions", post(money::redeem))
         .route("/api/v1/sites", get(admin::list_sites))
         .route("/api/v1/links", get(admin::list_links))
         .route("/api/v1/audit", get(admin::audit))
@@ -124,8 +145,10 @@ pub fn start(store: Store, federation: Federation, config: ServerConfig) -> AppS
         leader: std::sync::atomic::AtomicBool::new(false),
         metrics: metrics::Metrics::new(),
         ledger: ledger::LedgerState::default(),
+        biller: money::BillerState::default(),
     }));
     tokio::spawn(scheduler::run(state.clone(), mailbox));
+    tokio::spawn(money::run_biller(state.clone()));
     state
 }
 

@@ -26,6 +26,10 @@ pub struct ServerConfig {
     pub startup_grace: Duration,
     /// Applications (job templates) a body may name with `"template"`.
     pub apps: suanwang_formats::apps::AppCatalog,
+    /// The platform's fee on each charge, in basis points (the provider is paid the rest).
+    pub platform_fee_bps: u32,
+    /// How often the leader rates new usage into charges.
+    pub billing_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +40,8 @@ impl Default for ServerConfig {
             policy: "drf+backfill".parse().unwrap_or(suanwang_sched::policy::QueuePolicy::DEFAULT),
             startup_grace: Duration::from_secs(3),
             apps: suanwang_formats::apps::builtin(),
+            platform_fee_bps: 500,
+            billing_interval: Duration::from_secs(1),
         }
     }
 }
@@ -58,8 +64,10 @@ pub struct Inner {
     pub leader: std::sync::atomic::AtomicBool,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
-    /// The ledger.
+    /// The books (the ledger and the money rules' state).
     pub ledger: crate::ledger::LedgerState,
+    /// Where the biller has read usage up to.
+    pub biller: crate::money::BillerState,
 }
 
 /// A cheap handle to the shared state.

@@ -485,7 +485,7 @@ async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
     let b = Harness::open(a.dir.clone(), fast()).await; // a second server on the same store
     let op = a.operator.clone();
     for (id, kind, limit) in
-        [(1, "world", "none"), (2, "tenant-cash", "debits-within-credits"), (3, "provider-payable", "none")]
+        [(101, "world", "none"), (102, "tenant-cash", "debits-within-credits"), (103, "provider-payable", "none")]
     {
         let (status, account) =
             post_as(&a, &op, "/api/v1/ledger/accounts", json!({"id": id, "kind": kind, "limit": limit})).await;
@@ -495,7 +495,7 @@ async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
         &a,
         &op,
         "/api/v1/ledger/accounts",
-        json!({"id": 2, "kind": "tenant-cash", "limit": "debits-within-credits"}),
+        json!({"id": 102, "kind": "tenant-cash", "limit": "debits-within-credits"}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "opening the same account again");
@@ -503,7 +503,7 @@ async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
         &a,
         &op,
         "/api/v1/ledger/transfers",
-        json!({"id": 10, "kind": "single", "debit": 1, "credit": 2, "amount_fen": 100_000}),
+        json!({"id": 10, "kind": "single", "debit": 101, "credit": 102, "amount_fen": 100_000}),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -512,18 +512,18 @@ async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
         &b,
         &op,
         "/api/v1/ledger/transfers",
-        json!({"id": 11, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 30_000}),
+        json!({"id": 11, "kind": "single", "debit": 102, "credit": 103, "amount_fen": 30_000}),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, cash) = a.call(Method::GET, "/api/v1/ledger/accounts/2", Some(&op), None).await;
+    let (_, cash) = a.call(Method::GET, "/api/v1/ledger/accounts/102", Some(&op), None).await;
     assert_eq!(cash["balance_fen"], 70_000, "{cash}");
     // A hold, then a partial settlement.
     let (status, _) = post_as(
         &b,
         &op,
         "/api/v1/ledger/transfers",
-        json!({"id": 12, "kind": "pending", "debit": 2, "credit": 3, "amount_fen": 50_000, "timeout_s": 3600}),
+        json!({"id": 12, "kind": "pending", "debit": 102, "credit": 103, "amount_fen": 50_000, "timeout_s": 3600}),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -539,33 +539,33 @@ async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
     let (_, before) = a.call(Method::GET, "/api/v1/ledger/trial-balance", Some(&op), None).await;
     for (body, status, code) in [
         (
-            json!({"id": 20, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 1_000_000}),
+            json!({"id": 20, "kind": "single", "debit": 102, "credit": 103, "amount_fen": 1_000_000}),
             StatusCode::CONFLICT,
             "exceeds_credits",
         ),
         (
-            json!({"id": 20, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 1_000_000}),
+            json!({"id": 20, "kind": "single", "debit": 102, "credit": 103, "amount_fen": 1_000_000}),
             StatusCode::CONFLICT,
             "exceeds_credits",
         ),
         (
-            json!({"id": 21, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 0}),
+            json!({"id": 21, "kind": "single", "debit": 102, "credit": 103, "amount_fen": 0}),
             StatusCode::BAD_REQUEST,
             "amount_invalid",
         ),
         (
-            json!({"id": 22, "kind": "single", "debit": 2, "credit": 3, "amount_fen": -5}),
+            json!({"id": 22, "kind": "single", "debit": 102, "credit": 103, "amount_fen": -5}),
             StatusCode::BAD_REQUEST,
             "invalid_body",
         ),
         (
-            json!({"id": 23, "kind": "single", "debit": 99, "credit": 3, "amount_fen": 5}),
+            json!({"id": 23, "kind": "single", "debit": 99, "credit": 103, "amount_fen": 5}),
             StatusCode::BAD_REQUEST,
             "debit_account_not_found",
         ),
         (json!({"id": 24, "kind": "post", "pending_id": 12}), StatusCode::CONFLICT, "pending_already_posted"),
         (
-            json!({"id": 10, "kind": "single", "debit": 1, "credit": 2, "amount_fen": 5}),
+            json!({"id": 10, "kind": "single", "debit": 101, "credit": 102, "amount_fen": 5}),
             StatusCode::CONFLICT,
             "exists_with_different_fields",
         ),
@@ -579,14 +579,14 @@ async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
         &a,
         &op,
         "/api/v1/ledger/transfers",
-        json!({"id": 30, "kind": "single", "debit": 1, "credit": 2, "amount_fen": 5_000_000}),
+        json!({"id": 30, "kind": "single", "debit": 101, "credit": 102, "amount_fen": 5_000_000}),
     )
     .await;
     let (got, _) = post_as(
         &a,
         &op,
         "/api/v1/ledger/transfers",
-        json!({"id": 20, "kind": "single", "debit": 2, "credit": 3, "amount_fen": 1_000_000}),
+        json!({"id": 20, "kind": "single", "debit": 102, "credit": 103, "amount_fen": 1_000_000}),
     )
     .await;
     assert_eq!(got, StatusCode::CONFLICT);

@@ -21,10 +21,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0002_datasets.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_ledger.sql"), include_str!("../migrations/postgres/0003_ledger.sql")),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_usage_by_time.sql"),
+        include_str!("../migrations/postgres/0004_usage_by_time.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Session advisory lock key held by the one server that schedules (the leader).
 const LEADER_LOCK: i64 = 0x5357_4c45_4144_4552;
@@ -263,7 +268,10 @@ impl Db {
     /// lock (see [`Tx::lock_for_writing`]).
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin().await?),
+            // Every transaction here writes: take SQLite's write lock at once, so a transaction
+            // that reads first cannot find its snapshot stale when it writes (SQLITE_BUSY_SNAPSHOT);
+            // the busy timeout makes a second writer wait instead.
+            Db::Sqlite(pool, _) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Pg(pool, locks) => Tx::Pg(pool.begin().await?, locks.write),
         })
     }

@@ -416,3 +416,20 @@ pub struct JobFilter {
 
 /// The most rows one list call returns.
 pub const PAGE_MAX: u32 = 1000;
+
+/// A usage event as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// Who reported it.
+    pub source: String,
+    /// The reporter's id for it.
+    pub event_id: String,
+    /// The job.
+    pub job_id: i64,
+    /// The pool.
+    pub pool: String,
+    /// Accelerator-milliseconds.
+    pub accelerator_ms: i64,
+    /// When it was recorded (ms).
+    pub at_ms: i64,
+}

@@ -36,7 +36,7 @@ use crate::db::{Db, K, P, Tx, V};
 use crate::error::StoreError;
 use crate::model::{
     DatasetRecord, JobEvent, JobFilter, JobRecord, JobState, Outcome, PAGE_MAX, PoolChange, PoolStatus, Principal,
-    Role, TenantRecord, Write, WriteError,
+    Role, TenantRecord, UsageRecord, Write, WriteError,
 };
 
 /// The most writes in one batch.
@@ -340,6 +340,45 @@ impl Store {
             )
             .await?;
         Ok(rows.first().map_or(0, |r| r[0].i()))
+    }
+
+    /// Usage events in the order they were recorded (by time, source and id), after the key
+    /// `after` (none: from the start), at most `limit` (≤ [`LEDGER_PAGE_MAX`]).
+    pub async fn usage_page(
+        &self,
+        after: Option<(i64, String, String)>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        let (t, s, e) = after.unwrap_or((i64::MIN, String::new(), String::new()));
+        let rows = self
+            .db
+            .rows(
+                "SELECT source, event_id, job_id, pool, accelerator_ms, at_ms FROM usage_events \
+                 WHERE at_ms > ? OR (at_ms = ? AND source > ?) OR (at_ms = ? AND source = ? AND event_id > ?) \
+                 ORDER BY at_ms, source, event_id LIMIT ?",
+                vec![
+                    P::I(t),
+                    P::I(t),
+                    P::T(s.clone()),
+                    P::I(t),
+                    P::T(s),
+                    P::T(e),
+                    P::I(i64::from(limit.clamp(1, LEDGER_PAGE_MAX))),
+                ],
+                &[K::T, K::T, K::I, K::T, K::I, K::I],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| UsageRecord {
+                source: r[0].t(),
+                event_id: r[1].t(),
+                job_id: r[2].i(),
+                pool: r[3].t(),
+                accelerator_ms: r[4].i(),
+                at_ms: r[5].i(),
+            })
+            .collect())
     }
 
     /// Every pool's last reported status.

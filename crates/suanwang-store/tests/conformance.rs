@@ -292,6 +292,28 @@ async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
     assert_eq!(one(&store, usage("d1")).await, Ok(Outcome::Usage { new: false }), "a replay is recorded once");
     assert_eq!(one(&store, usage("d2")).await, Err(WriteError::UsageConflict("e1".to_owned())));
     assert_eq!(store.job_usage_ms(id).await.unwrap(), 3_600_000);
+    // The biller's pages: in recorded order, after a key.
+    let more = |event: &str| Write::RecordUsage {
+        source: "agent:p".to_owned(),
+        event_id: event.to_owned(),
+        job_id: id,
+        pool: "p".to_owned(),
+        accelerator_ms: 1,
+        digest: event.to_owned(),
+    };
+    for e in ["e3", "e2"] {
+        one(&store, more(e)).await.unwrap();
+    }
+    let all = store.usage_page(None, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!((all[0].event_id.as_str(), all[0].accelerator_ms), ("e1", 3_600_000));
+    let first = &all[0];
+    let rest = store.usage_page(Some((first.at_ms, first.source.clone(), first.event_id.clone())), 10).await.unwrap();
+    assert_eq!(rest, all[1..].to_vec());
+    let last = &all[2];
+    assert!(
+        store.usage_page(Some((last.at_ms, last.source.clone(), last.event_id.clone())), 10).await.unwrap().is_empty()
+    );
     let status = |healthy| Write::SetPoolStatus { name: "p".to_owned(), healthy, drained: false, last_seen_ms: 7 };
     one(&store, status(true)).await.unwrap();
     one(&store, status(false)).await.unwrap();

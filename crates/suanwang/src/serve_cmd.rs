@@ -168,6 +168,7 @@ async fn demo_tokens(state: &AppState, data_dir: &Path) -> Result<DemoTokens, Cl
         role: role.to_owned(),
         tenant: tenant.map(str::to_owned),
         pool: None,
+        program: None,
         label: format!("demo {role}"),
     };
     let operator =

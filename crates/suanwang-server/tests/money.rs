@@ -1,0 +1,304 @@
+//! Money through the API, in process: usage reported by an agent is rated into an invoice and
+//! the provider's earnings; a voucher programme is loaded, applied to, decided, claimed and
+//! redeemed; bad input gets a 4xx with a stable code and moves no money; concurrent claims on two
+//! servers never take a programme past its budget; a restart keeps every figure.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Harness, fast};
+use serde_json::{Value, json};
+
+async fn post(h: &Harness, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    h.call(Method::POST, path, Some(token), Some(&body.to_string())).await
+}
+
+async fn get(h: &Harness, token: &str, path: &str) -> (StatusCode, Value) {
+    h.call(Method::GET, path, Some(token), None).await
+}
+
+/// A tenant of a kind in a city, and its token.
+async fn tenant(h: &Harness, name: &str, kind: &str, city: &str) -> (i64, String) {
+    let body = json!({"name": name, "kind": kind, "registration_city": city});
+    let (status, t) = post(h, &h.operator, "/api/v1/tenants", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    let (status, token) = post(h, &h.operator, "/api/v1/tokens", json!({"role": "tenant", "tenant": name})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    (t["id"].as_i64().unwrap(), token["token"].as_str().unwrap().to_owned())
+}
+
+async fn token(h: &Harness, body: Value) -> String {
+    let (status, token) = post(h, &h.operator, "/api/v1/tokens", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    token["token"].as_str().unwrap().to_owned()
+}
+
+fn program(id: &str, fiscal_year: i64, budget_fen: u64, cap: Option<u64>) -> Value {
+    json!({
+        "id": id,
+        "name": "Test compute vouchers",
+        "issuer": "Shenzhen",
+        "fiscal_year": fiscal_year,
+        "budget_fen": budget_fen,
+        "firm_cap_fen": cap,
+        "eligibility": {"registration_cities": ["Shenzhen"]},
+        "subsidy": {"default_ratio_bps": 2000, "rules": [{"tenant_kinds": ["startup"], "ratio_bps": 6000}]},
+    })
+}
+
+fn this_year() -> i64 {
+    suanwang_billing::rating::year(suanwang_server::state::now_ms())
+}
+
+async fn submit(h: &Harness, token: &str) -> i64 {
+    let body = json!({"name": "train", "command": ["train"], "accelerators": 8, "duration_s": 1});
+    let (status, job) = post(h, token, "/api/v1/jobs", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    job["id"].as_i64().unwrap()
+}
+
+async fn trial_balance(h: &Harness) -> Value {
+    let (status, total) = get(h, &h.operator, "/api/v1/ledger/trial-balance").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(total["posted"]["debits_fen"], total["posted"]["credits_fen"], "{total}");
+    assert_eq!(total["pending"]["debits_fen"], total["pending"]["credits_fen"], "{total}");
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
+    let h = Harness::new(fast()).await;
+    h.start_agents();
+    let op = h.operator.clone();
+    let (status, p) =
+        post(&h, &op, "/api/v1/programs", program("sz-test", this_year(), 10_000_000, Some(50_000))).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let (status, _) =
+        post(&h, &op, "/api/v1/programs", program("sz-test", this_year(), 10_000_000, Some(50_000))).await;
+    assert_eq!(status, StatusCode::OK, "the same programme again");
+    let (status, e) = post(&h, &op, "/api/v1/programs", program("sz-test", this_year(), 1, None)).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("program_exists")));
+    let admin = token(&h, json!({"role": "program-admin", "program": "sz-test"})).await;
+    let (tid, t) = tenant(&h, "acme", "startup", "Shenzhen").await;
+    let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
+
+    // A job runs on the GPU pool; its agent reports 10 card-hours more (as a long run would).
+    let job = submit(&h, &t).await;
+    let done = h.wait_for_state(&t, job, "succeeded").await;
+    assert_eq!(done["pool"], "gpu");
+    let agent = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
+    let usage = json!({"job_id": job, "event_id": "long-run-1", "accelerator_ms": 36_000_000});
+    for _ in 0..2 {
+        let (status, r) = post(&h, &agent, "/api/v1/agent/usage", usage.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+    }
+    suanwang_server::money::bill(&h.state).await.unwrap();
+    assert_eq!(suanwang_server::money::bill(&h.state).await.unwrap(), 0, "billing again rates nothing");
+    let (status, list) = get(&h, &t, "/api/v1/invoices").await;
+    assert_eq!(status, StatusCode::OK);
+    let period = list[0]["period"].as_str().unwrap().to_owned();
+    let (status, invoice) = get(&h, &t, &format!("/api/v1/invoices/{tid}/{period}")).await;
+    assert_eq!(status, StatusCode::OK, "{invoice}");
+    let line = &invoice["lines"][0];
+    let amount = line["amount_fen"].as_u64().unwrap();
+    // 10 card-hours at 12.00 yuan, plus the simulated second of 8 cards (floor: 2 fen).
+    assert!((12_000..12_010).contains(&amount), "{invoice}");
+    // The provider is owed the charges less the 5% fee; the tenant owes them.
+    let (_, earnings) = get(&h, &agent, "/api/v1/pools/gpu/earnings").await;
+    let fee = amount * 500 / 10_000;
+    assert_eq!(earnings["owed_fen"].as_u64().unwrap(), amount - fee, "{earnings}");
+    let (_, balance) = get(&h, &t, &format!("/api/v1/tenants/{tid}/balance")).await;
+    assert_eq!(balance["balance_fen"].as_i64().unwrap(), -(amount as i64));
+    // Other people's money is not found.
+    assert_eq!(get(&h, &other, &format!("/api/v1/invoices/{tid}/{period}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&h, &other, &format!("/api/v1/tenants/{tid}/balance")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&h, &t, "/api/v1/pools/gpu/earnings").await.0, StatusCode::NOT_FOUND);
+
+    // Apply, decide, claim, redeem.
+    let (status, a) = post(&h, &t, "/api/v1/programs/sz-test/applications", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{a}");
+    let (status, _) =
+        post(&h, &t, &format!("/api/v1/applications/{}/decision", a["id"]), json!({"approve": true})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a tenant does not decide");
+    let (status, a) =
+        post(&h, &admin, &format!("/api/v1/applications/{}/decision", a["id"]), json!({"approve": true})).await;
+    assert_eq!((status, a["state"].as_str()), (StatusCode::OK, Some("approved")), "{a}");
+    let claim_body = json!({"contract": format!("job:{job}"), "amount_fen": 40_000});
+    let (status, claim) = post(&h, &t, "/api/v1/programs/sz-test/claims", claim_body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{claim}");
+    let (status, again) = post(&h, &t, "/api/v1/programs/sz-test/claims", claim_body).await;
+    assert_eq!((status, &again["id"]), (StatusCode::OK, &claim["id"]), "the same claim again");
+    let redeem = json!({"period": period, "job": job});
+    let (status, r) = post(&h, &t, &format!("/api/v1/claims/{}/redemptions", claim["id"]), redeem.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    // A start-up gets 60%, floored to the fen.
+    assert_eq!(r["subsidy_fen"].as_u64().unwrap(), amount * 6_000 / 10_000);
+    let (_, invoice) = get(&h, &t, &format!("/api/v1/invoices/{tid}/{period}")).await;
+    let line = &invoice["lines"][0];
+    assert_eq!(
+        line["subsidy_fen"].as_u64().unwrap() + line["tenant_share_fen"].as_u64().unwrap(),
+        line["amount_fen"].as_u64().unwrap()
+    );
+    let (_, report) = get(&h, &admin, "/api/v1/programs/sz-test").await;
+    assert_eq!(report["report"]["paid_fen"], r["subsidy_fen"], "{report}");
+    assert_eq!(report["report"]["firms"][0]["tenant"], tid);
+    let (_, public) = get(&h, &other, "/api/v1/programs/sz-test").await;
+    assert!(public.get("report").is_none(), "a tenant sees the rules, not the figures");
+
+    // Bad input: a 4xx with a stable code, and the ledger unchanged.
+    let before = trial_balance(&h).await;
+    let other_job = submit(&h, &other).await;
+    let expired = program("old", this_year() - 1, 1_000, None);
+    assert_eq!(post(&h, &op, "/api/v1/programs", expired).await.0, StatusCode::CREATED);
+    let after_load = trial_balance(&h).await;
+    for (who, path, body, status, code) in [
+        (
+            &t,
+            "/api/v1/programs/sz-test/claims".to_owned(),
+            json!({"contract": format!("job:{other_job}"), "amount_fen": 1}),
+            404,
+            "contract_not_found",
+        ),
+        (
+            &t,
+            "/api/v1/programs/sz-test/claims".to_owned(),
+            json!({"contract": format!("job:{job}"), "amount_fen": 1}),
+            409,
+            "claim_exists",
+        ),
+        (
+            &other,
+            "/api/v1/programs/sz-test/claims".to_owned(),
+            json!({"contract": format!("job:{other_job}"), "amount_fen": 1}),
+            409,
+            "not_approved",
+        ),
+        (
+            &t,
+            "/api/v1/programs/nope/claims".to_owned(),
+            json!({"contract": format!("job:{job}"), "amount_fen": 1}),
+            404,
+            "program_not_found",
+        ),
+        (&t, "/api/v1/programs/old/applications".to_owned(), json!({}), 409, "program_expired"),
+        (
+            &t,
+            format!("/api/v1/claims/{}/redemptions", claim["id"]),
+            json!({"period": "2001-01", "job": job}),
+            404,
+            "invoice_not_found",
+        ),
+        (
+            &t,
+            format!("/api/v1/claims/{}/redemptions", claim["id"]),
+            json!({"period": "2001-13", "job": job}),
+            400,
+            "invalid_period",
+        ),
+        (&t, format!("/api/v1/claims/{}/redemptions", claim["id"]), redeem.clone(), 409, "already_redeemed"),
+        (&t, "/api/v1/claims/999/redemptions".to_owned(), redeem.clone(), 404, "claim_not_found"),
+        (&op, format!("/api/v1/tenants/{tid}/payments"), json!({"amount_fen": 0, "key": "k"}), 400, "amount_invalid"),
+        (&op, format!("/api/v1/tenants/{tid}/payments"), json!({"amount_fen": -5, "key": "k"}), 400, "invalid_body"),
+        (
+            &op,
+            "/api/v1/pools/gpu/payouts".to_owned(),
+            json!({"amount_fen": 99_999_999, "key": "k"}),
+            409,
+            "exceeds_payable",
+        ),
+        (&op, "/api/v1/ledger/accounts".to_owned(), json!({"id": 2, "kind": "world"}), 400, "id_reserved"),
+        (
+            &op,
+            "/api/v1/programs".to_owned(),
+            json!({"id": "Bad Id", "name": "x", "issuer": "x", "fiscal_year": 2026, "budget_fen": 1, "subsidy": {"default_ratio_bps": 1}}),
+            400,
+            "invalid_program",
+        ),
+    ] {
+        let (got, e) = post(&h, who, &path, body.clone()).await;
+        assert_eq!((got.as_u16(), e["error"]["code"].as_str()), (status, Some(code)), "{path} {body}: {e}");
+    }
+    assert_eq!(trial_balance(&h).await, after_load, "refusals moved no money (before the old programme: {before})");
+
+    // Money in and out.
+    let (status, b) =
+        post(&h, &op, &format!("/api/v1/tenants/{tid}/payments"), json!({"amount_fen": 100_000, "key": "wire-1"}))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    post(&h, &op, &format!("/api/v1/tenants/{tid}/payments"), json!({"amount_fen": 100_000, "key": "wire-1"})).await;
+    let (_, b) = get(&h, &t, &format!("/api/v1/tenants/{tid}/balance")).await;
+    assert_eq!(
+        b["credited_fen"].as_u64().unwrap(),
+        100_000 + r["subsidy_fen"].as_u64().unwrap(),
+        "a payment counts once"
+    );
+    let (status, e) = post(&h, &op, "/api/v1/pools/gpu/payouts", json!({"amount_fen": 1_000, "key": "p1"})).await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["paid_out_fen"], 1_000);
+    let total = trial_balance(&h).await;
+
+    // The history for auditors, and a restart that keeps every figure.
+    let auditor = token(&h, json!({"role": "auditor"})).await;
+    let (status, entries) = get(&h, &auditor, "/api/v1/ledger/entries?limit=5").await;
+    assert_eq!((status, entries["entries"].as_array().unwrap().len()), (StatusCode::OK, 5));
+    h.audit_verifies().await;
+    let again = Harness::open(h.dir.clone(), fast()).await;
+    assert_eq!(trial_balance(&again).await, total);
+    let (_, report2) = get(&again, &op, "/api/v1/programs/sz-test").await;
+    assert_eq!(report2["report"]["paid_fen"], r["subsidy_fen"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_on_two_servers_never_pass_the_budget() {
+    let a = Harness::new(fast()).await;
+    let b = Harness::open(a.dir.clone(), fast()).await;
+    let op = a.operator.clone();
+    // Room for exactly ten claims of 1,000 fen.
+    assert_eq!(
+        post(&a, &op, "/api/v1/programs", program("tight", this_year(), 10_000, None)).await.0,
+        StatusCode::CREATED
+    );
+    let (_, t) = tenant(&a, "acme", "sme", "Shenzhen").await;
+    let (_, app) = post(&a, &t, "/api/v1/programs/tight/applications", json!({})).await;
+    post(&a, &op, &format!("/api/v1/applications/{}/decision", app["id"]), json!({"approve": true})).await;
+    let mut jobs = Vec::new();
+    for _ in 0..24 {
+        jobs.push(submit(&a, &t).await);
+    }
+    let mut tasks = Vec::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        let (server, token) = (if i % 2 == 0 { a.app.clone() } else { b.app.clone() }, t.clone());
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let body = json!({"contract": format!("job:{job}"), "amount_fen": 1_000}).to_string();
+            let request = axum::http::Request::post("/api/v1/programs/tight/claims")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let response = server.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }));
+    }
+    let mut granted = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => granted += 1,
+            StatusCode::CONFLICT => assert_eq!(body["error"]["code"], "exceeds_budget", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(granted, 10, "exactly the budget's worth of claims");
+    let (_, report) = get(&b, &op, "/api/v1/programs/tight").await;
+    assert_eq!(
+        (report["report"]["reserved_fen"].as_u64(), report["report"]["available_fen"].as_u64()),
+        (Some(10_000), Some(0))
+    );
+    trial_balance(&a).await;
+    a.audit_verifies().await;
+}
