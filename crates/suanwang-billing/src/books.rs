@@ -615,6 +615,22 @@ impl Books {
         Ok((amount, true))
     }
 
+    /// What is left of a programme's budget (neither reserved nor paid).
+    pub fn budget_left_fen(&self, program: &str) -> u64 {
+        u64::try_from(self.available_fen(chart::program_budget(program).id)).unwrap_or(u64::MAX)
+    }
+
+    /// What is left of a firm's annual cap in a programme (`None`: the programme has no cap).
+    pub fn cap_left_fen(&self, program: &str, tenant: i64) -> Option<u64> {
+        let cap = self.programs.get(program)?.program.firm_cap_fen?;
+        let spec = chart::firm_cap(program, tenant);
+        Some(match self.ledger.account(spec.id) {
+            Some(_) => u64::try_from(self.available_fen(spec.id)).unwrap_or(u64::MAX),
+            // Not approved yet: the whole cap.
+            None => cap,
+        })
+    }
+
     /// Whether a usage event has been rated.
     pub fn is_rated(&self, source: &str, event_id: &str) -> bool {
         self.rated.contains_key(&(source.to_owned(), event_id.to_owned()))

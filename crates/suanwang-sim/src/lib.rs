@@ -7,9 +7,13 @@
 //! [`queue`] replays job traces over time against a federation, driving the scheduler of
 //! `suanwang-sched` with a virtual clock.
 //!
+//! [`money`] rates a queue run's usage and applies voucher programmes with the server's own money
+//! rules (`suanwang-billing`).
+//!
 //! Everything here is deterministic: a run is a function of its inputs and its seed. Running many
 //! seeds in parallel, progress bars and files are the caller's business.
 
+pub mod money;
 pub mod placement;
 pub mod queue;
 pub mod stats;

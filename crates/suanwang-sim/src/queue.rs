@@ -76,12 +76,28 @@ pub struct JobOutcome {
     pub preemptions: u32,
     /// Times its pool failed under it.
     pub failovers: u32,
-    /// What it cost, in fen (rounded once, at the end).
+    /// What it cost, in fen: per pool and price, the floor of the exact cost (the billing rule,
+    /// `suanwang_billing::rating`), summed.
     pub cost_fen: i64,
+    /// Its runs' usage, as a pool's agent would report it.
+    pub usage: Vec<RunUsage>,
     /// Accelerator energy, kWh (board power × PUE).
     pub energy_kwh: f64,
     /// Why it was rejected, if it was.
     pub rejected: Option<String>,
+}
+
+/// One run of a job, as usage: rated by `suanwang_billing` at the allocation's price per hour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunUsage {
+    /// Where it ran.
+    pub pool: PoolId,
+    /// When the run ended.
+    pub end_s: u64,
+    /// How long, in milliseconds.
+    pub ms: u64,
+    /// The whole allocation's price per hour (cards × card price, or CPU and memory), fen.
+    pub price_fen_per_hour: u64,
 }
 
 /// One explained start.
@@ -140,7 +156,7 @@ struct Live {
     epoch: u32,
     /// Current run: start, speed, pool, per-second price (fen) and power (W × PUE).
     run: Option<(u64, f64, PoolId, i128, f64)>,
-    cost_fen_s: i128,
+    usage: Vec<RunUsage>,
     energy_wh: f64,
 }
 
@@ -165,7 +181,14 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
     }
     let mut live: Vec<Live> = jobs
         .iter()
-        .map(|j| Live { id: None, remaining: j.duration_s as f64, epoch: 0, run: None, cost_fen_s: 0, energy_wh: 0.0 })
+        .map(|j| Live {
+            id: None,
+            remaining: j.duration_s as f64,
+            epoch: 0,
+            run: None,
+            usage: Vec::new(),
+            energy_wh: 0.0,
+        })
         .collect();
     let mut by_id: Vec<usize> = Vec::with_capacity(jobs.len());
     let mut outcomes: Vec<JobOutcome> = jobs
@@ -180,6 +203,7 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
             preemptions: 0,
             failovers: 0,
             cost_fen: 0,
+            usage: Vec::new(),
             energy_kwh: 0.0,
             rejected: None,
         })
@@ -322,7 +346,8 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
             outcome.preemptions = counters.preemptions;
             outcome.failovers = counters.failovers;
         }
-        outcome.cost_fen = ((live[index].cost_fen_s + 1800) / 3600) as i64;
+        outcome.usage = std::mem::take(&mut live[index].usage);
+        outcome.cost_fen = cost_fen(&outcome.usage);
         outcome.energy_kwh = live[index].energy_wh / 1000.0;
     }
     QueueRun {
@@ -335,12 +360,30 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
     }
 }
 
+/// What runs cost by the billing rule: one meter per pool and price, each charged the floor of
+/// its exact cost.
+pub fn cost_fen(usage: &[RunUsage]) -> i64 {
+    let mut meters: std::collections::BTreeMap<(PoolId, u64), u64> = std::collections::BTreeMap::new();
+    for u in usage {
+        *meters.entry((u.pool, u.price_fen_per_hour)).or_default() += u.ms;
+    }
+    let total: u64 = meters.iter().map(|(&(_, price), &ms)| suanwang_billing::rating::cost_fen(ms, price)).sum();
+    i64::try_from(total).unwrap_or(i64::MAX)
+}
+
 /// Ends the current run of a job: accrues its work, cost, energy and pool use.
 fn stop_run(live: &mut Live, now: u64, pool_use: &mut [(u128, u64)], scheduler: &Scheduler, id: JobId) {
     let Some((start, v, pool, price_per_hour, power)) = live.run.take() else { return };
     let seconds = now.saturating_sub(start);
     live.remaining = (live.remaining - seconds as f64 * v).max(0.0);
-    live.cost_fen_s += price_per_hour * i128::from(seconds);
+    if seconds > 0 {
+        live.usage.push(RunUsage {
+            pool,
+            end_s: now,
+            ms: seconds.saturating_mul(1000),
+            price_fen_per_hour: u64::try_from(price_per_hour).unwrap_or(0),
+        });
+    }
     live.energy_wh += power * seconds as f64 / 3600.0;
     let spec = &scheduler.job(id).spec;
     let milli = u128::from(spec.task.accelerators().total_milli()) * u128::from(spec.gang_size);

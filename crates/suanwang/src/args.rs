@@ -702,6 +702,13 @@ pub struct QueueArgs {
     #[arg(long, value_name = "MODEL")]
     pub reference_accelerator: Option<String>,
     /// Worker threads for several policies (default: the number of cores).
+    /// Voucher programmes (a folder of programme files, e.g. examples/programs): rate usage with
+    /// the platform's money rules and report cost, subsidy per programme and budget left.
+    #[arg(long, value_name = "DIR")]
+    pub programs: Option<PathBuf>,
+    /// The platform's fee on each charge, in basis points (with --programs).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub platform_fee_bps: u32,
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 }

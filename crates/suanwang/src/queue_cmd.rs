@@ -207,6 +207,10 @@ pub fn simulate(args: &QueueArgs) -> Result<(), CliError> {
     };
     let trace = load_trace(&args.input, &catalog)?;
     let resolved = resolve(&trace, &federation, &args.input.trace.display().to_string())?;
+    let programs = match &args.programs {
+        Some(dir) => load_programs(dir)?,
+        None => Vec::new(),
+    };
     let policies = args.policy.as_ref().map_or_else(|| vec![QueuePolicy::DEFAULT], |list| list.0.clone());
     let tenant_weights = tenant_weights(&args.tenant_weight, &resolved.tenants)?;
     let started = Instant::now();
@@ -231,8 +235,16 @@ pub fn simulate(args: &QueueArgs) -> Result<(), CliError> {
         || {},
     );
     let elapsed = started.elapsed();
-    let results: Vec<PolicyJson> =
+    let mut results: Vec<PolicyJson> =
         policies.iter().zip(&runs).map(|(p, run)| PolicyJson::new(*p, run, &federation, &resolved)).collect();
+    if args.programs.is_some() {
+        for (result, run) in results.iter_mut().zip(&runs) {
+            let report =
+                suanwang_sim::money::settle(&federation, &resolved.tenants, run, &programs, args.platform_fee_bps)
+                    .map_err(|e| CliError::internal("money", e))?;
+            result.money = Some(MoneyJson::new(&report));
+        }
+    }
     let text = match args.format {
         Format::Json => {
             let json = if results.len() == 1 {
@@ -291,6 +303,95 @@ struct PolicyJson {
     pools: Vec<PoolJson>,
     tenants: Vec<TenantJson>,
     unschedulable: Vec<UnschedulableJson>,
+    /// With `--programs`: cost, subsidy and budgets by the platform's money rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    money: Option<MoneyJson>,
+}
+
+#[derive(Serialize)]
+struct MoneyJson {
+    cost_fen: u64,
+    subsidy_fen: u64,
+    tenant_share_fen: u64,
+    platform_fee_fen: u64,
+    ledger_balanced: bool,
+    programs: Vec<ProgramJson>,
+}
+
+#[derive(Serialize)]
+struct ProgramJson {
+    program: String,
+    budget_fen: u64,
+    paid_fen: u64,
+    reserved_fen: u64,
+    left_fen: u64,
+    tenants_approved: u64,
+    claims: u64,
+    refused: BTreeMap<String, u64>,
+}
+
+impl MoneyJson {
+    fn new(r: &suanwang_sim::money::MoneyReport) -> Self {
+        MoneyJson {
+            cost_fen: r.cost_fen,
+            subsidy_fen: r.subsidy_fen,
+            tenant_share_fen: r.tenant_share_fen,
+            platform_fee_fen: r.platform_fee_fen,
+            ledger_balanced: r.balanced,
+            programs: r
+                .programs
+                .iter()
+                .map(|p| ProgramJson {
+                    program: p.program.clone(),
+                    budget_fen: p.budget_fen,
+                    paid_fen: p.paid_fen,
+                    reserved_fen: p.reserved_fen,
+                    left_fen: p.left_fen,
+                    tenants_approved: p.approved,
+                    claims: p.claims,
+                    refused: p.refused.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every programme file (`*.toml`) in `dir`, by file name.
+fn load_programs(dir: &std::path::Path) -> Result<Vec<suanwang_billing::Program>, CliError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CliError::input("programs_unreadable", format!("--programs {}: {e}", dir.display())))?;
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(CliError::input(
+            "programs_empty",
+            format!("--programs {}: no *.toml programme files", dir.display()),
+        ));
+    }
+    if paths.len() > 256 {
+        return Err(CliError::input(
+            "programs_too_many",
+            format!("--programs {}: at most 256 programmes", dir.display()),
+        ));
+    }
+    let mut programs: Vec<suanwang_billing::Program> = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| CliError::input("programs_unreadable", format!("{}: {e}", path.display())))?;
+        let program = suanwang_billing::Program::from_toml(&text)
+            .map_err(|e| CliError::input("invalid_program", format!("{}: {e}", path.display())))?;
+        if programs.iter().any(|p| p.id == program.id) {
+            return Err(CliError::input(
+                "invalid_program",
+                format!("{}: a second programme {}", path.display(), program.id),
+            ));
+        }
+        programs.push(program);
+    }
+    Ok(programs)
 }
 
 #[derive(Serialize)]
@@ -413,6 +514,7 @@ impl PolicyJson {
             pools,
             tenants,
             unschedulable,
+            money: None,
         }
     }
 }
@@ -462,6 +564,34 @@ fn table(trace: &Trace, federation: &Federation, resolved: &Resolved, results: &
         ]);
     }
     out += &table.render();
+    for r in results {
+        let Some(m) = &r.money else { continue };
+        let yuan = |fen: u64| format!("{:.2}", fen as f64 / 100.0);
+        out += &format!(
+            "\n{}: cost ¥{}, subsidy ¥{}, tenants pay ¥{}, platform fee ¥{}; ledger {}\n",
+            r.policy,
+            yuan(m.cost_fen),
+            yuan(m.subsidy_fen),
+            yuan(m.tenant_share_fen),
+            yuan(m.platform_fee_fen),
+            if m.ledger_balanced { "balances" } else { "DOES NOT BALANCE" }
+        );
+        let mut t =
+            Table::new(&["programme", "approved", "claims", "paid ¥", "reserved ¥", "budget left ¥", "refused"]);
+        for p in &m.programs {
+            let refused: Vec<String> = p.refused.iter().map(|(code, n)| format!("{code} {n}")).collect();
+            t.row(vec![
+                p.program.clone(),
+                p.tenants_approved.to_string(),
+                p.claims.to_string(),
+                yuan(p.paid_fen),
+                yuan(p.reserved_fen),
+                yuan(p.left_fen),
+                refused.join(", "),
+            ]);
+        }
+        out += &t.render();
+    }
     if let Some(fifo) = results.iter().find(|r| r.policy == "fifo") {
         out += "\nmean JCT relative to fifo: ";
         out += &results

@@ -405,3 +405,54 @@ fn drf_weights_shift_waiting_between_tenants() {
         &["expected TENANT=WEIGHT with a positive weight"],
     );
 }
+
+fn program_dir(name: &str, budget_fen: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("suanwang-programs-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        "id = \"{name}\"\nname = \"Test\"\nissuer = \"A city\"\nfiscal_year = 2026\nbudget_fen = {budget_fen}\n\
+         firm_cap_fen = 100000000\n[subsidy]\ndefault_ratio_bps = 3000\n"
+    );
+    std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+    dir
+}
+
+#[test]
+fn voucher_programmes_pay_their_share_and_the_ledger_balances() {
+    for (budget, exhausted) in [(1_000_000_000_000u64, false), (50_000, true)] {
+        let dir = program_dir(if exhausted { "tight" } else { "ample" }, budget);
+        let run = queue(TRACE, "philly", &["--format", "json", "--programs", dir.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let result: Value = serde_json::from_str(&run.stdout).unwrap();
+        let money = &result["money"];
+        let cost = money["cost_fen"].as_u64().unwrap();
+        assert_eq!(cost as i64, result["summary"]["cost_fen_total"].as_i64().unwrap(), "one rating rule");
+        let subsidy = money["subsidy_fen"].as_u64().unwrap();
+        assert_eq!(subsidy + money["tenant_share_fen"].as_u64().unwrap(), cost);
+        assert_eq!(money["ledger_balanced"], true);
+        let program = &money["programs"][0];
+        let paid = program["paid_fen"].as_u64().unwrap();
+        assert_eq!(paid, subsidy);
+        assert!(paid > 0 && paid + program["reserved_fen"].as_u64().unwrap() <= budget, "{money}");
+        if exhausted {
+            assert!(program["refused"]["budget_or_cap_used_up"].as_u64().unwrap() > 0, "{money}");
+            assert!(program["left_fen"].as_u64().unwrap() < 1_000, "{money}");
+        } else {
+            // 30% of every line, floored per line.
+            assert!(paid <= cost * 3 / 10 && paid + 10_000 > cost * 3 / 10, "{money}");
+        }
+    }
+}
+
+#[test]
+fn bad_programmes_are_a_clear_error() {
+    let missing = queue(TRACE, "philly", &["--programs", "/nonexistent/programs"]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("programs_unreadable"), "{}", missing.stderr);
+    let dir = std::env::temp_dir().join(format!("suanwang-programs-{}-bad", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.toml"), "id = \"Bad Id\"\n").unwrap();
+    let bad = queue(TRACE, "philly", &["--programs", dir.to_str().unwrap()]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("invalid_program") && bad.stderr.contains("bad.toml"), "{}", bad.stderr);
+}

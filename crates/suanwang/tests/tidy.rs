@@ -31,7 +31,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-market", &[]),
     ("suanwang-billing", &["suanwang-ledger"]),
     ("suanwang-store", &[]),
-    ("suanwang-sim", &["suanwang-model", "suanwang-placement", "suanwang-sched"]),
+    (
+        "suanwang-sim",
+        &["suanwang-model", "suanwang-placement", "suanwang-sched", "suanwang-ledger", "suanwang-billing"],
+    ),
     ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
     ("suanwang-agent", &[]),
     (
