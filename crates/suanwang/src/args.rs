@@ -70,6 +70,211 @@ pub enum Command {
     /// Register and list data sets (a client of `serve`).
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Voucher programmes: load, list, show (with the report), end the year (a client of `serve`).
+    #[command(subcommand)]
+    Program(ProgramCommand),
+    /// Vouchers: apply, decide, claim, redeem (a client of `serve`).
+    #[command(subcommand)]
+    Voucher(VoucherCommand),
+    /// Invoices: a tenant's charges by month, with subsidies (a client of `serve`).
+    #[command(subcommand)]
+    Invoice(InvoiceCommand),
+    /// Money: balances, payments in, providers' earnings and payouts, the trial balance (a
+    /// client of `serve`).
+    #[command(subcommand)]
+    Money(MoneyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProgramCommand {
+    /// Load a programme file (TOML, docs/programs.md) and fund its budget (operators).
+    #[command(after_help = "Example:\n  suanwang program load examples/programs/hangzhou.toml")]
+    Load(PathArgs),
+    /// List programmes.
+    Ls(ClientOnly),
+    /// Show a programme's rules and, for those who may see it, its report.
+    Show(IdArgs),
+    /// End a programme's year: open claims are voided (operators, its administrators).
+    Expire(IdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PathArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The file.
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The id.
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ProgramFilterArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only this programme's.
+    #[arg(long)]
+    pub program: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VoucherCommand {
+    /// Apply to a programme (tenants).
+    Apply(ApplyArgs),
+    /// List applications.
+    Applications(ProgramFilterArgs),
+    /// Approve or reject an application (its programme's administrator, operators).
+    Decide(DecideArgs),
+    /// Claim a voucher for a contract (tenants).
+    #[command(after_help = "Example:\n  suanwang voucher claim hangzhou-compute --contract job:42 --amount-fen 500000")]
+    Claim(ClaimArgs),
+    /// List claims.
+    Claims(ProgramFilterArgs),
+    /// Redeem a claim against an invoice line of its contract.
+    #[command(after_help = "Example:\n  suanwang voucher redeem 7 --period 2026-11 --job 42")]
+    Redeem(RedeemArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The programme.
+    pub program: String,
+    /// A provider organisation the tenant is affiliated with (repeatable).
+    #[arg(long = "affiliation", value_name = "PROVIDER")]
+    pub affiliations: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DecideArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The application's id.
+    pub id: u64,
+    /// Approve it.
+    #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
+    pub approve: bool,
+    /// Reject it.
+    #[arg(long)]
+    pub reject: bool,
+    /// Why.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ClaimArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The programme.
+    pub program: String,
+    /// The contract: job:ID.
+    #[arg(long)]
+    pub contract: String,
+    /// The voucher's face value, in fen.
+    #[arg(long)]
+    pub amount_fen: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RedeemArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The claim's id.
+    pub claim: u64,
+    /// The invoice's month, YYYY-MM.
+    #[arg(long)]
+    pub period: String,
+    /// The line's job.
+    #[arg(long)]
+    pub job: i64,
+    /// The line's pool (default: the job's).
+    #[arg(long)]
+    pub pool: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InvoiceCommand {
+    /// List invoices (a tenant's own; all, or --tenant, for operators and auditors).
+    Ls(InvoiceListArgs),
+    /// Show an invoice with its lines.
+    Show(InvoiceShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InvoiceListArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only this tenant's (by id).
+    #[arg(long)]
+    pub tenant: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct InvoiceShowArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The tenant's id.
+    pub tenant: i64,
+    /// The month, YYYY-MM.
+    pub period: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MoneyCommand {
+    /// A tenant's balance (negative: owed).
+    Balance(TenantIdArgs),
+    /// Record money a tenant paid in (operators).
+    Pay(PayArgs),
+    /// What a pool's provider earned, was paid and is owed.
+    Earnings(PoolNameArgs),
+    /// Pay a pool's provider (operators).
+    Payout(PayoutArgs),
+    /// The ledger's trial balance (operators, auditors).
+    TrialBalance(ClientOnly),
+}
+
+#[derive(Args, Debug)]
+pub struct TenantIdArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The tenant's id.
+    pub tenant: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct PayArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The tenant's id.
+    pub tenant: i64,
+    /// Amount, in fen.
+    #[arg(long)]
+    pub amount_fen: u64,
+    /// Idempotency key (e.g. the bank reference): the same key again is the same payment.
+    #[arg(long)]
+    pub key: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PayoutArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The pool.
+    pub pool: String,
+    /// Amount, in fen.
+    #[arg(long)]
+    pub amount_fen: u64,
+    /// Idempotency key: the same key again is the same payout.
+    #[arg(long)]
+    pub key: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -428,6 +633,9 @@ pub struct TokenCreateArgs {
     /// For a provider (agent) token: the pool.
     #[arg(long)]
     pub pool: Option<String>,
+    /// For a programme administrator's token: the programme.
+    #[arg(long)]
+    pub program: Option<String>,
     /// A label for people.
     #[arg(long, default_value = "")]
     pub label: String,

@@ -116,7 +116,7 @@ impl Client {
         }
     }
 
-    fn show(&self, value: &Value, human: impl FnOnce(&Value) -> String) -> Result<(), CliError> {
+    pub(crate) fn show(&self, value: &Value, human: impl FnOnce(&Value) -> String) -> Result<(), CliError> {
         match self.format {
             Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())),
             Format::Table => print(&human(value)),
@@ -124,7 +124,7 @@ impl Client {
     }
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
         Value::String(s) => s.clone(),
@@ -133,7 +133,7 @@ fn text(value: &Value) -> String {
 }
 
 /// Percent-encodes a query value.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| {
@@ -497,14 +497,18 @@ pub fn tenant(command: &TenantCommand) -> Result<(), CliError> {
 /// `suanwang token create`.
 pub fn token(command: &TokenCommand) -> Result<(), CliError> {
     let TokenCommand::Create(args) = command;
-    let role = match (&args.role, &args.tenant, &args.pool) {
-        (Some(role), _, _) => role.clone(),
-        (None, Some(_), _) => "tenant".to_owned(),
-        (None, None, Some(_)) => "provider".to_owned(),
-        (None, None, None) => return Err(CliError::input("usage", "give --tenant NAME, --pool NAME or --role ROLE")),
+    let role = match (&args.role, &args.tenant, &args.pool, &args.program) {
+        (Some(role), ..) => role.clone(),
+        (None, Some(_), _, _) => "tenant".to_owned(),
+        (None, None, Some(_), _) => "provider".to_owned(),
+        (None, None, None, Some(_)) => "program-admin".to_owned(),
+        (None, None, None, None) => {
+            return Err(CliError::input("usage", "give --tenant NAME, --pool NAME, --program ID or --role ROLE"));
+        }
     };
     let client = Client::new(&args.client)?;
-    let body = json!({"role": role, "tenant": args.tenant, "pool": args.pool, "label": args.label});
+    let body =
+        json!({"role": role, "tenant": args.tenant, "pool": args.pool, "program": args.program, "label": args.label});
     let token = client.call("POST", "/api/v1/tokens", Some(&body), &[])?;
     let value = json!({"token": token["token"], "id": token["id"], "role": token["role"]});
     client.show(&value, |t| format!("{}\n", text(&t["token"])))

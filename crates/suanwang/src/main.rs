@@ -10,6 +10,7 @@ mod client_cmd;
 mod error;
 mod federation_cmd;
 mod input;
+mod money_cmd;
 mod output;
 mod parallel;
 mod queue_cmd;
@@ -43,6 +44,10 @@ fn main() -> ExitCode {
         Command::Token(token) => client_cmd::token(&token),
         Command::App(app) => client_cmd::app(&app),
         Command::Dataset(dataset) => client_cmd::dataset(&dataset),
+        Command::Program(c) => money_cmd::program(&c),
+        Command::Voucher(c) => money_cmd::voucher(&c),
+        Command::Invoice(c) => money_cmd::invoice(&c),
+        Command::Money(c) => money_cmd::money(&c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

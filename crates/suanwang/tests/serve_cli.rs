@@ -563,3 +563,120 @@ fn bench_ledger_commits_balances_and_replays() {
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The money commands end to end on the demo: a programme loaded from a file, a tenant applies, a
+/// programme administrator approves, a GPU job runs and is billed, its voucher is claimed and
+/// redeemed, and the ledger balances.
+#[test]
+fn a_voucher_from_the_cli_pays_a_share_of_a_billed_job() {
+    let dir = scratch("money");
+    let server = Server::start(&dir, true);
+    let tokens: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo-tokens.json")).unwrap()).unwrap();
+    let (tenant, operator) = (tokens["tenant"].as_str().unwrap(), tokens["operator"].as_str().unwrap());
+    let year =
+        1970 + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 31_556_952;
+    let shenzhen =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/programs/shenzhen.toml"))
+            .unwrap()
+            .replace("fiscal_year = 2026", &format!("fiscal_year = {year}"));
+    let file = dir.join("shenzhen.toml");
+    std::fs::write(&file, shenzhen).unwrap();
+    for _ in 0..2 {
+        let load = cli(&server.url, operator, &["program", "load", file.to_str().unwrap()]);
+        assert_eq!(load.code, 0, "{}", load.stderr);
+    }
+    let apply = cli(&server.url, tenant, &["voucher", "apply", "shenzhen-training", "--format", "json"]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let application = serde_json::from_str::<Value>(&apply.stdout).unwrap()["id"].to_string();
+    let admin = cli(&server.url, operator, &["token", "create", "--program", "shenzhen-training"]);
+    assert_eq!(admin.code, 0, "{}", admin.stderr);
+    let admin = admin.stdout.trim().to_owned();
+    let usage = cli(&server.url, &admin, &["voucher", "decide", &application]);
+    assert_eq!(usage.code, 2, "neither --approve nor --reject is a usage error");
+    let decide = cli(&server.url, &admin, &["voucher", "decide", &application, "--approve"]);
+    assert!(decide.code == 0 && decide.stdout.contains("approved"), "{}", decide.stderr);
+
+    let submit = cli(
+        &server.url,
+        tenant,
+        &[
+            "job",
+            "submit",
+            "--name",
+            "train",
+            "--accelerators",
+            "8",
+            "--duration-s",
+            "6",
+            "--format",
+            "json",
+            "--",
+            "train",
+        ],
+    );
+    assert_eq!(submit.code, 0, "{}", submit.stderr);
+    let job = serde_json::from_str::<Value>(&submit.stdout).unwrap()["id"].as_i64().unwrap();
+    // Wait until the job succeeded and its usage is on an invoice.
+    let mut invoices = Value::Null;
+    for _ in 0..300 {
+        let run = cli(&server.url, tenant, &["job", "show", &job.to_string(), "--format", "json"]);
+        let state = serde_json::from_str::<Value>(&run.stdout).unwrap()["state"].clone();
+        invoices =
+            serde_json::from_str(&cli(&server.url, tenant, &["invoice", "ls", "--format", "json"]).stdout).unwrap();
+        if state == "succeeded" && invoices.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The biller rates usage within a second; let it take the last report too.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let invoices: Value =
+        serde_json::from_str(&cli(&server.url, tenant, &["invoice", "ls", "--format", "json"]).stdout).unwrap();
+    let invoice = &invoices[0];
+    // 8 cards for 6 s on the demo's GPU pools: a few fen, enough for a 60% share of at least 1.
+    assert!(invoice["amount_fen"].as_u64().unwrap() >= 2, "{invoices}");
+    let claim = cli(
+        &server.url,
+        tenant,
+        &[
+            "voucher",
+            "claim",
+            "shenzhen-training",
+            "--contract",
+            &format!("job:{job}"),
+            "--amount-fen",
+            "100000",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(claim.code, 0, "{}", claim.stderr);
+    let claim_id = serde_json::from_str::<Value>(&claim.stdout).unwrap()["id"].to_string();
+    let zero = cli(
+        &server.url,
+        tenant,
+        &["voucher", "claim", "shenzhen-training", "--contract", "job:999999", "--amount-fen", "0"],
+    );
+    assert!(zero.code == 2 && zero.stderr.starts_with("error[contract_not_found]"), "{}", zero.stderr);
+    let period = invoice["period"].as_str().unwrap();
+    let redeem = cli(
+        &server.url,
+        tenant,
+        &["voucher", "redeem", &claim_id, "--period", period, "--job", &job.to_string(), "--format", "json"],
+    );
+    assert_eq!(redeem.code, 0, "{}", redeem.stderr);
+    let paid = serde_json::from_str::<Value>(&redeem.stdout).unwrap()["subsidy_fen"].as_u64().unwrap();
+    // The demo tenant is a start-up: 60% of the line, floored.
+    assert_eq!(paid, invoice["amount_fen"].as_u64().unwrap() * 6 / 10);
+    let shown = cli(&server.url, tenant, &["invoice", "show", &invoice["tenant"].to_string(), period]);
+    assert!(shown.code == 0 && shown.stdout.contains(&format!("job:{job}")), "{}", shown.stdout);
+    let report = cli(&server.url, &admin, &["program", "show", "shenzhen-training"]);
+    assert!(report.code == 0 && report.stdout.contains("shenzhen-training"), "{}", report.stderr);
+    let balance = cli(&server.url, operator, &["money", "trial-balance"]);
+    assert!(
+        balance.code == 0 && balance.stdout.contains("balanced") && !balance.stdout.contains("NOT"),
+        "{}",
+        balance.stdout
+    );
+    assert_eq!(server.terminate(), 0);
+}
