@@ -617,13 +617,12 @@ fn a_voucher_from_the_cli_pays_a_share_of_a_billed_job() {
     assert_eq!(submit.code, 0, "{}", submit.stderr);
     let job = serde_json::from_str::<Value>(&submit.stdout).unwrap()["id"].as_i64().unwrap();
     // Wait until the job succeeded and its usage is on an invoice.
-    let mut invoices = Value::Null;
     for _ in 0..300 {
         let run = cli(&server.url, tenant, &["job", "show", &job.to_string(), "--format", "json"]);
         let state = serde_json::from_str::<Value>(&run.stdout).unwrap()["state"].clone();
-        invoices =
+        let listed: Value =
             serde_json::from_str(&cli(&server.url, tenant, &["invoice", "ls", "--format", "json"]).stdout).unwrap();
-        if state == "succeeded" && invoices.as_array().is_some_and(|a| !a.is_empty()) {
+        if state == "succeeded" && listed.as_array().is_some_and(|a| !a.is_empty()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
