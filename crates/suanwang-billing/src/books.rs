@@ -302,6 +302,21 @@ pub enum Fact {
         /// Which.
         program: String,
     },
+    /// A market order was placed.
+    Ordered {
+        /// The order.
+        order: crate::market::BookOrder,
+    },
+    /// A resting order was cancelled.
+    Cancelled {
+        /// Its id.
+        order: u64,
+    },
+    /// A call auction ran.
+    Auctioned {
+        /// What it did.
+        auction: crate::market::AuctionRecord,
+    },
 }
 
 /// Where a history ends, to collect what a command added.
@@ -362,6 +377,7 @@ pub struct Books {
     meters: HashMap<(i64, String, u64), u64>,
     lines: BTreeMap<LineKey, Line>,
     breakage: BTreeMap<String, u64>,
+    pub(crate) market: crate::market::MarketState,
 }
 
 fn check_amount(amount_fen: u64) -> Result<(), MoneyError> {
@@ -449,6 +465,14 @@ impl Books {
         self.absorb(fact);
     }
 
+    pub(crate) fn record_fact(&mut self, fact: Fact) {
+        self.absorb(fact);
+    }
+
+    pub(crate) fn facts(&self) -> &[Fact] {
+        &self.facts
+    }
+
     fn absorb(&mut self, fact: Fact) {
         match &fact {
             Fact::Rated { usage, amount_fen, .. } => {
@@ -510,6 +534,7 @@ impl Books {
                     }
                 }
             }
+            Fact::Ordered { .. } | Fact::Cancelled { .. } | Fact::Auctioned { .. } => self.market.absorb(&fact),
             Fact::Expired { program } => {
                 if let Some(p) = self.programs.get_mut(program) {
                     p.expired = true;

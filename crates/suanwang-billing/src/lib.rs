@@ -5,6 +5,8 @@
 //! - [`rating`]: usage to fen (the metering rule) and the calendar (months and years in China
 //!   Standard Time).
 //! - [`program`]: a voucher programme's published rules, as a file.
+//! - [`market`]: the market's book, call auctions (`suanwang-market`) and contracts, kept in the
+//!   books as facts.
 //! - [`books`]: the books: commands that check the rules and move money (rate usage, top up, pay
 //!   out, load a programme, apply, decide, claim, redeem, expire), and the facts they record, so
 //!   that the server, the simulator and the tests share one implementation.
@@ -14,6 +16,7 @@
 
 pub mod books;
 pub mod chart;
+pub mod market;
 pub mod program;
 pub mod rating;
 

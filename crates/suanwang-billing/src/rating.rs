@@ -26,6 +26,17 @@ pub fn increment_fen(used_ms: u64, add_ms: u64, price_fen_per_card_hour: u64) ->
     after - cost_fen(used_ms, price_fen_per_card_hour)
 }
 
+/// The spot price: the list price scaled by the pool's utilisation `u` (allocated ÷ capacity),
+/// from 50% of list when idle to 150% when full, linearly, floored to the fen:
+/// `floor(list × (5,000 + 10,000 × u) / 10,000)`. A pool with no capacity is at list.
+pub fn spot_price_fen(list_fen: u64, allocated_milli: u64, capacity_milli: u64) -> u64 {
+    if capacity_milli == 0 {
+        return list_fen;
+    }
+    let u_bps = u128::from(allocated_milli.min(capacity_milli)) * 10_000 / u128::from(capacity_milli);
+    u64::try_from(u128::from(list_fen) * (5_000 + u_bps) / 10_000).unwrap_or(u64::MAX)
+}
+
 /// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -94,6 +105,10 @@ mod tests {
         assert_eq!(year_start_ms(2027), 1_798_761_600_000 - CST_OFFSET_MS);
         assert_eq!(year(year_start_ms(2027)), 2027);
         assert_eq!(year(year_start_ms(2027) - 1), 2026);
+        assert_eq!(spot_price_fen(1_000, 0, 8_000), 500);
+        assert_eq!(spot_price_fen(1_000, 4_000, 8_000), 1_000);
+        assert_eq!(spot_price_fen(1_000, 8_000, 8_000), 1_500);
+        assert_eq!(spot_price_fen(1_000, 1, 0), 1_000);
         assert!(is_period("2026-11") && !is_period("2026-13") && !is_period("2026-1") && !is_period("20x6-01"));
     }
 

@@ -252,3 +252,72 @@ fn programmes_stack_only_when_both_allow_it() {
     let l = books.line(&line(1, 1, "sh")).unwrap();
     assert_eq!((l.subsidy_fen(), l.tenant_share_fen()), (30_000, 70_000));
 }
+
+#[test]
+fn orders_clear_into_contracts_that_replay() {
+    use suanwang_billing::market::{NewOrder, Owner};
+    use suanwang_market::Side;
+    let mut books = Books::new();
+    let start = u64::try_from(now() / 1000).unwrap() + 86_400;
+    let order = |owner: Owner, side, cards, limit, key: &str| NewOrder {
+        owner,
+        side,
+        model: "A800".into(),
+        region: "CN-GD".into(),
+        start_s: start,
+        end_s: start + 86_400,
+        cards,
+        limit_fen_per_card_hour: limit,
+        all_or_none: false,
+        standing: true,
+        key: key.into(),
+    };
+    let (sell, new) = books.place_order(order(Owner::Pool("gpu".into()), Side::Sell, 16, 1_000, "s1"), now()).unwrap();
+    assert!(new);
+    let (buy, _) = books.place_order(order(Owner::Tenant(7), Side::Buy, 8, 1_200, "b1"), now()).unwrap();
+    // The same key again is the same order; with other fields, a conflict.
+    assert_eq!(
+        books.place_order(order(Owner::Tenant(7), Side::Buy, 8, 1_200, "b1"), now()).unwrap(),
+        (buy.clone(), false)
+    );
+    let e = books.place_order(order(Owner::Tenant(7), Side::Buy, 9, 1_200, "b1"), now()).unwrap_err();
+    assert_eq!(e.code, "idempotency_conflict");
+    // Bad orders.
+    let mut empty = order(Owner::Tenant(7), Side::Buy, 8, 1_200, "b2");
+    empty.end_s = empty.start_s;
+    assert_eq!(books.place_order(empty, now()).unwrap_err().code, "window_empty");
+    let mut past = order(Owner::Tenant(7), Side::Buy, 8, 1_200, "b3");
+    past.start_s = 1;
+    assert_eq!(books.place_order(past, now()).unwrap_err().code, "window_past");
+    assert_eq!(
+        books.place_order(order(Owner::Tenant(7), Side::Buy, 0, 1_200, "b4"), now()).unwrap_err().code,
+        "cards_invalid"
+    );
+    assert_eq!(
+        books.place_order(order(Owner::Tenant(7), Side::Buy, 1, 0, "b5"), now()).unwrap_err().code,
+        "price_invalid"
+    );
+
+    let auction = books.run_auction(now());
+    assert_eq!(auction.contracts.len(), 1);
+    let c = &books.contracts()[0];
+    assert_eq!((c.tenant, c.pool.as_str(), c.cards, c.orders), (7, "gpu", 8, (buy.id, sell.id)));
+    assert!((1_000..=1_200).contains(&c.price_fen_per_card_hour));
+    assert_eq!(c.value_fen(), 8 * 24 * c.price_fen_per_card_hour as u64);
+    assert_eq!(c.term_days(), 1);
+    // The seller's 8 unsold cards stand; the filled buy left the book.
+    let resting: Vec<_> = books.book().map(|o| (o.id, o.cards)).collect();
+    assert_eq!(resting, vec![(sell.id, 8)]);
+    assert_eq!(books.cancel_order(&Owner::Tenant(7), sell.id).unwrap_err().code, "order_not_found");
+    books.cancel_order(&Owner::Pool("gpu".into()), sell.id).unwrap();
+    assert_eq!(books.book().count(), 0);
+
+    let mut again = Books::new();
+    let fresh = Books::new().lines().len();
+    for l in &books.lines()[fresh..] {
+        again.replay_line(l).unwrap();
+    }
+    assert_eq!(again.contracts(), books.contracts());
+    assert_eq!(again.book().count(), 0);
+    assert_eq!(again.auctions(), books.auctions());
+}

@@ -151,6 +151,10 @@ pub struct SubmitJob {
     /// The application (template) the job was made from; with `"params"` on submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// A market contract (`contract:ID`) the job runs under: it runs in the contract's pool and
+    /// is rated at the contract's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 /// A job as the API shows it.
@@ -303,6 +307,24 @@ pub async fn submit(
         }));
     }
     let now = crate::state::now_ms();
+    if let Some(contract) = body.contract.clone() {
+        let c = crate::money::tenant_contract(&state, tenant_id, &contract).await?;
+        let cards = u32::from(body.accelerators) * u32::from(body.tasks);
+        if cards > c.cards {
+            return Err(ApiError::bad_request(
+                "exceeds_contract",
+                format!("the job needs {cards} cards; {contract} has {}", c.cards),
+            ));
+        }
+        let now_s = u64::try_from(now / 1000).unwrap_or(0);
+        if now_s >= c.end_s {
+            return Err(ApiError::conflict("contract_ended", format!("{contract}'s window has ended")));
+        }
+        if body.pool.as_ref().is_some_and(|p| p != &c.pool) {
+            return Err(ApiError::bad_request("contract_pool_mismatch", format!("{contract} is for pool {}", c.pool)));
+        }
+        body.pool = Some(c.pool.clone());
+    }
     let job = scheduler_job(&state.federation, tenant_id, &body, (now / 1000) as u64)?;
     // The stored body is the canonical JSON of what was accepted: its digest decides whether a
     // replayed key carries the same request.

@@ -11,6 +11,7 @@
 //!   store's history, and the raw ledger API.
 //! - [`money`]: the biller (usage into charges), balances, invoices, payments and payouts,
 //!   voucher programmes, applications, claims and redemptions.
+//! - [`market_api`]: posted and spot prices, orders, the book, call auctions, contracts, quotes.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and the middleware that times requests.
 //!
 //! Every route is listed in [`openapi`]'s document, which a snapshot test keeps in step.
@@ -23,6 +24,7 @@ pub mod committer;
 pub mod error;
 pub mod jobs;
 pub mod ledger;
+pub mod market_api;
 pub mod metrics;
 pub mod money;
 pub mod openapi;
@@ -93,6 +95,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/claims", get(money::list_claims))
         .route("/api/v1/claims/{id}", get(money::show_claim))
         .route("/api/v1/claims/{id}/redemptions", post(money::redeem))
+        .route("/api/v1/market/prices", get(market_api::prices))
+        .route("/api/v1/market/orders", post(market_api::place_order))
+        .route("/api/v1/market/orders/{id}/cancel", post(market_api::cancel_order))
+        .route("/api/v1/market/book", get(market_api::book))
+        .route("/api/v1/market/auctions", post(market_api::run_auction).get(market_api::auctions))
+        .route("/api/v1/market/contracts", get(market_api::contracts))
+        .route("/api/v1/quotes", post(market_api::quote))
         .route("/api/v1/sites", get(admin::list_sites))
         .route("/api/v1/links", get(admin::list_links))
         .route("/api/v1/audit", get(admin::audit))
@@ -149,6 +158,7 @@ pub fn start(store: Store, federation: Federation, config: ServerConfig) -> AppS
     }));
     tokio::spawn(scheduler::run(state.clone(), mailbox));
     tokio::spawn(money::run_biller(state.clone()));
+    tokio::spawn(market_api::run_auctions(state.clone()));
     state
 }
 

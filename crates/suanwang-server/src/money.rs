@@ -124,17 +124,33 @@ async fn usage_of(state: &AppState, store: &Store, u: &UsageRecord) -> Result<Us
         .job(u.job_id)
         .await?
         .ok_or_else(|| ApiError::unavailable(format!("usage for unknown job {}", u.job_id)))?;
-    let (pool, price) = pool_facts(state, &u.pool).unwrap_or_else(|| {
+    let (pool, mut price) = pool_facts(state, &u.pool).unwrap_or_else(|| {
         // A pool no longer in the federation: rate at 0 and keep the usage visible.
         (PoolFacts { pool: u.pool.clone(), provider: String::new(), city: String::new(), cards: 0, domestic: false }, 0)
     });
+    // A job under a market contract is rated at the contract's price (on the contract's pool).
+    let named: Option<String> = serde_json::from_str::<serde_json::Value>(&job.spec)
+        .ok()
+        .and_then(|spec| spec.get("contract").and_then(|c| c.as_str()).map(str::to_owned));
+    let mut contract = format!("job:{}", u.job_id);
+    if let Some(name) = named {
+        let n: Option<u64> = name.strip_prefix("contract:").and_then(|n| n.parse().ok());
+        let c = match n {
+            Some(n) => state.ledger.read(&state.store, |books| books.contract(n).cloned()).await?,
+            None => None,
+        };
+        if let Some(c) = c.filter(|c| c.pool == u.pool) {
+            price = u64::try_from(c.price_fen_per_card_hour).unwrap_or(0);
+            contract = name;
+        }
+    }
     Ok(Usage {
         source: u.source.clone(),
         event_id: u.event_id.clone(),
         job: u.job_id,
         tenant: job.tenant_id,
         pool,
-        contract: format!("job:{}", u.job_id),
+        contract,
         card_ms: u64::try_from(u.accelerator_ms).unwrap_or(0),
         price_fen_per_card_hour: price,
         at_ms: u.at_ms,
@@ -656,14 +672,44 @@ pub struct NewClaim {
     pub amount_fen: u64,
 }
 
+/// A market contract (`contract:ID`) of the tenant's, or `contract_not_found`.
+pub async fn tenant_contract(
+    state: &AppState,
+    tenant: i64,
+    id: &str,
+) -> Result<suanwang_billing::market::MarketContract, ApiError> {
+    let not_found =
+        || ApiError::new(StatusCode::NOT_FOUND, "contract_not_found", format!("no contract {id:?} of yours"));
+    let n: u64 = id.strip_prefix("contract:").and_then(|n| n.parse().ok()).ok_or_else(not_found)?;
+    state
+        .ledger
+        .read(&state.store, |books| books.contract(n).cloned())
+        .await?
+        .filter(|c| c.tenant == tenant)
+        .ok_or_else(not_found)
+}
+
 async fn resolve_contract(state: &AppState, tenant: i64, id: &str) -> Result<Contract, ApiError> {
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "contract_not_found",
-            format!("no contract {id:?} of yours (contracts are job:ID for on-demand jobs)"),
+            format!(
+                "no contract {id:?} of yours (contracts are contract:ID from the market, or job:ID for on-demand jobs)"
+            ),
         )
     };
+    if id.starts_with("contract:") {
+        let c = tenant_contract(state, tenant, id).await?;
+        let pool = pool_facts(state, &c.pool).map(|(facts, _)| facts);
+        return Ok(Contract {
+            id: id.to_owned(),
+            tenant,
+            pool,
+            term_days: c.term_days(),
+            value_fen: Some(c.value_fen()),
+        });
+    }
     let job_id: i64 = id.strip_prefix("job:").and_then(|n| n.parse().ok()).ok_or_else(not_found)?;
     let job = state.store.job(job_id).await?.filter(|j| j.tenant_id == tenant).ok_or_else(not_found)?;
     let pool = job.pool.as_deref().and_then(|p| pool_facts(state, p)).map(|(facts, _)| facts);

@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub platform_fee_bps: u32,
     /// How often the leader rates new usage into charges.
     pub billing_interval: Duration,
+    /// How often the leader runs a call auction (published at `/api/v1/market/prices`).
+    pub auction_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             apps: suanwang_formats::apps::builtin(),
             platform_fee_bps: 500,
             billing_interval: Duration::from_secs(1),
+            auction_interval: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -302,3 +302,137 @@ async fn concurrent_claims_on_two_servers_never_pass_the_budget() {
     trial_balance(&a).await;
     a.audit_verifies().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_clear_into_contracts_that_jobs_run_under() {
+    let h = Harness::new(fast()).await;
+    h.start_agents();
+    let op = h.operator.clone();
+    let (tid, t) = tenant(&h, "acme", "sme", "Shenzhen").await;
+    let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
+    let seller = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
+    let now_s = u64::try_from(suanwang_server::state::now_ms() / 1000).unwrap();
+    let (start, end) = (now_s + 3_600, now_s + 3_600 + 86_400);
+    let order = |side: &str, cards: u32, limit: i64| {
+        json!({"side": side, "model": "A800-SXM4-80GB", "region": "CN-GD", "start_s": start, "end_s": end,
+               "cards": cards, "limit_fen_per_card_hour": limit})
+    };
+    let place = |token: String, key: &'static str, body: Value| {
+        let h = &h;
+        async move {
+            h.call_with(
+                Method::POST,
+                "/api/v1/market/orders",
+                Some(&token),
+                Some(&body.to_string()),
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let (status, sell) = place(seller.clone(), "s1", order("sell", 16, 1_000)).await;
+    assert_eq!(status, StatusCode::CREATED, "{sell}");
+    let (status, buy) = place(t.clone(), "b1", order("buy", 8, 1_500)).await;
+    assert_eq!(status, StatusCode::CREATED, "{buy}");
+    let (status, again) = place(t.clone(), "b1", order("buy", 8, 1_500)).await;
+    assert_eq!((status, &again["id"]), (StatusCode::OK, &buy["id"]), "the same key is the same order");
+    // Bad orders: a 4xx with a stable code.
+    let mut empty = order("buy", 8, 1_500);
+    empty["end_s"] = json!(start);
+    for (token, key, body, status, code) in [
+        (t.clone(), "b1", order("buy", 9, 1_500), 409, "idempotency_conflict"),
+        (t.clone(), "b2", empty, 400, "window_empty"),
+        (t.clone(), "b3", order("buy", 8, 0), 400, "price_invalid"),
+        (t.clone(), "b4", order("sell", 8, 1_000), 400, "invalid_order"),
+        (seller.clone(), "s2", order("sell", 999, 1_000), 400, "cards_invalid"),
+        (op.clone(), "o1", order("buy", 8, 1_000), 403, "forbidden"),
+    ] {
+        let (got, e) = place(token, key, body.clone()).await;
+        assert_eq!((got.as_u16(), e["error"]["code"].as_str()), (status, Some(code)), "{body}: {e}");
+    }
+    let (status, e) = post(&h, &t, "/api/v1/market/orders", order("buy", 1, 1_000)).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("idempotency_key_required")));
+
+    // The book's depth is public; owners are not.
+    let (_, book) = get(&h, &other, "/api/v1/market/book").await;
+    assert_eq!(book["depth"][0]["buys"][0]["cards"], 8, "{book}");
+    assert_eq!(book["depth"][0]["sells"][0]["price_fen_per_card_hour"], 1_000);
+    assert_eq!(book["mine"].as_array().unwrap().len(), 0);
+    let (_, book) = get(&h, &t, "/api/v1/market/book").await;
+    assert_eq!(book["mine"][0]["id"], buy["id"]);
+
+    // An auction makes one contract at the uniform price.
+    assert_eq!(post(&h, &t, "/api/v1/market/auctions", json!({})).await.0, StatusCode::FORBIDDEN);
+    let (status, auction) = post(&h, &op, "/api/v1/market/auctions", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{auction}");
+    assert_eq!(auction["contracts"].as_array().unwrap().len(), 1, "{auction}");
+    let (_, contracts) = get(&h, &t, "/api/v1/market/contracts").await;
+    let contract = &contracts[0];
+    assert_eq!(
+        (contract["tenant"].as_i64(), contract["pool"].as_str(), contract["cards"].as_u64()),
+        (Some(tid), Some("gpu"), Some(8))
+    );
+    let price = contract["price_fen_per_card_hour"].as_u64().unwrap();
+    assert!((1_000..=1_500).contains(&price));
+    assert_eq!(get(&h, &other, "/api/v1/market/contracts").await.1.as_array().unwrap().len(), 0);
+    let (_, history) = get(&h, &other, "/api/v1/market/auctions").await;
+    assert_eq!(history[0]["cards"], 8);
+
+    // Prices and quotes.
+    let (_, prices) = get(&h, &t, "/api/v1/market/prices").await;
+    let gpu = prices["pools"].as_array().unwrap().iter().find(|p| p["pool"] == "gpu").unwrap().clone();
+    assert_eq!(
+        (gpu["list_fen_per_card_hour"].as_u64(), gpu["region"].as_str()),
+        (Some(1_200), Some("CN-GD")),
+        "{prices}"
+    );
+    assert_eq!(prices["last_clearing"][0][4].as_u64(), Some(price));
+    let (status, quote) = post(&h, &t, "/api/v1/quotes", json!({"accelerators": 8, "duration_s": 3600})).await;
+    assert_eq!(status, StatusCode::OK, "{quote}");
+    assert_eq!((quote[0]["pool"].as_str(), quote[0]["cost_fen"].as_u64()), (Some("gpu"), Some(9_600)), "{quote}");
+    let (status, e) = post(&h, &t, "/api/v1/quotes", json!({"accelerators": 0, "duration_s": 3600})).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_quote")));
+
+    // A job under the contract runs in its pool and is rated at its price.
+    let id = format!("contract:{}", contract["id"]);
+    let body = json!({"name": "reserved", "command": ["train"], "accelerators": 8, "duration_s": 1, "contract": id});
+    let (status, job) = post(&h, &t, "/api/v1/jobs", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let job_id = job["id"].as_i64().unwrap();
+    let bad = json!({"name": "x", "command": ["x"], "accelerators": 8, "tasks": 2, "contract": id});
+    assert_eq!(post(&h, &t, "/api/v1/jobs", bad).await.1["error"]["code"], "exceeds_contract");
+    let theirs = json!({"name": "x", "command": ["x"], "accelerators": 1, "contract": id});
+    assert_eq!(post(&h, &other, "/api/v1/jobs", theirs).await.1["error"]["code"], "contract_not_found");
+    h.wait_for_state(&t, job_id, "succeeded").await;
+    let agent = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
+    let usage = json!({"job_id": job_id, "event_id": "reserved-1", "accelerator_ms": 36_000_000});
+    assert_eq!(post(&h, &agent, "/api/v1/agent/usage", usage).await.0, StatusCode::OK);
+    suanwang_server::money::bill(&h.state).await.unwrap();
+    let (_, list) = get(&h, &t, "/api/v1/invoices").await;
+    let period = list[0]["period"].as_str().unwrap().to_owned();
+    let (_, invoice) = get(&h, &t, &format!("/api/v1/invoices/{tid}/{period}")).await;
+    let line = &invoice["lines"][0];
+    assert_eq!(line["contract"].as_str(), Some(id.as_str()), "{invoice}");
+    let amount = line["amount_fen"].as_u64().unwrap();
+    assert!(amount >= 10 * price && amount < 10 * price + 10, "10 card-hours at the contract's price: {invoice}");
+
+    // A claim for the contract knows its value: at most the ratio of it.
+    let program = program("contract-test", this_year(), 100_000_000, None);
+    assert_eq!(post(&h, &op, "/api/v1/programs", program).await.0, StatusCode::CREATED);
+    let (_, a) = post(&h, &t, "/api/v1/programs/contract-test/applications", json!({})).await;
+    post(&h, &op, &format!("/api/v1/applications/{}/decision", a["id"]), json!({"approve": true})).await;
+    let value = 8 * 24 * price; // 8 cards for a day
+    let too_much = json!({"contract": id, "amount_fen": value * 2 / 10 + 1});
+    let (status, e) = post(&h, &t, "/api/v1/programs/contract-test/claims", too_much).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("claim_exceeds_ratio")), "{e}");
+    let (status, claim) =
+        post(&h, &t, "/api/v1/programs/contract-test/claims", json!({"contract": id, "amount_fen": value / 10})).await;
+    assert_eq!(status, StatusCode::CREATED, "{claim}");
+    let (status, r) =
+        post(&h, &t, &format!("/api/v1/claims/{}/redemptions", claim["id"]), json!({"period": period, "job": job_id}))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["subsidy_fen"].as_u64().unwrap(), amount * 2_000 / 10_000);
+    trial_balance(&h).await;
+    h.audit_verifies().await;
+}
