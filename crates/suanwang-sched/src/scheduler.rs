@@ -17,7 +17,7 @@
 //! (placements only consume capacity), so every later job of that shape is skipped. The pass ends
 //! once every shape in the queue has failed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -171,6 +171,24 @@ pub struct Scheduler {
     feasibility_classes: HashMap<Vec<PoolId>, u32>,
     /// Per task shape: the task slots of every pool when empty.
     empty_slots: FxHashMap<TaskSpec, Vec<u64>>,
+    /// Per pool: capacity held for tenants by contracts.
+    holds: Vec<Vec<CapacityHold>>,
+    /// The last `place` skipped a pool only because of others' holds.
+    held_back: bool,
+}
+
+/// Accelerator capacity a contract holds in a pool for one tenant during a window: while it is
+/// active, other tenants' jobs may not take the part of it the holder is not using.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapacityHold {
+    /// The tenant it is held for.
+    pub tenant: u32,
+    /// How much, milli-cards.
+    pub gpu_milli: u64,
+    /// From (s).
+    pub start_s: u64,
+    /// Until (s, exclusive).
+    pub end_s: u64,
 }
 
 impl Scheduler {
@@ -221,8 +239,40 @@ impl Scheduler {
             shapes_queued_distinct: 0,
             feasibility_classes: HashMap::new(),
             empty_slots: FxHashMap::default(),
+            holds: vec![Vec::new(); federation.pool_count()],
+            held_back: false,
             config,
         }
+    }
+
+    /// Replaces the capacity holds of a pool (contracts; see [`CapacityHold`]).
+    pub fn set_holds(&mut self, pool: PoolId, holds: Vec<CapacityHold>) {
+        if let Some(slot) = self.holds.get_mut(pool.index()) {
+            *slot = holds;
+        }
+    }
+
+    /// Milli-cards of `pool` held at `now` for tenants other than `tenant` and not in use by them.
+    fn held_for_others(&self, pool: PoolId, tenant: u32, now: u64) -> u64 {
+        let holds = &self.holds[pool.index()];
+        if holds.is_empty() {
+            return 0;
+        }
+        let mut held: BTreeMap<u32, u64> = BTreeMap::new();
+        for h in holds.iter().filter(|h| h.tenant != tenant && h.start_s <= now && now < h.end_s) {
+            *held.entry(h.tenant).or_default() += h.gpu_milli;
+        }
+        if held.is_empty() {
+            return 0;
+        }
+        let mut used: BTreeMap<u32, u64> = BTreeMap::new();
+        for &(_, job) in &self.books[pool.index()].running {
+            let t = self.jobs[job.index()].job.spec.tenant;
+            if held.contains_key(&t) {
+                *used.entry(t).or_default() += self.job_milli(job);
+            }
+        }
+        held.iter().map(|(t, h)| h.saturating_sub(used.get(t).copied().unwrap_or(0))).sum()
     }
 
     /// The configuration.
@@ -530,7 +580,7 @@ impl Scheduler {
         {
             return false;
         }
-        if let Some((pool, assignments, explanation)) = self.place(id) {
+        if let Some((pool, assignments, explanation)) = self.place(id, now) {
             self.start(id, pool, assignments, now);
             if let Some(reservation) = &mut pass.reservation
                 && reservation.pool == pool
@@ -552,32 +602,44 @@ impl Scheduler {
                     self.enqueue(victim);
                     pass.decisions.push(Decision::Preempt { job: victim, for_job: id });
                 }
-                if let Some((pool, assignments, explanation)) = self.place(id) {
+                if let Some((pool, assignments, explanation)) = self.place(id, now) {
                     self.start(id, pool, assignments, now);
                     pass.decisions.push(Decision::Start { job: id, pool, explanation });
                     return true;
                 }
             }
         }
-        pass.failed.insert(shape);
+        // With holds, the same shape may fit for another tenant: do not rule the shape out.
+        if self.holds.iter().all(Vec::is_empty) {
+            pass.failed.insert(shape);
+        }
         pass.recheck = true;
-        if self.config.policy.backfill && pass.reservation.is_none() {
+        // A job kept out only by contracts' holds gets no backfill reservation: the holds, not
+        // running jobs, decide when it can start, and others may use the unheld capacity.
+        if self.config.policy.backfill && pass.reservation.is_none() && !self.held_back {
             pass.reservation = self.reservation_for(id, now);
         }
         false
     }
 
     /// Chooses a pool and places every task there, or changes nothing.
-    fn place(&mut self, id: JobId) -> Option<(PoolId, Vec<Assignment>, String)> {
+    fn place(&mut self, id: JobId, now: u64) -> Option<(PoolId, Vec<Assignment>, String)> {
         let record = &self.jobs[id.index()];
         let spec = &record.job.spec;
         let green = record.job.green;
         let request = spec.task.accelerators();
         // (cost, carbon, free capacity, pool)
         let mut candidates: Vec<(f64, f64, u64, PoolId)> = Vec::new();
+        self.held_back = false;
         for &pool_id in &record.feasible {
             let runtime = &self.pools[pool_id.index()];
             if !runtime.healthy || !runtime.accepting || !self.quick_fit(pool_id, &spec.task, spec.gang_size) {
+                continue;
+            }
+            let need = u64::from(request.total_milli()) * u64::from(spec.gang_size);
+            let free = runtime.cluster.gpu_milli_capacity() - runtime.cluster.gpu_milli_allocated();
+            if need > 0 && free.saturating_sub(self.held_for_others(pool_id, spec.tenant, now)) < need {
+                self.held_back = true;
                 continue;
             }
             let model =

@@ -262,3 +262,28 @@ fn pool_choice_weighs_price_data_and_green() {
     let why = explanation(green).unwrap();
     assert!(why.starts_with("b: least carbon of 2 pools") && why.contains("80% green power"), "{why}");
 }
+
+#[test]
+fn a_contract_holds_capacity_for_its_tenant() {
+    use suanwang_sched::scheduler::CapacityHold;
+    let federation = one_pool(); // 16 cards
+    let mut s = scheduler(&federation, "drf");
+    let pool = PoolId::from_index(0);
+    // Tenant 1 holds 8 cards from t = 10 to t = 100.
+    s.set_holds(pool, vec![CapacityHold { tenant: 1, gpu_milli: 8_000, start_s: 10, end_s: 100 }]);
+    // Before the window nothing is held: tenant 0 may take the whole pool.
+    let early = s.submit(job(spec(0, 8, 2), 0), 0).unwrap();
+    assert_eq!(started(&s.schedule(0)), vec![early.0]);
+    s.finish(early, 5);
+    // In the window, tenant 0 gets only the unheld half.
+    let half = s.submit(job(spec(0, 8, 1), 20), 20).unwrap();
+    let more = s.submit(job(spec(0, 8, 1), 20), 20).unwrap();
+    assert_eq!(started(&s.schedule(20)), vec![half.0]);
+    assert_eq!(started(&s.schedule(21)), Vec::<u32>::new(), "the held half stays free");
+    // The holder gets its 8 cards.
+    let held = s.submit(job(spec(1, 8, 1), 22), 22).unwrap();
+    assert_eq!(started(&s.schedule(22)), vec![held.0]);
+    // After the window the capacity is everyone's again.
+    s.finish(held, 100);
+    assert_eq!(started(&s.schedule(100)), vec![more.0]);
+}

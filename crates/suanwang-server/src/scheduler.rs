@@ -148,6 +148,7 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
                     break;
                 }
                 task.sync().await;
+                task.hold_contracts().await;
                 task.publish();
             }
             task.check_heartbeats().await;
@@ -193,6 +194,42 @@ impl Task {
             "this server leads; rebuilt its state from the store"
         );
         Ok(task)
+    }
+
+    /// Gives the scheduler the capacity market contracts hold (each a tenant's cards in a pool for
+    /// a window), so other tenants' jobs leave it free.
+    async fn hold_contracts(&mut self) {
+        let now = now_s();
+        let contracts = match self
+            .state
+            .ledger
+            .read(&self.state.store, |books| {
+                books.contracts().iter().filter(|c| c.end_s > now).cloned().collect::<Vec<_>>()
+            })
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return tracing::warn!(error = %e.message, "cannot read the contracts"),
+        };
+        let mut holds: Vec<Vec<suanwang_sched::scheduler::CapacityHold>> =
+            vec![Vec::new(); self.state.federation.pool_count()];
+        for c in contracts {
+            let (Some((id, _)), Ok(tenant)) =
+                (self.state.federation.pools().find(|(_, p)| p.name == c.pool), u32::try_from(c.tenant))
+            else {
+                continue;
+            };
+            self.scheduler.ensure_tenants(tenant as usize + 1);
+            holds[id.index()].push(suanwang_sched::scheduler::CapacityHold {
+                tenant,
+                gpu_milli: u64::from(c.cards) * 1000,
+                start_s: c.start_s,
+                end_s: c.end_s,
+            });
+        }
+        for (i, h) in holds.into_iter().enumerate() {
+            self.scheduler.set_holds(PoolId::from_index(i), h);
+        }
     }
 
     /// Publishes the queue and each pool's use for `/metrics`.

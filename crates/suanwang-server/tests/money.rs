@@ -436,3 +436,49 @@ async fn orders_clear_into_contracts_that_jobs_run_under() {
     trial_balance(&h).await;
     h.audit_verifies().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_keeps_a_contracts_cards_for_its_tenant() {
+    let h = Harness::new(fast()).await;
+    h.start_agents();
+    let op = h.operator.clone();
+    let (_, t) = tenant(&h, "acme", "sme", "Shenzhen").await;
+    let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
+    let seller = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
+    let now_s = u64::try_from(suanwang_server::state::now_ms() / 1000).unwrap();
+    let order = |side: &str| {
+        json!({"side": side, "model": "A800-SXM4-80GB", "region": "CN-GD", "start_s": now_s + 1,
+               "end_s": now_s + 86_400, "cards": 8, "limit_fen_per_card_hour": 1_000})
+    };
+    for (token, key, side) in [(&seller, "s", "sell"), (&t, "b", "buy")] {
+        let (status, o) = h
+            .call_with(
+                Method::POST,
+                "/api/v1/market/orders",
+                Some(token),
+                Some(&order(side).to_string()),
+                &[("idempotency-key", key)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{o}");
+    }
+    let (_, auction) = post(&h, &op, "/api/v1/market/auctions", json!({})).await;
+    assert_eq!(auction["contracts"].as_array().unwrap().len(), 1);
+    // Once the window is open (and the scheduler has read the contract), globex cannot take the
+    // whole GPU pool, only the unheld half.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let whole =
+        json!({"name": "whole", "command": ["x"], "accelerators": 8, "tasks": 2, "pool": "gpu", "duration_s": 30});
+    let (_, whole) = post(&h, &other, "/api/v1/jobs", whole).await;
+    let half = json!({"name": "half", "command": ["x"], "accelerators": 8, "pool": "gpu", "duration_s": 1});
+    let (_, half) = post(&h, &other, "/api/v1/jobs", half).await;
+    h.wait_for_state(&other, half["id"].as_i64().unwrap(), "succeeded").await;
+    let (_, w) = get(&h, &other, &format!("/api/v1/jobs/{}", whole["id"])).await;
+    assert_eq!(w["state"], "queued", "the contract's 8 cards stay free: {w}");
+    // The holder's job under the contract runs.
+    let mine = json!({"name": "mine", "command": ["x"], "accelerators": 8, "duration_s": 1,
+                      "contract": format!("contract:{}", auction["contracts"][0]["id"])});
+    let (status, mine) = post(&h, &t, "/api/v1/jobs", mine).await;
+    assert_eq!(status, StatusCode::CREATED, "{mine}");
+    h.wait_for_state(&t, mine["id"].as_i64().unwrap(), "succeeded").await;
+}
