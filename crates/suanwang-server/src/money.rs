@@ -157,14 +157,41 @@ async fn usage_of(state: &AppState, store: &Store, u: &UsageRecord) -> Result<Us
     })
 }
 
-/// The biller task: while this server leads, rates new usage every `billing_interval`.
+/// Ends the year of every programme whose year is over (the leader does it once a pass).
+pub async fn expire_ended_programs(state: &AppState) -> Result<Vec<String>, ApiError> {
+    let now = now_ms();
+    let due: Vec<String> = state
+        .ledger
+        .read(&state.store, |books| {
+            books
+                .programs()
+                .filter(|p| !p.expired && now >= suanwang_billing::rating::year_start_ms(p.program.fiscal_year + 1))
+                .map(|p| p.program.id.clone())
+                .collect()
+        })
+        .await?;
+    for id in &due {
+        let id = id.clone();
+        state.ledger.write(&state.store, "biller", move |books| books.expire_program(&id, now)).await??;
+    }
+    Ok(due)
+}
+
+/// The biller task: while this server leads, rates new usage every `billing_interval` and ends
+/// the year of programmes whose year is over.
 pub async fn run_biller(state: AppState) {
     loop {
         tokio::time::sleep(state.config.billing_interval).await;
-        if state.leader.load(std::sync::atomic::Ordering::Relaxed)
-            && let Err(e) = bill(&state).await
-        {
+        if !state.leader.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        if let Err(e) = bill(&state).await {
             tracing::warn!(error = %e.message, "billing pass failed; the next one retries");
+        }
+        match expire_ended_programs(&state).await {
+            Ok(ended) if !ended.is_empty() => tracing::info!(?ended, "programmes' years ended"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "cannot end programmes' years; the next pass retries"),
         }
     }
 }

@@ -153,6 +153,10 @@ async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
     let expired = program("old", this_year() - 1, 1_000, None);
     assert_eq!(post(&h, &op, "/api/v1/programs", expired).await.0, StatusCode::CREATED);
     let after_load = trial_balance(&h).await;
+    // The leader ends a programme whose year is over.
+    assert_eq!(suanwang_server::money::expire_ended_programs(&h.state).await.unwrap(), vec!["old".to_owned()]);
+    let (_, old) = get(&h, &op, "/api/v1/programs/old").await;
+    assert_eq!(old["expired"], true);
     for (who, path, body, status, code) in [
         (
             &t,

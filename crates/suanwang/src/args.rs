@@ -83,6 +83,94 @@ pub enum Command {
     /// client of `serve`).
     #[command(subcommand)]
     Money(MoneyCommand),
+    /// The market for reserved accelerator-hours: prices, orders, the book, auctions, contracts
+    /// (a client of `serve`).
+    #[command(subcommand)]
+    Market(MarketCommand),
+    /// What a job would cost in each pool, at list and spot prices (a client of `serve`).
+    #[command(after_help = "Example:\n  suanwang quote --accelerators 8 --duration-s 36000")]
+    Quote(QuoteArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MarketCommand {
+    /// Posted and spot prices per pool, the auction interval, the last clearing prices.
+    Prices(ClientOnly),
+    /// Place a limit order (tenants buy; a pool's provider token sells its pool's cards).
+    #[command(
+        after_help = "Example:\n  suanwang market order --side buy --model A800-SXM4-80GB --region CN-GD \\\n    --start-s 1798761600 --end-s 1798848000 --cards 8 --limit-fen 1500 --key q1-train"
+    )]
+    Order(OrderArgs),
+    /// Take a resting order out of the book.
+    Cancel(OrderIdArgs),
+    /// The book's depth by product, and your own orders.
+    Book(ClientOnly),
+    /// Run a call auction now (operators).
+    Auction(ClientOnly),
+    /// Contracts made by auctions (yours; all for operators and auditors).
+    Contracts(ClientOnly),
+}
+
+#[derive(Args, Debug)]
+pub struct OrderArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// buy or sell.
+    #[arg(long)]
+    pub side: String,
+    /// Accelerator model (buys).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Region (buys).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Delivery window start, seconds since 1970 (UTC).
+    #[arg(long)]
+    pub start_s: u64,
+    /// Delivery window end (exclusive), seconds since 1970 (UTC).
+    #[arg(long)]
+    pub end_s: u64,
+    /// Cards.
+    #[arg(long)]
+    pub cards: u32,
+    /// Limit price, fen per card-hour.
+    #[arg(long)]
+    pub limit_fen: i64,
+    /// Fill whole or not at all.
+    #[arg(long)]
+    pub all_or_none: bool,
+    /// Take part in the next auction only (default: rest until filled or cancelled).
+    #[arg(long)]
+    pub once: bool,
+    /// Idempotency key: the same key again is the same order.
+    #[arg(long)]
+    pub key: String,
+}
+
+#[derive(Args, Debug)]
+pub struct OrderIdArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The order's id.
+    pub id: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct QuoteArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Cards per task.
+    #[arg(long)]
+    pub accelerators: u32,
+    /// Tasks (a gang).
+    #[arg(long, default_value_t = 1)]
+    pub tasks: u32,
+    /// Expected run time, seconds.
+    #[arg(long)]
+    pub duration_s: u64,
+    /// Only this accelerator model.
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -48,6 +48,8 @@ fn main() -> ExitCode {
         Command::Voucher(c) => money_cmd::voucher(&c),
         Command::Invoice(c) => money_cmd::invoice(&c),
         Command::Money(c) => money_cmd::money(&c),
+        Command::Market(c) => money_cmd::market(&c),
+        Command::Quote(args) => money_cmd::quote(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,11 @@
-//! The CLI as a client of the money API: programmes, vouchers, invoices, balances and payouts.
+//! The CLI as a client of the money API: programmes, vouchers, invoices, balances, payouts, the
+//! market and quotes.
 //! Amounts go in as fen and come out in yuan with two decimals (`--format json` keeps the API's
 //! fen).
 
 use serde_json::{Value, json};
 
-use crate::args::{InvoiceCommand, MoneyCommand, ProgramCommand, VoucherCommand};
+use crate::args::{InvoiceCommand, MarketCommand, MoneyCommand, ProgramCommand, QuoteArgs, VoucherCommand};
 use crate::client_cmd::{Client, encode, text};
 use crate::error::CliError;
 use crate::output::Table;
@@ -299,4 +300,146 @@ pub fn money(command: &MoneyCommand) -> Result<(), CliError> {
             })
         }
     }
+}
+
+fn order_table(orders: &[Value]) -> String {
+    let mut t =
+        Table::new(&["id", "side", "model", "region", "window (s)", "cards", "limit ¥/card-h", "aon", "standing"]);
+    for o in orders {
+        t.row(vec![
+            text(&o["id"]),
+            text(&o["side"]),
+            text(&o["model"]),
+            text(&o["region"]),
+            format!("{}–{}", text(&o["start_s"]), text(&o["end_s"])),
+            text(&o["cards"]),
+            yuan(&o["limit_fen_per_card_hour"]),
+            text(&o["all_or_none"]),
+            text(&o["standing"]),
+        ]);
+    }
+    t.render()
+}
+
+fn contract_table(contracts: &[Value]) -> String {
+    let mut t = Table::new(&["id", "tenant", "pool", "model", "window (s)", "cards", "price ¥/card-h"]);
+    for c in contracts {
+        t.row(vec![
+            format!("contract:{}", text(&c["id"])),
+            text(&c["tenant"]),
+            text(&c["pool"]),
+            text(&c["model"]),
+            format!("{}–{}", text(&c["start_s"]), text(&c["end_s"])),
+            text(&c["cards"]),
+            yuan(&c["price_fen_per_card_hour"]),
+        ]);
+    }
+    t.render()
+}
+
+/// `suanwang market …`.
+pub fn market(command: &MarketCommand) -> Result<(), CliError> {
+    match command {
+        MarketCommand::Prices(args) => {
+            let client = Client::new(&args.client)?;
+            let prices = client.call("GET", "/api/v1/market/prices", None, &[])?;
+            client.show(&prices, |p| {
+                let mut t =
+                    Table::new(&["pool", "model", "region", "cards", "list ¥/card-h", "spot ¥/card-h", "use %"]);
+                for q in p["pools"].as_array().into_iter().flatten() {
+                    t.row(vec![
+                        text(&q["pool"]),
+                        text(&q["model"]),
+                        text(&q["region"]),
+                        text(&q["cards"]),
+                        yuan(&q["list_fen_per_card_hour"]),
+                        yuan(&q["spot_fen_per_card_hour"]),
+                        text(&q["utilisation_pct"]),
+                    ]);
+                }
+                format!("{}\nauctions every {} s\n", t.render(), text(&p["auction_interval_s"]))
+            })
+        }
+        MarketCommand::Order(args) => {
+            let client = Client::new(&args.client)?;
+            let body = json!({
+                "side": args.side, "model": args.model, "region": args.region,
+                "start_s": args.start_s, "end_s": args.end_s, "cards": args.cards,
+                "limit_fen_per_card_hour": args.limit_fen, "all_or_none": args.all_or_none, "standing": !args.once,
+            });
+            let order = client.call("POST", "/api/v1/market/orders", Some(&body), &[("Idempotency-Key", &args.key)])?;
+            client.show(&order, |o| order_table(std::slice::from_ref(o)))
+        }
+        MarketCommand::Cancel(args) => {
+            let client = Client::new(&args.client)?;
+            let order = client.call("POST", &format!("/api/v1/market/orders/{}/cancel", args.id), None, &[])?;
+            client.show(&order, |o| format!("order {} cancelled\n", text(&o["id"])))
+        }
+        MarketCommand::Book(args) => {
+            let client = Client::new(&args.client)?;
+            let book = client.call("GET", "/api/v1/market/book", None, &[])?;
+            client.show(&book, |b| {
+                let mut t = Table::new(&["model", "region", "window (s)", "side", "price ¥/card-h", "cards", "orders"]);
+                for d in b["depth"].as_array().into_iter().flatten() {
+                    for (side, levels) in [("buy", &d["buys"]), ("sell", &d["sells"])] {
+                        for l in levels.as_array().into_iter().flatten() {
+                            t.row(vec![
+                                text(&d["model"]),
+                                text(&d["region"]),
+                                format!("{}–{}", text(&d["start_s"]), text(&d["end_s"])),
+                                side.to_owned(),
+                                yuan(&l["price_fen_per_card_hour"]),
+                                text(&l["cards"]),
+                                text(&l["orders"]),
+                            ]);
+                        }
+                    }
+                }
+                let mine = b["mine"].as_array().map_or(&[][..], Vec::as_slice);
+                format!("{}\nyour orders:\n{}", t.render(), order_table(mine))
+            })
+        }
+        MarketCommand::Auction(args) => {
+            let client = Client::new(&args.client)?;
+            let auction = client.call("POST", "/api/v1/market/auctions", Some(&json!({})), &[])?;
+            client.show(&auction, |a| contract_table(a["contracts"].as_array().map_or(&[], Vec::as_slice)))
+        }
+        MarketCommand::Contracts(args) => {
+            let client = Client::new(&args.client)?;
+            let list = client.call("GET", "/api/v1/market/contracts", None, &[])?;
+            client.show(&list, |l| contract_table(l.as_array().map_or(&[], Vec::as_slice)))
+        }
+    }
+}
+
+/// `suanwang quote`.
+pub fn quote(args: &QuoteArgs) -> Result<(), CliError> {
+    let client = Client::new(&args.client)?;
+    let body = json!({"accelerators": args.accelerators, "tasks": args.tasks, "duration_s": args.duration_s, "model": args.model});
+    let options = client.call("POST", "/api/v1/quotes", Some(&body), &[])?;
+    client.show(&options, |o| {
+        let mut t = Table::new(&[
+            "pool",
+            "model",
+            "region",
+            "list ¥/card-h",
+            "cost ¥",
+            "spot ¥/card-h",
+            "spot cost ¥",
+            "starts",
+        ]);
+        for q in o.as_array().into_iter().flatten() {
+            t.row(vec![
+                text(&q["pool"]),
+                text(&q["model"]),
+                text(&q["region"]),
+                yuan(&q["list_fen_per_card_hour"]),
+                yuan(&q["cost_fen"]),
+                yuan(&q["spot_fen_per_card_hour"]),
+                yuan(&q["spot_cost_fen"]),
+                text(&q["expected_start"]),
+            ]);
+        }
+        t.render()
+    })
 }

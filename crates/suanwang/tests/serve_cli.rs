@@ -677,5 +677,47 @@ fn a_voucher_from_the_cli_pays_a_share_of_a_billed_job() {
         "{}",
         balance.stdout
     );
+
+    // The market from the CLI: prices, a quote, an order, the book, and a clear error.
+    let prices = cli(&server.url, tenant, &["market", "prices"]);
+    assert!(prices.code == 0 && prices.stdout.contains("spot"), "{}", prices.stderr);
+    let quote = cli(&server.url, tenant, &["quote", "--accelerators", "8", "--duration-s", "3600", "--format", "json"]);
+    assert_eq!(quote.code, 0, "{}", quote.stderr);
+    assert!(!serde_json::from_str::<Value>(&quote.stdout).unwrap().as_array().unwrap().is_empty());
+    let start =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3_600).to_string();
+    let end = (start.parse::<u64>().unwrap() + 86_400).to_string();
+    let order = |key: &str, end: &str| {
+        cli(
+            &server.url,
+            tenant,
+            &[
+                "market",
+                "order",
+                "--side",
+                "buy",
+                "--model",
+                "A800-SXM4-80GB",
+                "--region",
+                "CN-GD",
+                "--start-s",
+                &start,
+                "--end-s",
+                end,
+                "--cards",
+                "8",
+                "--limit-fen",
+                "1500",
+                "--key",
+                key,
+            ],
+        )
+    };
+    let placed = order("k1", &end);
+    assert_eq!(placed.code, 0, "{}", placed.stderr);
+    let empty = order("k2", &start);
+    assert!(empty.code == 2 && empty.stderr.starts_with("error[window_empty]"), "{}", empty.stderr);
+    let book = cli(&server.url, tenant, &["market", "book"]);
+    assert!(book.code == 0 && book.stdout.contains("A800-SXM4-80GB"), "{}", book.stdout);
     assert_eq!(server.terminate(), 0);
 }
