@@ -460,17 +460,9 @@ impl Books {
         }
     }
 
-    /// Records a fact and updates the books by it (commands and replay share this).
-    fn record(&mut self, fact: Fact) {
+    /// Records a fact and updates the books by it (commands and replay share `absorb`).
+    pub(crate) fn record(&mut self, fact: Fact) {
         self.absorb(fact);
-    }
-
-    pub(crate) fn record_fact(&mut self, fact: Fact) {
-        self.absorb(fact);
-    }
-
-    pub(crate) fn facts(&self) -> &[Fact] {
-        &self.facts
     }
 
     fn absorb(&mut self, fact: Fact) {

@@ -163,6 +163,8 @@ fn err(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Money
 #[derive(Clone, Debug, Default)]
 pub struct MarketState {
     pub(crate) orders: BTreeMap<u64, BookOrder>,
+    /// Every order as it was placed (for retries of its key), by id.
+    pub(crate) placed: BTreeMap<u64, BookOrder>,
     pub(crate) next_order: u64,
     pub(crate) keys: BTreeMap<(Owner, String), u64>,
     pub(crate) contracts: Vec<MarketContract>,
@@ -176,6 +178,7 @@ impl MarketState {
                 self.keys.insert((order.owner.clone(), order.key.clone()), order.id);
                 self.next_order = self.next_order.max(order.id);
                 self.orders.insert(order.id, order.clone());
+                self.placed.insert(order.id, order.clone());
             }
             Fact::Cancelled { order } => {
                 self.orders.remove(order);
@@ -228,7 +231,7 @@ impl Books {
             ));
         }
         if let Some(id) = self.market.keys.get(&(new.owner.clone(), new.key.clone())) {
-            let first = self.facts_order(*id);
+            let first = self.market.placed.get(id).cloned();
             let same = first.as_ref().is_some_and(|o| {
                 o.side == side_name(new.side)
                     && o.model == new.model
@@ -283,16 +286,8 @@ impl Books {
             key: new.key,
             at_ms: now_ms,
         };
-        self.record_fact(Fact::Ordered { order: stored.clone() });
+        self.record(Fact::Ordered { order: stored.clone() });
         Ok((stored, true))
-    }
-
-    /// The order as it was placed.
-    fn facts_order(&self, id: u64) -> Option<BookOrder> {
-        self.facts().iter().find_map(|f| match f {
-            Fact::Ordered { order } if order.id == id => Some(order.clone()),
-            _ => None,
-        })
     }
 
     /// Takes a resting order out of the book (only its owner).
@@ -301,7 +296,7 @@ impl Books {
             self.market.orders.get(&id).filter(|o| &o.owner == owner).cloned().ok_or_else(|| {
                 err(ErrorKind::NotFound, "order_not_found", format!("no resting order {id} of yours"))
             })?;
-        self.record_fact(Fact::Cancelled { order: id });
+        self.record(Fact::Cancelled { order: id });
         Ok(order)
     }
 
@@ -361,7 +356,7 @@ impl Books {
             contracts,
             book_after: clearing.book.iter().map(|o| (o.id, o.cards)).collect(),
         };
-        self.record_fact(Fact::Auctioned { auction: auction.clone() });
+        self.record(Fact::Auctioned { auction: auction.clone() });
         auction
     }
 }
