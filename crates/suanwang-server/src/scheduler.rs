@@ -504,25 +504,26 @@ impl Task {
                     "the pool stopped reporting; its jobs fail over"
                 );
                 let victims = self.scheduler.set_pool_health(pool, false, now_s());
-                self.fail_over(victims, pool);
-                if !healthy {
-                    continue;
+                // The pool is recorded unhealthy before its jobs are requeued, so whoever sees
+                // a job failed over also sees why.
+                if healthy {
+                    let name = self.state.federation.pool(pool).name.clone();
+                    // Keep the drain flag and the last report as they are; only health flips.
+                    let current = self
+                        .state
+                        .store
+                        .pool_statuses()
+                        .await
+                        .ok()
+                        .and_then(|all| all.into_iter().find(|s| s.name == name));
+                    let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
+                    let _ = self
+                        .state
+                        .committer
+                        .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
+                        .await;
                 }
-                let name = self.state.federation.pool(pool).name.clone();
-                // Keep the drain flag and the last report as they are; only health flips.
-                let current = self
-                    .state
-                    .store
-                    .pool_statuses()
-                    .await
-                    .ok()
-                    .and_then(|all| all.into_iter().find(|s| s.name == name));
-                let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
-                let _ = self
-                    .state
-                    .committer
-                    .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
-                    .await;
+                self.fail_over(victims, pool);
             }
         }
     }
