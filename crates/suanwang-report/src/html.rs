@@ -16,6 +16,19 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// `44,376`: a whole number with thousands separators.
+pub fn thousands(n: impl Into<u128>) -> String {
+    let digits = n.into().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A complete, self-contained page: inline style, no scripts, no external resources.
 pub fn page(title: &str, body: &str) -> String {
     format!(

@@ -120,7 +120,13 @@ pub struct NewToken {
     /// A label for people.
     #[serde(default)]
     pub label: String,
+    /// The token stops working this many seconds from now (1 to 10 years' worth); absent: never.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
 }
+
+/// The longest a token may be made to last (ten years), in seconds.
+pub const TOKEN_TTL_MAX_S: u64 = 10 * 366 * 86_400;
 
 /// A new token: shown once, never again.
 #[derive(Debug, Serialize)]
@@ -131,6 +137,8 @@ pub struct TokenView {
     pub token: String,
     /// Role.
     pub role: &'static str,
+    /// When it stops working (UTC), if ever.
+    pub expires_at: Option<String>,
 }
 
 /// Creates a token and returns it (operators over the API; bootstrap and demo directly).
@@ -184,10 +192,22 @@ pub async fn issue_token(state: &AppState, actor: &str, body: NewToken) -> Resul
     if body.label.len() > 128 {
         return Err(ApiError::bad_request("invalid_token_request", "the label is at most 128 characters"));
     }
+    let expires_ms = match body.ttl_seconds {
+        None => None,
+        Some(ttl @ 1..=TOKEN_TTL_MAX_S) => Some(crate::state::now_ms() + i64::try_from(ttl * 1000).unwrap_or(i64::MAX)),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_ttl",
+                format!(
+                    "ttl_seconds is 1 to {TOKEN_TTL_MAX_S} (ten years); leave it out for a token that never expires"
+                ),
+            ));
+        }
+    };
     let token = new_token();
-    let write = Write::CreateToken { hash: hash_token(&token), role, tenant_id, pool, label: body.label };
+    let write = Write::CreateToken { hash: hash_token(&token), role, tenant_id, pool, label: body.label, expires_ms };
     match state.committer.write(actor, write).await? {
-        Outcome::Token(id) => Ok(TokenView { id, token, role: role.as_str() }),
+        Outcome::Token(id) => Ok(TokenView { id, token, role: role.as_str(), expires_at: expires_ms.map(rfc3339) }),
         other => Err(ApiError::unavailable(format!("unexpected write outcome {other:?}"))),
     }
 }
@@ -433,4 +453,15 @@ pub async fn audit(
             })
             .collect(),
     ))
+}
+
+/// `GET /api/v1/audit/verify` (operator, auditor): walks the whole chain.
+pub async fn audit_verify(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Role::Operator, Role::Auditor])?;
+    Ok(Json(match state.store.verify_audit().await? {
+        suanwang_store::audit::Verdict::Intact { entries } => serde_json::json!({"intact": true, "entries": entries}),
+        suanwang_store::audit::Verdict::Broken { seq, reason } => {
+            serde_json::json!({"intact": false, "first_broken": seq, "reason": reason})
+        }
+    }))
 }

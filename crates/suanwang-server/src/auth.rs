@@ -91,33 +91,74 @@ impl Caller {
     }
 }
 
+/// The dashboard's cookie: the token itself, `HttpOnly` and `SameSite=Strict`.
+pub const COOKIE: &str = "sw_token";
+
+/// The header the dashboard's script sends with every call. A request authenticated by the
+/// cookie that changes something must carry it: another site's form cannot set a header, so it
+/// cannot act with a signed-in user's cookie (on top of `SameSite=Strict`).
+pub const CSRF_HEADER: &str = "x-suanwang-csrf";
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// Who holds `token`: remembered for a few seconds, refused when unknown, revoked or expired.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    if token.is_empty() || token.len() > 256 {
+        return Err(ApiError::unauthenticated("invalid_token", "the token is not valid"));
+    }
+    let hash = hash_token(token);
+    let principal = match state.tokens.get(&hash) {
+        Some(principal) => principal,
+        None => {
+            let principal = state
+                .store
+                .principal(&hash)
+                .await?
+                .ok_or_else(|| ApiError::unauthenticated("invalid_token", "the token is not valid"))?;
+            state.tokens.put(hash, principal.clone());
+            principal
+        }
+    };
+    if let Some(expires) = principal.expires_ms.filter(|e| *e <= crate::state::now_ms()) {
+        return Err(ApiError::unauthenticated(
+            "token_expired",
+            format!("the token expired at {}; ask an operator for a new one", crate::state::rfc3339(expires)),
+        ));
+    }
+    Ok(Caller { principal })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthenticated("unauthenticated", "send a token: Authorization: Bearer <token>")
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or_else(|| {
-                ApiError::unauthenticated("unauthenticated", "the Authorization header must be: Bearer <token>")
-            })?;
-        let hash = hash_token(token);
-        if let Some(principal) = state.tokens.get(&hash) {
-            return Ok(Caller { principal });
+        if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+            let token =
+                header.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).ok_or_else(|| {
+                    ApiError::unauthenticated("unauthenticated", "the Authorization header must be: Bearer <token>")
+                })?;
+            return authenticate(state, token).await;
         }
-        let principal = state
-            .store
-            .principal(&hash)
-            .await?
-            .ok_or_else(|| ApiError::unauthenticated("invalid_token", "the token is not valid"))?;
-        state.tokens.put(hash, principal.clone());
-        Ok(Caller { principal })
+        let Some(token) = cookie(&parts.headers, COOKIE) else {
+            return Err(ApiError::unauthenticated("unauthenticated", "send a token: Authorization: Bearer <token>"));
+        };
+        let safe = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+        if !safe && !parts.headers.contains_key(CSRF_HEADER) {
+            return Err(ApiError::forbidden(
+                "a change authenticated by the dashboard's cookie must carry the X-Suanwang-CSRF header",
+            ));
+        }
+        authenticate(state, token).await
     }
 }
 
@@ -133,5 +174,20 @@ mod tests {
         assert_eq!(hash_token(&a), hash_token(&a));
         assert_ne!(hash_token(&a), a);
         assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers
+            .append(axum::http::header::COOKIE, "lang=en; sw_token=sw_abc".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(cookie(&headers, "sw_token"), Some("sw_abc"));
+        assert_eq!(cookie(&headers, "lang"), Some("en"));
+        assert_eq!(cookie(&headers, "other"), None);
     }
 }

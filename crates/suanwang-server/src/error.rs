@@ -18,12 +18,20 @@ pub struct ApiError {
     pub code: &'static str,
     /// A sentence for people.
     pub message: String,
+    /// The body field at fault, when one is (forms show the message next to it).
+    pub field: Option<String>,
 }
 
 impl ApiError {
     /// Any status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), field: None }
+    }
+
+    /// The same error, naming the body field at fault.
+    pub fn at(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     /// 400.
@@ -59,7 +67,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        let body = match self.field {
+            Some(field) => json!({"error": {"code": self.code, "message": self.message, "field": field}}),
+            None => json!({"error": {"code": self.code, "message": self.message}}),
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -87,7 +99,14 @@ impl From<WriteError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", body_message(&e.body_text())),
+            JsonRejection::JsonDataError(e) => {
+                let message = body_message(&e.body_text());
+                let error = ApiError::bad_request("invalid_body", message.clone());
+                match field_of(&message) {
+                    Some(field) => error.at(field),
+                    None => error,
+                }
+            }
             JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", body_message(&e.body_text())),
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -102,10 +121,31 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The top-level field a "the body is not valid: cpu_milli: invalid type…" message names.
+pub fn field_of(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("the body is not valid: ")?;
+    let (path, _) = rest.split_once(": ")?;
+    let first = path.split(['.', '[']).next()?;
+    (!first.is_empty() && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| first.to_owned())
+}
+
 /// axum's rejection texts start with "Failed to deserialize the JSON body into the target type: ".
 fn body_message(text: &str) -> String {
     let trimmed = text
         .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
         .trim_start_matches("Failed to parse the request body as JSON: ");
     format!("the body is not valid: {trimmed}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_error_names_its_field() {
+        let m = "the body is not valid: cpu_milli: invalid type: string \"x\", expected u32 at line 1 column 9";
+        assert_eq!(field_of(m).as_deref(), Some("cpu_milli"));
+        assert_eq!(field_of("the body is not valid: latency.max_ms: bad").as_deref(), Some("latency"));
+        assert_eq!(field_of("the body is not valid: expected value at line 1 column 1"), None);
+    }
 }

@@ -205,14 +205,16 @@ pub fn scheduler_job(
 ) -> Result<Job, ApiError> {
     let invalid = |m: String| ApiError::bad_request("invalid_job", m);
     if body.name.trim().is_empty() || body.name.chars().count() > NAME_MAX {
-        return Err(invalid(format!("name must be 1 to {NAME_MAX} characters")));
+        return Err(invalid(format!("name must be 1 to {NAME_MAX} characters")).at("name"));
     }
     if body.command.len() > ARGS_MAX || body.command.iter().map(String::len).sum::<usize>() > COMMAND_BYTES_MAX {
-        return Err(invalid(format!("command must have at most {ARGS_MAX} arguments and {COMMAND_BYTES_MAX} bytes")));
+        return Err(invalid(format!("command must have at most {ARGS_MAX} arguments and {COMMAND_BYTES_MAX} bytes"))
+            .at("command"));
     }
     let catalog = federation.catalog();
     let milli = if body.accelerators == 0 { 0 } else { body.accelerator_milli };
-    let request = AcceleratorRequest::new(body.accelerators, milli).map_err(|e| invalid(e.to_string()))?;
+    let request =
+        AcceleratorRequest::new(body.accelerators, milli).map_err(|e| invalid(e.to_string()).at("accelerators"))?;
     let models = if body.accelerator_models.is_empty() {
         AcceleratorSet::ANY
     } else {
@@ -220,7 +222,7 @@ pub fn scheduler_job(
             .iter()
             .map(|m| catalog.resolve(m))
             .collect::<Result<AcceleratorSet, _>>()
-            .map_err(|e| invalid(e.to_string()))?
+            .map_err(|e| invalid(e.to_string()).at("accelerator_models"))?
     };
     let task = TaskSpec::new(body.cpu_milli, body.memory_mib, request, models).map_err(|e| invalid(e.to_string()))?;
     let site = |name: &str| federation.site_id(name).ok_or_else(|| invalid(format!("unknown site {name:?}")));
@@ -246,7 +248,7 @@ pub fn scheduler_job(
                 .pools()
                 .find(|(_, p)| &p.name == name)
                 .map(|(id, _)| id)
-                .ok_or_else(|| ApiError::bad_request("unknown_pool", format!("unknown pool {name:?}")))
+                .ok_or_else(|| ApiError::bad_request("unknown_pool", format!("unknown pool {name:?}")).at("pool"))
         })
         .transpose()?;
     let spec = JobSpec {
@@ -290,8 +292,14 @@ pub async fn submit(
         }
     };
     let body = crate::apps::expand_template(&state, body)?;
-    let mut body: SubmitJob = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("the body is not valid: {e}")))?;
+    let mut body: SubmitJob = serde_path_to_error::deserialize(body).map_err(|e| {
+        let message = format!("the body is not valid: {e}");
+        let error = ApiError::bad_request("invalid_body", message.clone());
+        match crate::error::field_of(&message) {
+            Some(field) => error.at(field),
+            None => error,
+        }
+    })?;
     let tenant_id = crate::apps::acting_tenant(&state, &caller, body.tenant.as_deref(), "invalid_job").await?;
     if let Some(DatasetField::Named(name)) = &body.dataset {
         let found = state.store.dataset(tenant_id, name).await?.ok_or_else(|| {
@@ -368,6 +376,8 @@ pub struct ListQuery {
     pub after: Option<i64>,
     /// Page size (1–1000, default 100).
     pub limit: Option<u32>,
+    /// `asc` (default: oldest first, `after` pages up) or `desc` (newest first, `after` pages down).
+    pub order: Option<String>,
 }
 
 /// A page of jobs.
@@ -386,7 +396,14 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let mut filter = JobFilter { pool: query.pool.clone(), ..JobFilter::default() };
+    let newest_first = match query.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request("invalid_query", format!("order {other:?}: expected asc or desc")));
+        }
+    };
+    let mut filter = JobFilter { pool: query.pool.clone(), newest_first, ..JobFilter::default() };
     if let Some(states) = &query.state {
         filter.states = states
             .split(',')
@@ -510,6 +527,9 @@ pub struct LogQuery {
     pub after: Option<i64>,
     /// At most this many chunks (1–1000, default 1000).
     pub limit: Option<u32>,
+    /// Instead: the last this many chunks (1–1000), oldest first.
+    #[serde(default)]
+    pub tail: Option<u32>,
 }
 
 /// A page of log chunks.
@@ -531,7 +551,16 @@ pub async fn logs(
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     visible_job(&state, &caller, id).await?;
     let after = query.after.unwrap_or(0);
-    let chunks = state.store.job_logs(id, after, query.limit.unwrap_or(PAGE_MAX)).await?;
+    let chunks = match query.tail {
+        Some(tail) if query.after.is_some() => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("give either after or tail (tail={tail} reads the last chunks)"),
+            ));
+        }
+        Some(tail) => state.store.job_logs_tail(id, tail).await?,
+        None => state.store.job_logs(id, after, query.limit.unwrap_or(PAGE_MAX)).await?,
+    };
     let next_after = chunks.last().map_or(after, |c| c.0);
     Ok(Json(LogPage { chunks, next_after }))
 }

@@ -13,6 +13,8 @@
 //!   voucher programmes, applications, claims and redemptions.
 //! - [`market_api`]: posted and spot prices, orders, the book, call auctions, contracts, quotes.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and the middleware that times requests.
+//! - [`dashboard`]: the web dashboard at `/ui/` (pages from the handlers above, sign-in by
+//!   cookie, zh-CN and English), and simulations for planning.
 //!
 //! Every route is listed in [`openapi`]'s document, which a snapshot test keeps in step.
 
@@ -21,6 +23,7 @@ pub mod agent_api;
 pub mod apps;
 pub mod auth;
 pub mod committer;
+pub mod dashboard;
 pub mod error;
 pub mod jobs;
 pub mod ledger;
@@ -56,6 +59,10 @@ pub const BODY_MAX: usize = 1 << 20;
 
 /// The API.
 pub fn router(state: AppState) -> Router {
+    // Uploaded traces may be larger than other bodies.
+    let simulations = post(dashboard::sim::run)
+        .layer(DefaultBodyLimit::max(dashboard::sim::UPLOAD_BYTES_MAX))
+        .get(dashboard::sim::list);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
@@ -105,14 +112,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sites", get(admin::list_sites))
         .route("/api/v1/links", get(admin::list_links))
         .route("/api/v1/audit", get(admin::audit))
+        .route("/api/v1/audit/verify", get(admin::audit_verify))
+        .route("/api/v1/simulations", simulations)
+        .route("/api/v1/simulations/{id}", get(dashboard::sim::show))
         .route("/api/v1/agent/heartbeat", post(agent_api::http_heartbeat))
         .route("/api/v1/agent/work", get(agent_api::http_work))
         .route("/api/v1/agent/jobs/{id}/state", post(agent_api::http_state))
         .route("/api/v1/agent/jobs/{id}/logs", post(agent_api::http_log))
         .route("/api/v1/agent/usage", post(agent_api::http_usage))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /api/v1/openapi.json")
-        })
+        .merge(dashboard::routes())
+        .fallback(dashboard::not_found)
         .layer(axum::middleware::map_response(json_path_errors))
         .layer(DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
@@ -155,10 +164,13 @@ pub fn start(store: Store, federation: Federation, config: ServerConfig) -> AppS
         metrics: metrics::Metrics::new(),
         ledger: ledger::LedgerState::default(),
         biller: money::BillerState::default(),
+        history: dashboard::history::History::default(),
+        simulations: dashboard::sim::Simulations::default(),
     }));
     tokio::spawn(scheduler::run(state.clone(), mailbox));
     tokio::spawn(money::run_biller(state.clone()));
     tokio::spawn(market_api::run_auctions(state.clone()));
+    tokio::spawn(dashboard::history::run(state.clone()));
     state
 }
 
@@ -177,6 +189,7 @@ impl InProcess {
             tenant_id: None,
             pool: Some(pool.to_owned()),
             label: format!("in-process agent of {pool}"),
+            expires_ms: None,
         };
         InProcess { state, caller: Caller { principal } }
     }
@@ -228,6 +241,7 @@ pub async fn bootstrap(store: &Store, committer: &Committer, token: &str) -> Res
         tenant_id: None,
         pool: None,
         label: "bootstrap operator".to_owned(),
+        expires_ms: None,
     };
     committer.write("bootstrap", write).await.map_err(|e| format!("{e:?}"))?;
     Ok(true)

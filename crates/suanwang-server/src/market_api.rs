@@ -151,7 +151,9 @@ pub async fn place_order(
             let region =
                 body.region.clone().ok_or_else(|| ApiError::bad_request("invalid_order", "a buy names a region"))?;
             if state.federation.catalog().lookup(&model).is_none() {
-                return Err(ApiError::bad_request("unknown_model", format!("unknown accelerator model {model:?}")));
+                return Err(
+                    ApiError::bad_request("unknown_model", format!("unknown accelerator model {model:?}")).at("model")
+                );
             }
             (Side::Buy, model, region)
         }
@@ -168,7 +170,8 @@ pub async fn place_order(
                 return Err(ApiError::bad_request(
                     "cards_invalid",
                     format!("pool {pool} has {} cards; it cannot sell {}", offer.cards, body.cards),
-                ));
+                )
+                .at("cards"));
             }
             (Side::Sell, offer.model, offer.region)
         }
@@ -193,9 +196,24 @@ pub async fn place_order(
         key,
     };
     let now = now_ms();
-    let (order, new) =
-        state.ledger.write(&state.store, &caller.actor(), move |books| books.place_order(new, now)).await??;
+    let (order, new) = state
+        .ledger
+        .write(&state.store, &caller.actor(), move |books| books.place_order(new, now))
+        .await?
+        .map_err(|e| order_field(e.into()))?;
     Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(order)))
+}
+
+/// The body field an order's refusal is about (forms show the message next to it).
+fn order_field(error: ApiError) -> ApiError {
+    let field = match error.code {
+        "window_empty" | "window_too_long" => "end_s",
+        "window_past" => "start_s",
+        "cards_invalid" => "cards",
+        "price_invalid" => "limit_fen_per_card_hour",
+        _ => return error,
+    };
+    error.at(field)
 }
 
 /// `POST /api/v1/market/orders/{id}/cancel` (the order's owner).

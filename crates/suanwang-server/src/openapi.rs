@@ -27,7 +27,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/v1/jobs",
-        "List jobs (?state=&pool=&tenant=&after=&limit=), oldest first",
+        "List jobs (?state=&pool=&tenant=&after=&limit=&order=asc|desc), oldest first unless order=desc",
         "tenant (own), provider (own pool), operator, auditor",
     ),
     (
@@ -40,7 +40,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/v1/jobs/{id}/logs",
-        "A job's output (?after=&limit=)",
+        "A job's output (?after=&limit= pages forward; ?tail=N: the last N chunks)",
         "tenant (own), provider (own pool), operator, auditor",
     ),
     (
@@ -51,7 +51,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     ("post", "/api/v1/tenants", "Create a tenant", "operator"),
     ("get", "/api/v1/tenants", "List tenants", "operator, auditor"),
-    ("post", "/api/v1/tokens", "Create a token (shown once)", "operator"),
+    ("post", "/api/v1/tokens", "Create a token (shown once; \"ttl_seconds\" makes it expire)", "operator"),
     ("get", "/api/v1/pools", "Pools with capacity, prices and health", "any"),
     ("get", "/api/v1/pools/{name}", "One pool", "any"),
     (
@@ -223,6 +223,20 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/v1/sites", "Sites", "any"),
     ("get", "/api/v1/links", "Network links", "any"),
     ("get", "/api/v1/audit", "Audit entries (?after=&limit=)", "operator, auditor"),
+    (
+        "get",
+        "/api/v1/audit/verify",
+        "Walk the whole audit chain: {\"intact\":true,\"entries\":N} or the first broken entry",
+        "operator, auditor",
+    ),
+    (
+        "post",
+        "/api/v1/simulations",
+        "Run a queue simulation (trace text or trace_file, federation, trace_format, policy; one at a time, 429 busy; bodies up to 8 MiB)",
+        "any",
+    ),
+    ("get", "/api/v1/simulations", "Your simulation runs (all for operators, auditors), newest first", "any"),
+    ("get", "/api/v1/simulations/{id}", "One simulation run's summary", "any"),
     ("post", "/api/v1/agent/heartbeat", "An agent reports its pool's health", "provider (pool token)"),
     ("get", "/api/v1/agent/work", "Jobs to start and stop", "provider (pool token)"),
     ("post", "/api/v1/agent/jobs/{id}/state", "A job started, succeeded or failed", "provider (pool token)"),
@@ -264,9 +278,9 @@ pub fn document() -> Value {
         "info": {"title": "Suanwang (算网) control plane", "version": "v1"},
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The dashboard's sw_token cookie is accepted too; a change sent with the cookie must carry X-Suanwang-CSRF"}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string", "description": "the body field at fault, when one is"}}}}},
                 "SubmitJob": {
                     "type": "object",
                     "description": "\"name\" is required unless \"template\" provides it",

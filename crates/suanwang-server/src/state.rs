@@ -32,6 +32,10 @@ pub struct ServerConfig {
     pub billing_interval: Duration,
     /// How often the leader runs a call auction (published at `/api/v1/market/prices`).
     pub auction_interval: Duration,
+    /// How often the dashboard's history samples utilisation and the queue.
+    pub sample_interval: Duration,
+    /// Trace files the dashboard's simulations page offers (`serve --traces DIR`).
+    pub traces_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +49,8 @@ impl Default for ServerConfig {
             platform_fee_bps: 500,
             billing_interval: Duration::from_secs(1),
             auction_interval: Duration::from_secs(15 * 60),
+            sample_interval: Duration::from_secs(60),
+            traces_dir: None,
         }
     }
 }
@@ -71,6 +77,10 @@ pub struct Inner {
     pub ledger: crate::ledger::LedgerState,
     /// Where the biller has read usage up to.
     pub biller: crate::money::BillerState,
+    /// Utilisation and queue samples for the dashboard.
+    pub history: crate::dashboard::history::History,
+    /// Simulation runs (in memory).
+    pub simulations: crate::dashboard::sim::Simulations,
 }
 
 /// A cheap handle to the shared state.

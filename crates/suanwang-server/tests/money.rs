@@ -8,49 +8,8 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{Harness, fast};
+use common::{Harness, fast, get, post, program, tenant, this_year, token};
 use serde_json::{Value, json};
-
-async fn post(h: &Harness, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    h.call(Method::POST, path, Some(token), Some(&body.to_string())).await
-}
-
-async fn get(h: &Harness, token: &str, path: &str) -> (StatusCode, Value) {
-    h.call(Method::GET, path, Some(token), None).await
-}
-
-/// A tenant of a kind in a city, and its token.
-async fn tenant(h: &Harness, name: &str, kind: &str, city: &str) -> (i64, String) {
-    let body = json!({"name": name, "kind": kind, "registration_city": city});
-    let (status, t) = post(h, &h.operator, "/api/v1/tenants", body).await;
-    assert_eq!(status, StatusCode::CREATED, "{t}");
-    let (status, token) = post(h, &h.operator, "/api/v1/tokens", json!({"role": "tenant", "tenant": name})).await;
-    assert_eq!(status, StatusCode::CREATED);
-    (t["id"].as_i64().unwrap(), token["token"].as_str().unwrap().to_owned())
-}
-
-async fn token(h: &Harness, body: Value) -> String {
-    let (status, token) = post(h, &h.operator, "/api/v1/tokens", body).await;
-    assert_eq!(status, StatusCode::CREATED, "{token}");
-    token["token"].as_str().unwrap().to_owned()
-}
-
-fn program(id: &str, fiscal_year: i64, budget_fen: u64, cap: Option<u64>) -> Value {
-    json!({
-        "id": id,
-        "name": "Test compute vouchers",
-        "issuer": "Shenzhen",
-        "fiscal_year": fiscal_year,
-        "budget_fen": budget_fen,
-        "firm_cap_fen": cap,
-        "eligibility": {"registration_cities": ["Shenzhen"]},
-        "subsidy": {"default_ratio_bps": 2000, "rules": [{"tenant_kinds": ["startup"], "ratio_bps": 6000}]},
-    })
-}
-
-fn this_year() -> i64 {
-    suanwang_billing::rating::year(suanwang_server::state::now_ms())
-}
 
 async fn submit(h: &Harness, token: &str) -> i64 {
     let body = json!({"name": "train", "command": ["train"], "accelerators": 8, "duration_s": 1});

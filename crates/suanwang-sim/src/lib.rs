@@ -7,6 +7,8 @@
 //! [`queue`] replays job traces over time against a federation, driving the scheduler of
 //! `suanwang-sched` with a virtual clock.
 //!
+//! [`resolve`] turns a parsed trace into the scheduler's jobs for a federation.
+//!
 //! [`money`] rates a queue run's usage and applies voucher programmes with the server's own money
 //! rules (`suanwang-billing`).
 //!
@@ -16,4 +18,5 @@
 pub mod money;
 pub mod placement;
 pub mod queue;
+pub mod resolve;
 pub mod stats;

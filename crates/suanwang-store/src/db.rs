@@ -26,10 +26,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_usage_by_time.sql"),
         include_str!("../migrations/postgres/0004_usage_by_time.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_token_expiry.sql"),
+        include_str!("../migrations/postgres/0005_token_expiry.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Session advisory lock key held by the one server that schedules (the leader).
 const LEADER_LOCK: i64 = 0x5357_4c45_4144_4552;

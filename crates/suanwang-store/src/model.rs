@@ -146,6 +146,8 @@ pub struct Principal {
     pub pool: Option<String>,
     /// A label for people ("ci", "demo tenant").
     pub label: String,
+    /// When the token stops working (ms since 1970); `None`: never.
+    pub expires_ms: Option<i64>,
 }
 
 /// A job as stored.
@@ -232,6 +234,8 @@ pub enum Write {
         pool: Option<String>,
         /// For people.
         label: String,
+        /// When it stops working (ms since 1970); `None`: never.
+        expires_ms: Option<i64>,
     },
     /// A new job; with an idempotency key, a repeat returns the first job.
     SubmitJob {
@@ -412,6 +416,8 @@ pub struct JobFilter {
     pub pool: Option<String>,
     /// Only jobs changed after this time (ms).
     pub updated_after_ms: Option<i64>,
+    /// Newest first: pages go down from the cursor (ids below it; 0 means from the newest).
+    pub newest_first: bool,
 }
 
 /// The most rows one list call returns.

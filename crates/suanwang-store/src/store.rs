@@ -229,9 +229,9 @@ impl Store {
         let rows = self
             .db
             .rows(
-                "SELECT id, role, tenant_id, pool, label FROM tokens WHERE hash = ? AND revoked_ms IS NULL",
+                "SELECT id, role, tenant_id, pool, label, expires_ms FROM tokens WHERE hash = ? AND revoked_ms IS NULL",
                 vec![P::T(token_hash.to_owned())],
-                &[K::I, K::T, K::OI, K::OT, K::T],
+                &[K::I, K::T, K::OI, K::OT, K::T, K::OI],
             )
             .await?;
         rows.first()
@@ -242,6 +242,7 @@ impl Store {
                     tenant_id: r[2].oi(),
                     pool: r[3].ot(),
                     label: r[4].t(),
+                    expires_ms: r[5].oi(),
                 })
             })
             .transpose()
@@ -260,10 +261,15 @@ impl Store {
     }
 
     /// Jobs matching `filter` with ids above `after_id`, oldest first, at most `limit`
-    /// (capped at [`PAGE_MAX`]).
+    /// (capped at [`PAGE_MAX`]); with `filter.newest_first`, ids below `after_id` (0: any), newest
+    /// first.
     pub async fn jobs(&self, filter: &JobFilter, after_id: i64, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id > ?");
-        let mut params = vec![P::I(after_id)];
+        let (mut sql, mut params) = if filter.newest_first {
+            let below = if after_id <= 0 { i64::MAX } else { after_id };
+            (format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id < ?"), vec![P::I(below)])
+        } else {
+            (format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id > ?"), vec![P::I(after_id)])
+        };
         if let Some(tenant) = filter.tenant_id {
             sql += " AND tenant_id = ?";
             params.push(P::I(tenant));
@@ -280,7 +286,7 @@ impl Store {
             sql += &format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", "));
             params.extend(filter.states.iter().map(|s| P::T(s.as_str().to_owned())));
         }
-        sql += " ORDER BY id LIMIT ?";
+        sql += if filter.newest_first { " ORDER BY id DESC LIMIT ?" } else { " ORDER BY id LIMIT ?" };
         params.push(P::I(i64::from(limit.clamp(1, PAGE_MAX))));
         let rows = self.db.rows(&sql, params, JOB_KINDS).await?;
         rows.iter().map(|r| job(r)).collect()
@@ -327,6 +333,19 @@ impl Store {
             )
             .await?;
         Ok(rows.iter().map(|r| (r[0].i(), r[1].t())).collect())
+    }
+
+    /// A job's last `limit` log chunks (capped at [`PAGE_MAX`]), oldest first.
+    pub async fn job_logs_tail(&self, job_id: i64, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT seq, chunk FROM job_logs WHERE job_id = ? ORDER BY seq DESC LIMIT ?",
+                vec![P::I(job_id), P::I(i64::from(limit.clamp(1, PAGE_MAX)))],
+                &[K::I, K::T],
+            )
+            .await?;
+        Ok(rows.iter().rev().map(|r| (r[0].i(), r[1].t())).collect())
     }
 
     /// Accelerator-milliseconds recorded for a job.
@@ -756,20 +775,21 @@ async fn apply(
                 .await?;
             Ok(Outcome::Dataset(record))
         }
-        Write::CreateToken { hash, role, tenant_id, pool, label } => {
+        Write::CreateToken { hash, role, tenant_id, pool, label, expires_ms } => {
             if !tx.rows("SELECT id FROM tokens WHERE hash = ?", vec![P::T(hash.clone())], &[K::I]).await?.is_empty() {
                 return Ok(Err(WriteError::Duplicate("token".to_owned())));
             }
             let rows = tx
                 .rows(
-                    "INSERT INTO tokens (hash, role, tenant_id, pool, label, created_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    vec![P::T(hash.clone()), P::T(role.as_str().to_owned()), P::OI(*tenant_id), P::OT(pool.clone()), P::T(label.clone()), P::I(now)],
+                    "INSERT INTO tokens (hash, role, tenant_id, pool, label, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    vec![P::T(hash.clone()), P::T(role.as_str().to_owned()), P::OI(*tenant_id), P::OT(pool.clone()), P::T(label.clone()), P::I(now), P::OI(*expires_ms)],
                     &[K::I],
                 )
                 .await?;
             let id = rows[0][0].i();
             // The audit log keeps who got which role, never the token or its hash.
-            let after = audit::digest(&format!("token {id} {} {tenant_id:?} {pool:?} {label}", role.as_str()));
+            let after =
+                audit::digest(&format!("token {id} {} {tenant_id:?} {pool:?} {label} {expires_ms:?}", role.as_str()));
             chain
                 .append(
                     tx,

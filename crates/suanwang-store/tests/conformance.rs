@@ -171,12 +171,24 @@ async fn tenants_and_tokens(store: Store, _: &Reopen) {
             tenant_id: Some(id),
             pool: None,
             label: "ci".to_owned(),
+            expires_ms: None,
         },
     )
     .await;
     assert!(matches!(token, Ok(Outcome::Token(_))));
     let principal = store.principal("h1").await.unwrap().unwrap();
     assert_eq!((principal.role, principal.tenant_id, principal.label.as_str()), (Role::Tenant, Some(id), "ci"));
+    assert_eq!(principal.expires_ms, None);
+    let expiring = Write::CreateToken {
+        hash: "h2".to_owned(),
+        role: Role::Auditor,
+        tenant_id: None,
+        pool: None,
+        label: "an hour".to_owned(),
+        expires_ms: Some(1_795_338_800_000),
+    };
+    assert!(matches!(one(&store, expiring).await, Ok(Outcome::Token(_))));
+    assert_eq!(store.principal("h2").await.unwrap().unwrap().expires_ms, Some(1_795_338_800_000));
     assert_eq!(store.principal("nope").await.unwrap(), None);
     assert_eq!(store.tenants().await.unwrap().len(), 1);
 }
@@ -269,6 +281,12 @@ async fn lists_page_and_filter(store: Store, _: &Reopen) {
         .unwrap();
     assert_eq!(open.len(), 24);
     assert_eq!(store.jobs(&JobFilter::default(), 0, 0).await.unwrap().len(), 1, "a limit of 0 is raised to 1");
+    let newest = JobFilter { newest_first: true, ..JobFilter::default() };
+    let top: Vec<i64> = store.jobs(&newest, 0, 3).await.unwrap().iter().map(|j| j.id).collect();
+    let all: Vec<i64> = store.jobs(&JobFilter::default(), 0, 1000).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(top, all.iter().rev().take(3).copied().collect::<Vec<_>>(), "newest first");
+    let below: Vec<i64> = store.jobs(&newest, top[2], 2).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(below, all.iter().rev().skip(3).take(2).copied().collect::<Vec<_>>(), "pages go down");
 }
 
 async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
@@ -280,6 +298,8 @@ async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
     one(&store, log(2, "world\n")).await.unwrap();
     assert_eq!(store.job_logs(id, 0, 10).await.unwrap(), vec![(1, "hello\n".to_owned()), (2, "world\n".to_owned())]);
     assert_eq!(store.job_logs(id, 1, 10).await.unwrap().len(), 1);
+    assert_eq!(store.job_logs_tail(id, 1).await.unwrap(), vec![(2, "world\n".to_owned())], "the last chunk");
+    assert_eq!(store.job_logs_tail(id, 10).await.unwrap().len(), 2, "oldest first");
     let usage = |digest: &str| Write::RecordUsage {
         source: "agent:p".to_owned(),
         event_id: "e1".to_owned(),

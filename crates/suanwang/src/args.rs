@@ -462,6 +462,10 @@ pub struct ServeArgs {
     /// Seconds without a report after which a pool is unhealthy and its jobs fail over.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub heartbeat_timeout_s: u64,
+    /// A directory of trace files (JSON Lines, Philly CSV, openb CSV, SWF; two levels deep) that
+    /// the dashboard's simulations page offers. Uploads work without it.
+    #[arg(long, value_name = "DIR")]
+    pub traces: Option<PathBuf>,
     /// Log lines on standard error: `text` for people, `json` (one object per line) for log
     /// pipelines. The level comes from `SUANWANG_LOG` (default `info`; e.g.
     /// `info,suanwang::http=debug` also logs every request).
@@ -703,7 +707,7 @@ pub struct TenantCreateArgs {
 pub enum TokenCommand {
     /// Create a token and print it once.
     #[command(
-        after_help = "Examples:\n  suanwang token create --tenant acme\n  suanwang token create --role provider --pool local --format json"
+        after_help = "Examples:\n  suanwang token create --tenant acme\n  suanwang token create --role provider --pool local --format json\n  suanwang token create --role auditor --ttl 8h"
     )]
     Create(TokenCreateArgs),
 }
@@ -727,6 +731,31 @@ pub struct TokenCreateArgs {
     /// A label for people.
     #[arg(long, default_value = "")]
     pub label: String,
+    /// The token stops working after this long: seconds, or a number with s, m, h or d
+    /// (`90m`, `8h`, `30d`). Default: never.
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+}
+
+/// `90`, `90s`, `30m`, `8h`, `7d` as seconds.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("unknown unit {unit:?}: use s, m, h or d")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{text:?} is not a duration like 90m, 8h or 30d"))
 }
 
 #[derive(Subcommand, Debug)]

@@ -507,9 +507,9 @@ pub fn token(command: &TokenCommand) -> Result<(), CliError> {
         }
     };
     let client = Client::new(&args.client)?;
-    let body =
-        json!({"role": role, "tenant": args.tenant, "pool": args.pool, "program": args.program, "label": args.label});
+    let body = json!({"role": role, "tenant": args.tenant, "pool": args.pool, "program": args.program, "label": args.label, "ttl_seconds": args.ttl});
     let token = client.call("POST", "/api/v1/tokens", Some(&body), &[])?;
-    let value = json!({"token": token["token"], "id": token["id"], "role": token["role"]});
+    let value =
+        json!({"token": token["token"], "id": token["id"], "role": token["role"], "expires_at": token["expires_at"]});
     client.show(&value, |t| format!("{}\n", text(&t["token"])))
 }

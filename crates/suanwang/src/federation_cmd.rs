@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use suanwang_model::catalog::Catalog;
 use suanwang_model::federation::{CapacityRow, Federation, SiteId};
+use suanwang_report::html::thousands;
 
 use crate::args::{CatalogArgs, FederationShowArgs, Format};
 use crate::error::CliError;
@@ -359,19 +360,6 @@ impl FederationJson {
             &format!("\nPools\n{}\nBy site\n{}\nBy accelerator\n{}", pools.render(), sites.render(), models.render());
         out
     }
-}
-
-/// 44376 → "44,376".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn thousands_f(x: f64) -> String {

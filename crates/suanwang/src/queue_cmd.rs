@@ -7,11 +7,10 @@ use serde::Serialize;
 use suanwang_formats::trace::{Trace, TraceFormat, TraceOptions};
 use suanwang_model::catalog::Catalog;
 use suanwang_model::federation::{Federation, PoolId};
-use suanwang_model::job::{DatasetRef, JobSpec, LatencyRequirement, TaskSpec};
-use suanwang_sched::job::Job;
 use suanwang_sched::policy::QueuePolicy;
 use suanwang_sched::scheduler::SchedulerConfig;
-use suanwang_sim::queue::{self, Outage, QueueRun, QueueSummary, Scenario, SimJob};
+use suanwang_sim::queue::{self, Outage, QueueRun, QueueSummary, Scenario};
+use suanwang_sim::resolve::Resolved;
 use suanwang_sim::stats::round2;
 
 use crate::args::{ConvertArgs, Format, QueueArgs, TraceFormatArg, TraceInput};
@@ -56,87 +55,9 @@ pub fn convert(args: &ConvertArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Tenants by name (sorted) and the jobs resolved against a federation.
-pub struct Resolved {
-    pub tenants: Vec<String>,
-    pub jobs: Vec<SimJob>,
-    pub duration_s_mean: f64,
-}
-
 /// Turns trace jobs (with names) into scheduler jobs (with ids) for `federation`.
 pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<Resolved, CliError> {
-    let adaptation = suanwang_formats::catalog::builtin_adaptation();
-    let tenants: Vec<String> =
-        trace.jobs.iter().map(|j| j.tenant.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let tenant_index: BTreeMap<&str, u32> = tenants.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
-    let site = |name: &str, line: u64| {
-        federation.site_id(name).ok_or_else(|| {
-            CliError::input(
-                "unknown_reference",
-                format!("{source}:{line}: unknown site {name:?} in the federation {}", federation.name),
-            )
-        })
-    };
-    let mut jobs = Vec::with_capacity(trace.jobs.len());
-    for t in &trace.jobs {
-        let dataset = t
-            .dataset
-            .as_ref()
-            .map(|d| Ok::<_, CliError>(DatasetRef { site: site(&d.site, t.line)?, size_bytes: d.size_bytes }))
-            .transpose()?;
-        let latency = t
-            .latency
-            .as_ref()
-            .map(|l| {
-                Ok::<_, CliError>(LatencyRequirement {
-                    site: site(&l.site, t.line)?,
-                    latency_us_max: (l.max_ms * 1000.0).round() as u32,
-                })
-            })
-            .transpose()?;
-        let task = match &t.framework {
-            Some(framework) if t.task.accelerators().count() > 0 => {
-                let runs_on = adaptation
-                    .models(framework, federation.catalog())
-                    .map_err(|e| CliError::input(e.code(), format!("{source}:{}: {e}", t.line)))?;
-                TaskSpec::new(
-                    t.task.cpu_milli(),
-                    t.task.memory_mib(),
-                    t.task.accelerators(),
-                    t.task.accepted_models().intersection(runs_on),
-                )
-                .map_err(|_| {
-                    CliError::input(
-                        "invalid_value",
-                        format!("{source}:{}: no accepted accelerator runs {framework}", t.line),
-                    )
-                })?
-            }
-            _ => t.task,
-        };
-        let spec = JobSpec {
-            name: t.id.clone(),
-            tenant: tenant_index[t.tenant.as_str()],
-            task,
-            gang_size: t.gang_size,
-            priority: t.priority,
-            preemptible: t.preemptible,
-            dataset,
-            residency_region: t.residency_region.clone(),
-            latency,
-            price_fen_per_card_hour_max: t.price_fen_per_card_hour_max,
-            deadline_unix_s: t.deadline_s.map(|d| d as i64),
-            runtime_estimate_s: t.estimate_s,
-        };
-        spec.validate().map_err(|e| CliError::input(e.code(), format!("{source}:{}: {e}", t.line)))?;
-        jobs.push(SimJob {
-            name: t.id.clone(),
-            job: Job { spec, submit_s: t.submit_s, green: t.green, oracle_duration_s: Some(t.duration_s), pool: None },
-            duration_s: t.duration_s,
-        });
-    }
-    let duration_s_mean = trace.jobs.iter().map(|j| j.duration_s as f64).sum::<f64>() / trace.jobs.len().max(1) as f64;
-    Ok(Resolved { tenants, jobs, duration_s_mean })
+    suanwang_sim::resolve::resolve(trace, federation, source).map_err(|e| CliError::input(e.code, e.message))
 }
 
 /// Weights by tenant index from `TENANT=WEIGHT` flags (others weigh 1).

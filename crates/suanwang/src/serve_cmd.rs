@@ -170,6 +170,7 @@ async fn demo_tokens(state: &AppState, data_dir: &Path) -> Result<DemoTokens, Cl
         pool: None,
         program: None,
         label: format!("demo {role}"),
+        ttl_seconds: None,
     };
     let operator =
         suanwang_server::admin::issue_token(state, "demo", token("operator", None)).await.map_err(fail)?.token;
@@ -204,6 +205,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
         let store = open_store(&data_dir, args.database_url.as_deref()).await?;
         let mut config = ServerConfig {
             heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout_s),
+            traces_dir: args.traces.clone(),
             ..ServerConfig::default()
         };
         if let Some(policy) = args.policy {
@@ -233,6 +235,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
                 "Suanwang demo: {} pools with in-process agents ({} runs jobs on this machine).\n\n  \
                  export SUANWANG_SERVER={url}\n  export SUANWANG_TOKEN={}   # tenant \"demo\"\n  \
                  operator token: {}\n  auditor token:  {}\n  (kept in {})\n\n  \
+                 dashboard: {url}/ui/ (sign in with one of the tokens)\n\n  \
                  suanwang job submit --name hello --cpu-milli 500 --memory-mib 256 -- sh -c 'echo hello'\n  \
                  suanwang job ls\n\n",
                 agents.len(),

@@ -182,6 +182,47 @@ impl Drop for Harness {
     }
 }
 
+pub async fn post(h: &Harness, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    h.call(Method::POST, path, Some(token), Some(&body.to_string())).await
+}
+
+pub async fn get(h: &Harness, token: &str, path: &str) -> (StatusCode, Value) {
+    h.call(Method::GET, path, Some(token), None).await
+}
+
+/// A tenant of a kind in a city, and its token.
+pub async fn tenant(h: &Harness, name: &str, kind: &str, city: &str) -> (i64, String) {
+    let body = json!({"name": name, "kind": kind, "registration_city": city});
+    let (status, t) = post(h, &h.operator, "/api/v1/tenants", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    let (status, token) = post(h, &h.operator, "/api/v1/tokens", json!({"role": "tenant", "tenant": name})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    (t["id"].as_i64().unwrap(), token["token"].as_str().unwrap().to_owned())
+}
+
+pub async fn token(h: &Harness, body: Value) -> String {
+    let (status, token) = post(h, &h.operator, "/api/v1/tokens", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    token["token"].as_str().unwrap().to_owned()
+}
+
+pub fn program(id: &str, fiscal_year: i64, budget_fen: u64, cap: Option<u64>) -> Value {
+    json!({
+        "id": id,
+        "name": "Test compute vouchers",
+        "issuer": "Shenzhen",
+        "fiscal_year": fiscal_year,
+        "budget_fen": budget_fen,
+        "firm_cap_fen": cap,
+        "eligibility": {"registration_cities": ["Shenzhen"]},
+        "subsidy": {"default_ratio_bps": 2000, "rules": [{"tenant_kinds": ["startup"], "ratio_bps": 6000}]},
+    })
+}
+
+pub fn this_year() -> i64 {
+    suanwang_billing::rating::year(suanwang_server::state::now_ms())
+}
+
 pub fn fast() -> ServerConfig {
     ServerConfig { tick: Duration::from_millis(20), startup_grace: Duration::from_secs(1), ..ServerConfig::default() }
 }
