@@ -7,8 +7,11 @@
 //! - [`backend`]: where jobs run: `local` processes or `sim`ulated.
 //! - [`run`]: the loop: heartbeat, pull, start, watch, report.
 //! - [`http`]: a `Platform` over HTTP, for agents outside the server.
+//! - [`slurm`]: the Slurm backend's text: `sbatch` arguments and parsers of `scontrol` and
+//!   `sinfo` output (the process calls come with the backend, issue 7).
 
 pub mod backend;
 pub mod http;
 pub mod protocol;
 pub mod run;
+pub mod slurm;

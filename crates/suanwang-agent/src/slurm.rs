@@ -1,0 +1,359 @@
+//! What the Slurm backend says to Slurm and reads back, as pure functions: the `sbatch` arguments
+//! for a platform job, and parsers for `scontrol show job -d -o` and `sinfo -N` output. The
+//! process calls (sbatch, scontrol, scancel, sinfo) come with the backend (issue 7, ROADMAP.md);
+//! keeping the text handling here makes it testable against real outputs and odd ones.
+//!
+//! Why the command-line tools and not slurmrestd: they ship in the same Debian package as the
+//! daemons, need no JWT set-up, and are what a provider's administrator already runs.
+
+use std::collections::BTreeMap;
+
+/// The job name that carries the platform's id: `sw-<id>`.
+pub fn job_name(platform_id: i64) -> String {
+    format!("sw-{platform_id}")
+}
+
+/// The platform id in a job name made by [`job_name`].
+pub fn platform_id(job_name: &str) -> Option<i64> {
+    job_name.strip_prefix("sw-")?.parse().ok().filter(|id| *id > 0)
+}
+
+/// The usage event id for a finished Slurm job: one per cluster and Slurm job id, so a report
+/// retried after Slurm or the platform was away is recorded once.
+pub fn usage_event_id(cluster: &str, slurm_job_id: u64) -> String {
+    format!("slurm:{cluster}:{slurm_job_id}")
+}
+
+/// Why a platform job cannot be given to Slurm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmitError(pub String);
+
+/// The longest time limit asked of Slurm when the job gives no estimate, minutes (a day).
+pub const DEFAULT_TIME_LIMIT_MIN: u64 = 24 * 60;
+
+/// `sbatch` arguments for a platform job (`request` is the job body as accepted by the API):
+/// CPUs rounded up to whole cores, memory in MiB (at least 1), GPUs per task as GRES, a time
+/// limit from `estimate_s` (rounded up to minutes) or a day, the partition, the output file,
+/// and the command wrapped for a shell with each argument quoted.
+pub fn sbatch_args(
+    platform_id: i64,
+    request: &serde_json::Value,
+    partition: Option<&str>,
+    output: &str,
+) -> Result<Vec<String>, SubmitError> {
+    let command: Vec<&str> = request
+        .get("command")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    if command.is_empty() {
+        return Err(SubmitError("the job has no command to run".to_owned()));
+    }
+    let number = |key: &str| request.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let cores = number("cpu_milli").div_ceil(1000).max(1);
+    let memory_mib = number("memory_mib").max(1);
+    let gpus = number("accelerators");
+    if number("tasks") > 1 {
+        return Err(SubmitError("gangs of several tasks are not given to Slurm yet".to_owned()));
+    }
+    let minutes = request
+        .get("estimate_s")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(DEFAULT_TIME_LIMIT_MIN, |s| s.div_ceil(60).max(1));
+    let mut args = vec![
+        "--parsable".to_owned(),
+        format!("--job-name={}", job_name(platform_id)),
+        format!("--cpus-per-task={cores}"),
+        format!("--mem={memory_mib}M"),
+        format!("--time={minutes}"),
+        format!("--output={output}"),
+        "--open-mode=append".to_owned(),
+    ];
+    if gpus > 0 {
+        args.push(format!("--gres=gpu:{gpus}"));
+    }
+    if let Some(partition) = partition {
+        args.push(format!("--partition={partition}"));
+    }
+    args.push(format!("--wrap={}", command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
+    Ok(args)
+}
+
+/// `'it'\''s'`: one argument for `sh`, whatever it holds.
+pub fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+        return arg.to_owned();
+    }
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// A Slurm job's state, as far as the platform cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlurmState {
+    /// Waiting (PENDING, CONFIGURING, REQUEUED…, held).
+    Pending,
+    /// RUNNING (or COMPLETING, SUSPENDED: it has started and holds its resources).
+    Running,
+    /// COMPLETED with exit code 0.
+    Completed,
+    /// FAILED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL, DEADLINE, PREEMPTED: with a reason.
+    Failed,
+    /// CANCELLED.
+    Cancelled,
+}
+
+/// One job as `scontrol show job -d -o` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlurmJob {
+    /// Slurm's id.
+    pub id: u64,
+    /// Its name (`sw-<platform id>` for ours).
+    pub name: String,
+    /// Where it is.
+    pub state: SlurmState,
+    /// Slurm's own word for the state (`NODE_FAIL`), for messages.
+    pub state_text: String,
+    /// Why it waits or failed (`Reason=`), when Slurm gives one.
+    pub reason: Option<String>,
+    /// The exit code of its script (the part before `:`), when known.
+    pub exit_code: Option<i32>,
+    /// Seconds it has run (`RunTime`).
+    pub run_time_s: u64,
+    /// GPUs it holds (`JOB_GRES=gpu:…:N`, summed), 0 for none.
+    pub gpus: u64,
+    /// CPUs it holds.
+    pub cpus: u64,
+}
+
+/// Output Slurm gave that cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+/// `key=value` pairs of one `-o` line (values hold no spaces in these fields).
+fn pairs(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace().filter_map(|pair| pair.split_once('=')).collect()
+}
+
+/// Parses one line of `scontrol show job -d -o`.
+pub fn parse_job(line: &str) -> Result<SlurmJob, ParseError> {
+    let fields = pairs(line);
+    let get = |key: &str| fields.get(key).copied();
+    let id = get("JobId")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ParseError(format!("no JobId in {:?}", truncate(line))))?;
+    let state_text = get("JobState").ok_or_else(|| ParseError(format!("job {id}: no JobState")))?.to_owned();
+    let exit_code = get("ExitCode").and_then(|v| v.split(':').next()).and_then(|v| v.parse().ok());
+    let state = match state_text.as_str() {
+        "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD" | "SPECIAL_EXIT"
+        | "STAGE_OUT" | "RESIZING" | "SIGNALING" => SlurmState::Pending,
+        "RUNNING" | "COMPLETING" | "SUSPENDED" | "STOPPED" => SlurmState::Running,
+        "COMPLETED" if exit_code.unwrap_or(0) == 0 => SlurmState::Completed,
+        "CANCELLED" => SlurmState::Cancelled,
+        "COMPLETED" | "FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "BOOT_FAIL" | "DEADLINE" | "PREEMPTED"
+        | "REVOKED" => SlurmState::Failed,
+        other => return Err(ParseError(format!("job {id}: unknown JobState {other:?}"))),
+    };
+    Ok(SlurmJob {
+        id,
+        name: get("JobName").unwrap_or("").to_owned(),
+        state,
+        state_text,
+        reason: get("Reason").filter(|r| *r != "None" && *r != "(null)").map(str::to_owned),
+        exit_code,
+        run_time_s: get("RunTime").map_or(Ok(0), parse_duration)?,
+        gpus: get("JOB_GRES").map_or(0, gpus_in),
+        cpus: get("NumCPUs").and_then(|v| v.parse().ok()).unwrap_or(0),
+    })
+}
+
+/// Seconds in a Slurm duration: `SS`, `MM:SS`, `HH:MM:SS` or `D-HH:MM:SS`. `INVALID`, `UNLIMITED`
+/// and `Partition_Limit` (what Slurm prints for no value) are errors: a run time must be a time.
+pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
+    let bad = || ParseError(format!("not a duration: {:?}", truncate(text)));
+    let (days, clock) = match text.split_once('-') {
+        Some((d, rest)) => (d.parse::<u64>().map_err(|_| bad())?, rest),
+        None => (0, text),
+    };
+    let parts: Vec<u64> = clock.split(':').map(|p| p.parse::<u64>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+    let (h, m, s) = match parts.as_slice() {
+        [s] => (0, 0, *s),
+        [m, s] => (0, *m, *s),
+        [h, m, s] => (*h, *m, *s),
+        _ => return Err(bad()),
+    };
+    if m >= 60 || s >= 60 || (days > 0 && h >= 24) || days > 100_000 {
+        return Err(bad());
+    }
+    Ok(((days * 24 + h) * 60 + m) * 60 + s)
+}
+
+/// GPUs in a GRES list: `gpu:sim:2`, `gpu:2`, `gpu:a100:2(IDX:0-1),gpu:t4:1`, `(null)`.
+pub fn gpus_in(gres: &str) -> u64 {
+    gres.split(',')
+        .filter(|g| g.starts_with("gpu"))
+        .filter_map(|g| g.split('(').next()?.rsplit(':').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// One node as `sinfo -N -h -o '%N %c %m %G %T'` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlurmNode {
+    /// Name.
+    pub name: String,
+    /// CPUs.
+    pub cpus: u64,
+    /// Memory, MB.
+    pub memory_mb: u64,
+    /// GPUs (GRES).
+    pub gpus: u64,
+    /// Whether it can take work (idle, mixed, allocated, completing; not down, drained, failing).
+    pub usable: bool,
+    /// Slurm's state word.
+    pub state: String,
+}
+
+/// Parses `sinfo -N -h -o '%N %c %m %G %T'` (a node in several partitions appears once).
+pub fn parse_nodes(output: &str) -> Result<Vec<SlurmNode>, ParseError> {
+    let mut nodes: Vec<SlurmNode> = Vec::new();
+    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        let [name, cpus, memory, gres, state] = columns.as_slice() else {
+            return Err(ParseError(format!("not a node line: {:?}", truncate(line))));
+        };
+        if nodes.iter().any(|n| n.name == *name) {
+            continue;
+        }
+        let number = |v: &str| v.parse::<u64>().map_err(|_| ParseError(format!("node {name}: not a number: {v:?}")));
+        let state = state.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-']).to_ascii_lowercase();
+        nodes.push(SlurmNode {
+            name: (*name).to_owned(),
+            cpus: number(cpus)?,
+            memory_mb: number(memory)?,
+            gpus: gpus_in(gres),
+            usable: matches!(state.as_str(), "idle" | "mixed" | "allocated" | "completing" | "planned"),
+            state,
+        });
+    }
+    Ok(nodes)
+}
+
+fn truncate(text: &str) -> &str {
+    let end = text.char_indices().nth(120).map_or(text.len(), |(i, _)| i);
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Real output of Slurm 22.05.8 on this kind of machine (`scripts/slurm.sh`), 2026-11-22.
+    const COMPLETED: &str = "JobId=1 JobName=sw-test UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901759 Nice=0 Account=(null) QOS=(null) JobState=COMPLETED Reason=None Dependency=(null) Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0 DerivedExitCode=0:0 RunTime=00:00:02 TimeLimit=00:05:00 TimeMin=N/A SubmitTime=2026-11-22T17:18:03 EligibleTime=2026-11-22T17:18:03 StartTime=2026-11-22T17:18:06 EndTime=2026-11-22T17:18:08 Partition=main NodeList=vm NumNodes=1 NumCPUs=2 NumTasks=1 CPUs/Task=2 TRES=cpu=2,mem=100M,node=1,billing=2 JOB_GRES=gpu:sim:2 Nodes=vm CPU_IDs=0-1 Mem=100 GRES= TresPerNode=gres:gpu:2";
+    const FAILED: &str = "JobId=2 JobName=sw-fail UserId=root(0) JobState=FAILED Reason=NonZeroExitCode Dependency=(null) ExitCode=3:0 RunTime=00:00:00 NumCPUs=1 JOB_GRES=(null)";
+
+    #[test]
+    fn real_scontrol_lines_parse() {
+        let job = parse_job(COMPLETED).unwrap();
+        assert_eq!((job.id, job.name.as_str(), job.state), (1, "sw-test", SlurmState::Completed));
+        assert_eq!((job.run_time_s, job.gpus, job.cpus, job.exit_code, job.reason), (2, 2, 2, Some(0), None));
+        let job = parse_job(FAILED).unwrap();
+        assert_eq!(
+            (job.state, job.exit_code, job.reason.as_deref()),
+            (SlurmState::Failed, Some(3), Some("NonZeroExitCode"))
+        );
+        assert_eq!(job.gpus, 0);
+    }
+
+    #[test]
+    fn odd_values_are_errors_not_panics() {
+        assert!(parse_job("").is_err());
+        assert!(parse_job("JobId=x JobState=RUNNING").is_err());
+        assert!(parse_job("JobId=3").is_err());
+        assert!(parse_job("JobId=3 JobState=WEIRD").is_err());
+        assert!(parse_job("JobId=3 JobState=RUNNING RunTime=INVALID").is_err());
+        assert!(parse_job("JobId=3 JobState=RUNNING RunTime=-1").is_err());
+        assert!(parse_job("JobId=3 JobState=RUNNING RunTime=00:61:00").is_err());
+        // A COMPLETED job with a non-zero exit code did not succeed.
+        assert_eq!(parse_job("JobId=3 JobState=COMPLETED ExitCode=1:0").unwrap().state, SlurmState::Failed);
+        assert_eq!(parse_job("JobId=3 JobState=NODE_FAIL Reason=NodeDown").unwrap().state, SlurmState::Failed);
+        assert_eq!(parse_job("JobId=3 JobState=CANCELLED").unwrap().state, SlurmState::Cancelled);
+        assert_eq!(
+            parse_job("JobId=3 JobState=PENDING Reason=Resources").unwrap().reason.as_deref(),
+            Some("Resources")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("59").unwrap(), 59);
+        assert_eq!(parse_duration("01:02").unwrap(), 62);
+        assert_eq!(parse_duration("01:02:03").unwrap(), 3723);
+        assert_eq!(parse_duration("2-00:00:01").unwrap(), 172_801);
+        for bad in ["", "UNLIMITED", "Partition_Limit", "1:2:3:4", "x-01:00:00", "1-24:00:00", "00:00:60"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gpus_from_gres() {
+        assert_eq!(gpus_in("gpu:sim:2"), 2);
+        assert_eq!(gpus_in("gpu:4"), 4);
+        assert_eq!(gpus_in("gpu:a100:2(IDX:0-1),gpu:t4:1(IDX:2)"), 3);
+        assert_eq!(gpus_in("(null)"), 0);
+        assert_eq!(gpus_in("mps:100"), 0);
+    }
+
+    #[test]
+    fn real_sinfo_output_parses() {
+        let nodes = parse_nodes("vm 16 32000 gpu:sim:8 idle\n").unwrap();
+        assert_eq!(
+            nodes[0],
+            SlurmNode { name: "vm".into(), cpus: 16, memory_mb: 32000, gpus: 8, usable: true, state: "idle".into() }
+        );
+        let nodes = parse_nodes("a 8 1000 (null) drained*\nb 8 1000 gpu:2 down~\na 8 1000 (null) drained*\n").unwrap();
+        assert_eq!(nodes.len(), 2, "a node in two partitions is listed once");
+        assert!(!nodes[0].usable && !nodes[1].usable);
+        assert_eq!(nodes[0].state, "drained");
+        assert!(parse_nodes("vm sixteen 1 (null) idle").is_err());
+        assert!(parse_nodes("vm 1").is_err());
+    }
+
+    #[test]
+    fn sbatch_arguments_carry_the_request() {
+        let request = json!({"name": "t", "command": ["python", "train.py", "--lr", "it's 0.1"], "cpu_milli": 1500,
+            "memory_mib": 2048, "accelerators": 2, "estimate_s": 90});
+        let args = sbatch_args(42, &request, Some("gpu"), "/var/log/sw/42.out").unwrap();
+        assert_eq!(
+            args,
+            [
+                "--parsable",
+                "--job-name=sw-42",
+                "--cpus-per-task=2",
+                "--mem=2048M",
+                "--time=2",
+                "--output=/var/log/sw/42.out",
+                "--open-mode=append",
+                "--gres=gpu:2",
+                "--partition=gpu",
+                "--wrap=python train.py --lr 'it'\\''s 0.1'",
+            ]
+        );
+        assert_eq!(platform_id("sw-42"), Some(42));
+        assert_eq!(platform_id("sw-x"), None);
+        assert_eq!(platform_id("other"), None);
+        let minimal = sbatch_args(1, &json!({"command": ["true"]}), None, "/o").unwrap();
+        assert!(minimal.contains(&"--cpus-per-task=1".to_owned()) && minimal.contains(&"--time=1440".to_owned()));
+        assert!(sbatch_args(1, &json!({"command": []}), None, "/o").is_err());
+        assert!(sbatch_args(1, &json!({"command": ["x"], "tasks": 2}), None, "/o").is_err());
+        assert_eq!(usage_event_id("suanwang", 7), "slurm:suanwang:7");
+    }
+
+    #[test]
+    fn quoting_survives_anything() {
+        assert_eq!(shell_quote("plain-arg_1.txt"), "plain-arg_1.txt");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(shell_quote("'"), "''\\'''");
+    }
+}
