@@ -10,6 +10,8 @@
 #   scripts/slurm.sh stop
 #   scripts/slurm.sh reset     # stop, and forget every job (a restart otherwise keeps them, as a
 #                              # real cluster does)
+#   scripts/slurm.sh stop-controller | start-controller
+#                              # slurmctld alone (slurmd and running jobs stay): for fault tests
 #
 # Everything lives under $SUANWANG_SLURM_DIR (default /tmp/suanwang-slurm). Needs root (as on
 # this kind of machine and in CI): Slurm runs as root here (SlurmUser=root).
@@ -133,10 +135,30 @@ stop_daemons() {
   [ "${1:-}" = quiet ] || echo "stopped slurmctld and slurmd ($dir)"
 }
 
+stop_controller() {
+  local pidfile="$dir/run/slurmctld.pid"
+  if [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
+    for _ in $(seq 1 50); do pgrep -x slurmctld >/dev/null || break; sleep 0.1; done
+  fi
+  echo "stopped slurmctld"
+}
+
+start_controller() {
+  SLURM_CONF="$conf" slurmctld -f "$conf"
+  for _ in $(seq 1 100); do
+    SLURM_CONF="$conf" scontrol ping >/dev/null 2>&1 && { echo "started slurmctld"; return 0; }
+    sleep 0.1
+  done
+  echo "slurmctld did not come back; its log: $dir/log/slurmctld.log" >&2
+  return 1
+}
+
 case "${1:-}" in
   start) start ;;
+  stop-controller) stop_controller ;;
+  start-controller) start_controller ;;
   stop) stop_daemons ;;
   reset) stop_daemons quiet; rm -rf "$dir"; echo "stopped and removed $dir" ;;
   status) SLURM_CONF="$conf" sinfo && SLURM_CONF="$conf" squeue ;;
-  *) echo "usage: scripts/slurm.sh start|stop|reset|status" >&2; exit 2 ;;
+  *) echo "usage: scripts/slurm.sh start|stop|reset|status|stop-controller|start-controller" >&2; exit 2 ;;
 esac

@@ -11,6 +11,32 @@ pub struct Heartbeat {
     /// The ids of the jobs the agent is running (at most 4096). A job the platform thinks runs
     /// here but is not listed was lost (the agent restarted) and is queued again.
     pub running: Vec<i64>,
+    /// The agent cannot tell what runs (its cluster's controller is unreachable, and it has not
+    /// listed its jobs since it started): the platform keeps its own record instead of queueing
+    /// the jobs missing from `running` again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub running_unknown: bool,
+    /// What the cluster says it has, for backends that can ask (Slurm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+/// A pool's capacity as its cluster reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Nodes.
+    pub nodes: u64,
+    /// Nodes that can take work (not down, drained or failing).
+    pub nodes_usable: u64,
+    /// CPUs on all nodes.
+    pub cpus: u64,
+    /// Memory on all nodes, MB.
+    pub memory_mb: u64,
+    /// GPUs on all nodes.
+    pub gpus: u64,
+    /// GPUs on usable nodes.
+    pub gpus_usable: u64,
 }
 
 /// One job for the agent to start.
@@ -20,6 +46,19 @@ pub struct WorkItem {
     pub id: i64,
     /// The job body as submitted (command, resources, `duration_s` for simulated pools, …).
     pub request: serde_json::Value,
+    /// When the platform accepted it (ms since 1970): with the id, it names the job in a cluster
+    /// that outlives the platform's store (a Slurm job is `sw-<id>-<created_ms>`).
+    #[serde(default)]
+    pub created_ms: i64,
+}
+
+/// A job the platform has running in the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    /// The job id.
+    pub id: i64,
+    /// When the platform accepted it.
+    pub created_ms: i64,
 }
 
 /// What the platform wants the agent to do now.
@@ -29,6 +68,10 @@ pub struct Work {
     pub start: Vec<WorkItem>,
     /// Jobs to stop (cancelled).
     pub stop: Vec<i64>,
+    /// Jobs running in this pool by the platform's record (at most 1000): what an agent that
+    /// restarted may find still running in its cluster and adopt.
+    #[serde(default)]
+    pub running: Vec<JobRef>,
 }
 
 /// A job's new state as the agent saw it.

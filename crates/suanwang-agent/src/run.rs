@@ -31,7 +31,12 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
         while let Ok(id) = done_rx.try_recv() {
             running.remove(&id);
         }
-        let heartbeat = Heartbeat { healthy: true, running: running.keys().copied().collect() };
+        let heartbeat = Heartbeat {
+            healthy: true,
+            running: running.keys().copied().collect(),
+            running_unknown: false,
+            capacity: None,
+        };
         if let Err(e) = platform.heartbeat(heartbeat).await {
             tracing::warn!(error = %e, "heartbeat failed");
         } else {

@@ -1,27 +1,39 @@
-//! What the Slurm backend says to Slurm and reads back, as pure functions: the `sbatch` arguments
-//! for a platform job, and parsers for `scontrol show job -d -o` and `sinfo -N` output. The
-//! process calls (sbatch, scontrol, scancel, sinfo) come with the backend (issue 7, ROADMAP.md);
-//! keeping the text handling here makes it testable against real outputs and odd ones.
+//! The Slurm backend. This module holds what the agent says to Slurm and reads back, as pure
+//! functions: the `sbatch` arguments for a platform job, and parsers for `scontrol show job -d -o`
+//! and `sinfo -N` output, testable against real outputs and odd ones. [`cli`] runs the commands
+//! (with time limits, sorting failures into "Slurm is away" and "Slurm refuses"); [`agent`] is the
+//! agent loop that follows jobs in Slurm and reports them to the platform.
 //!
 //! Why the command-line tools and not slurmrestd: they ship in the same Debian package as the
 //! daemons, need no JWT set-up, and are what a provider's administrator already runs.
+//! Why `scontrol show job` and not `sacct`: `sacct` needs slurmdbd and a database; the
+//! controller keeps a finished job's record (`RunTime`, `JOB_GRES`, exit code) for `MinJobAge`
+//! seconds, which the agent reads while it follows the job (docs/slurm.md).
+
+pub mod agent;
+pub mod cli;
 
 use std::collections::BTreeMap;
 
-/// The job name that carries the platform's id: `sw-<id>`.
-pub fn job_name(platform_id: i64) -> String {
-    format!("sw-{platform_id}")
+/// The job name that carries the platform's id and acceptance time: `sw-<id>-<created_ms>`. The
+/// time tells this job from an earlier platform's job with the same id (a store started afresh
+/// while Slurm remembers old jobs).
+pub fn job_name(platform_id: i64, created_ms: i64) -> String {
+    format!("sw-{platform_id}-{created_ms}")
 }
 
 /// The platform id in a job name made by [`job_name`].
 pub fn platform_id(job_name: &str) -> Option<i64> {
-    job_name.strip_prefix("sw-")?.parse().ok().filter(|id| *id > 0)
+    let (id, created) = job_name.strip_prefix("sw-")?.split_once('-')?;
+    created.parse::<i64>().ok()?;
+    id.parse().ok().filter(|id| *id > 0)
 }
 
-/// The usage event id for a finished Slurm job: one per cluster and Slurm job id, so a report
-/// retried after Slurm or the platform was away is recorded once.
-pub fn usage_event_id(cluster: &str, slurm_job_id: u64) -> String {
-    format!("slurm:{cluster}:{slurm_job_id}")
+/// The usage event id for a finished Slurm job: one per cluster, Slurm job id and platform job,
+/// so a report retried after Slurm or the platform was away is recorded once (and a cluster whose
+/// job ids started again from 1 does not collide with its past).
+pub fn usage_event_id(cluster: &str, slurm_job_id: u64, platform_id: i64) -> String {
+    format!("slurm:{cluster}:{slurm_job_id}:{platform_id}")
 }
 
 /// Why a platform job cannot be given to Slurm.
@@ -37,6 +49,7 @@ pub const DEFAULT_TIME_LIMIT_MIN: u64 = 24 * 60;
 /// and the command wrapped for a shell with each argument quoted.
 pub fn sbatch_args(
     platform_id: i64,
+    created_ms: i64,
     request: &serde_json::Value,
     partition: Option<&str>,
     output: &str,
@@ -62,7 +75,7 @@ pub fn sbatch_args(
         .map_or(DEFAULT_TIME_LIMIT_MIN, |s| s.div_ceil(60).max(1));
     let mut args = vec![
         "--parsable".to_owned(),
-        format!("--job-name={}", job_name(platform_id)),
+        format!("--job-name={}", job_name(platform_id, created_ms)),
         format!("--cpus-per-task={cores}"),
         format!("--mem={memory_mib}M"),
         format!("--time={minutes}"),
@@ -107,7 +120,7 @@ pub enum SlurmState {
 pub struct SlurmJob {
     /// Slurm's id.
     pub id: u64,
-    /// Its name (`sw-<platform id>` for ours).
+    /// Its name (`sw-<platform id>-<created ms>` for ours).
     pub name: String,
     /// Where it is.
     pub state: SlurmState,
@@ -117,8 +130,10 @@ pub struct SlurmJob {
     pub reason: Option<String>,
     /// The exit code of its script (the part before `:`), when known.
     pub exit_code: Option<i32>,
-    /// Seconds it has run (`RunTime`).
-    pub run_time_s: u64,
+    /// Seconds it has run (`RunTime`); `None` when Slurm gave no readable time (`INVALID`).
+    pub run_time_s: Option<u64>,
+    /// When it started (`StartTime`, the controller's local time), when it has.
+    pub start_time: Option<String>,
     /// GPUs it holds (`JOB_GRES=gpu:…:N`, summed), 0 for none.
     pub gpus: u64,
     /// CPUs it holds.
@@ -160,7 +175,8 @@ pub fn parse_job(line: &str) -> Result<SlurmJob, ParseError> {
         state_text,
         reason: get("Reason").filter(|r| *r != "None" && *r != "(null)").map(str::to_owned),
         exit_code,
-        run_time_s: get("RunTime").map_or(Ok(0), parse_duration)?,
+        run_time_s: get("RunTime").and_then(|v| parse_duration(v).ok()),
+        start_time: get("StartTime").filter(|t| t.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned),
         gpus: get("JOB_GRES").map_or(0, gpus_in),
         cpus: get("NumCPUs").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
@@ -181,7 +197,7 @@ pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
         [h, m, s] => (*h, *m, *s),
         _ => return Err(bad()),
     };
-    if m >= 60 || s >= 60 || (days > 0 && h >= 24) || days > 100_000 {
+    if m >= 60 || s >= 60 || (days > 0 && h >= 24) || days > 100_000 || h > 2_400_000 {
         return Err(bad());
     }
     Ok(((days * 24 + h) * 60 + m) * 60 + s)
@@ -255,7 +271,8 @@ mod tests {
     fn real_scontrol_lines_parse() {
         let job = parse_job(COMPLETED).unwrap();
         assert_eq!((job.id, job.name.as_str(), job.state), (1, "sw-test", SlurmState::Completed));
-        assert_eq!((job.run_time_s, job.gpus, job.cpus, job.exit_code, job.reason), (2, 2, 2, Some(0), None));
+        assert_eq!((job.run_time_s, job.gpus, job.cpus, job.exit_code, job.reason), (Some(2), 2, 2, Some(0), None));
+        assert_eq!(job.start_time.as_deref(), Some("2026-11-22T17:18:06"));
         let job = parse_job(FAILED).unwrap();
         assert_eq!(
             (job.state, job.exit_code, job.reason.as_deref()),
@@ -270,9 +287,12 @@ mod tests {
         assert!(parse_job("JobId=x JobState=RUNNING").is_err());
         assert!(parse_job("JobId=3").is_err());
         assert!(parse_job("JobId=3 JobState=WEIRD").is_err());
-        assert!(parse_job("JobId=3 JobState=RUNNING RunTime=INVALID").is_err());
-        assert!(parse_job("JobId=3 JobState=RUNNING RunTime=-1").is_err());
-        assert!(parse_job("JobId=3 JobState=RUNNING RunTime=00:61:00").is_err());
+        // A run time Slurm cannot give is unknown, not zero and not an error: the agent falls
+        // back to the time it saw the job run.
+        for odd in ["INVALID", "-1", "00:61:00", "", "4294967294:00:00"] {
+            let job = parse_job(&format!("JobId=3 JobState=RUNNING RunTime={odd} StartTime=Unknown")).unwrap();
+            assert_eq!((job.run_time_s, job.start_time), (None, None), "{odd}");
+        }
         // A COMPLETED job with a non-zero exit code did not succeed.
         assert_eq!(parse_job("JobId=3 JobState=COMPLETED ExitCode=1:0").unwrap().state, SlurmState::Failed);
         assert_eq!(parse_job("JobId=3 JobState=NODE_FAIL Reason=NodeDown").unwrap().state, SlurmState::Failed);
@@ -322,12 +342,12 @@ mod tests {
     fn sbatch_arguments_carry_the_request() {
         let request = json!({"name": "t", "command": ["python", "train.py", "--lr", "it's 0.1"], "cpu_milli": 1500,
             "memory_mib": 2048, "accelerators": 2, "estimate_s": 90});
-        let args = sbatch_args(42, &request, Some("gpu"), "/var/log/sw/42.out").unwrap();
+        let args = sbatch_args(42, 1_795_338_800_123, &request, Some("gpu"), "/var/log/sw/42.out").unwrap();
         assert_eq!(
             args,
             [
                 "--parsable",
-                "--job-name=sw-42",
+                "--job-name=sw-42-1795338800123",
                 "--cpus-per-task=2",
                 "--mem=2048M",
                 "--time=2",
@@ -338,14 +358,16 @@ mod tests {
                 "--wrap=python train.py --lr 'it'\\''s 0.1'",
             ]
         );
-        assert_eq!(platform_id("sw-42"), Some(42));
-        assert_eq!(platform_id("sw-x"), None);
+        assert_eq!(platform_id("sw-42-1795338800123"), Some(42));
+        assert_eq!(platform_id("sw-42"), None);
+        assert_eq!(platform_id("sw-x-1"), None);
+        assert_eq!(platform_id("sw-0-1"), None);
         assert_eq!(platform_id("other"), None);
-        let minimal = sbatch_args(1, &json!({"command": ["true"]}), None, "/o").unwrap();
+        let minimal = sbatch_args(1, 0, &json!({"command": ["true"]}), None, "/o").unwrap();
         assert!(minimal.contains(&"--cpus-per-task=1".to_owned()) && minimal.contains(&"--time=1440".to_owned()));
-        assert!(sbatch_args(1, &json!({"command": []}), None, "/o").is_err());
-        assert!(sbatch_args(1, &json!({"command": ["x"], "tasks": 2}), None, "/o").is_err());
-        assert_eq!(usage_event_id("suanwang", 7), "slurm:suanwang:7");
+        assert!(sbatch_args(1, 0, &json!({"command": []}), None, "/o").is_err());
+        assert!(sbatch_args(1, 0, &json!({"command": ["x"], "tasks": 2}), None, "/o").is_err());
+        assert_eq!(usage_event_id("suanwang", 7, 42), "slurm:suanwang:7:42");
     }
 
     #[test]

@@ -454,6 +454,13 @@ impl Scheduler {
         victims
     }
 
+    /// Marks a pool down while its jobs stay where they are: its agent still reports and holds
+    /// them, but says the cluster cannot take work (its controller is unreachable, or every node
+    /// is drained). Nothing new is placed there until it is marked healthy again.
+    pub fn pause_pool(&mut self, pool: PoolId) {
+        self.pools[pool.index()].healthy = false;
+    }
+
     /// Stops (or resumes) placing new work in a pool; running jobs continue (a drain).
     pub fn set_pool_accepting(&mut self, pool: PoolId, accepting: bool) {
         self.pools[pool.index()].accepting = accepting;

@@ -247,12 +247,16 @@ pub struct PoolView {
     pub drained: bool,
     /// Last report (UTC), if any.
     pub last_seen_at: Option<String>,
+    /// What the pool's cluster reports having (Slurm agents report it), when its agent does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported: Option<suanwang_agent::protocol::Capacity>,
 }
 
 async fn pool_views(state: &AppState) -> Result<Vec<PoolView>, ApiError> {
     let statuses = state.store.pool_statuses().await?;
     let capacity = state.federation.capacity();
     let catalog = state.federation.catalog();
+    let reported = state.reported.lock().map(|r| r.clone()).unwrap_or_default();
     Ok(state
         .federation
         .pools()
@@ -276,6 +280,7 @@ async fn pool_views(state: &AppState) -> Result<Vec<PoolView>, ApiError> {
                 healthy: status.is_some_and(|s| s.healthy),
                 drained: status.is_some_and(|s| s.drained),
                 last_seen_at: status.map(|s| rfc3339(s.last_seen_ms)),
+                reported: reported.get(&pool.name).copied(),
             }
         })
         .collect())

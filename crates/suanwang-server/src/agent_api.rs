@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use suanwang_agent::protocol::{Heartbeat, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem};
+use suanwang_agent::protocol::{Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem};
 use suanwang_model::federation::PoolId;
 use suanwang_store::model::{JobFilter, JobState, Outcome, PAGE_MAX, PoolChange, Role, Write};
 
@@ -40,7 +40,8 @@ fn agent_pool(state: &AppState, caller: &Caller) -> Result<(PoolId, String), Api
 }
 
 /// Records a heartbeat; jobs running here by the platform's books but not by the agent's were lost
-/// (the agent restarted) and are queued again.
+/// (the agent restarted) and are queued again, unless the agent says it cannot tell. A pool
+/// reported unhealthy takes no new work; its jobs stay (see the scheduler's `seen`).
 pub async fn heartbeat(state: &AppState, caller: &Caller, beat: Heartbeat) -> Result<(), ApiError> {
     let (id, name) = agent_pool(state, caller)?;
     if beat.running.len() > suanwang_agent::run::RUNNING_MAX {
@@ -49,14 +50,24 @@ pub async fn heartbeat(state: &AppState, caller: &Caller, beat: Heartbeat) -> Re
             format!("an agent runs at most {} jobs", suanwang_agent::run::RUNNING_MAX),
         ));
     }
-    let running = state
-        .store
-        .jobs(
-            &JobFilter { pool: Some(name.clone()), states: vec![JobState::Running], ..JobFilter::default() },
-            0,
-            PAGE_MAX,
-        )
-        .await?;
+    if let Some(capacity) = beat.capacity {
+        if let Ok(mut reported) = state.reported.lock() {
+            reported.insert(name.clone(), capacity);
+        }
+    }
+    // An agent that cannot tell what runs (its cluster is unreachable) loses nothing by saying so.
+    let running = if beat.running_unknown {
+        Vec::new()
+    } else {
+        state
+            .store
+            .jobs(
+                &JobFilter { pool: Some(name.clone()), states: vec![JobState::Running], ..JobFilter::default() },
+                0,
+                PAGE_MAX,
+            )
+            .await?
+    };
     for job in running.into_iter().filter(|j| !beat.running.contains(&j.id)) {
         let write = Write::Transition {
             job_id: job.id,
@@ -96,6 +107,14 @@ pub async fn work(state: &AppState, caller: &Caller) -> Result<Work, ApiError> {
             WORK_MAX,
         )
         .await?;
+    let running = state
+        .store
+        .jobs(
+            &JobFilter { pool: Some(name.clone()), states: vec![JobState::Running], ..JobFilter::default() },
+            0,
+            PAGE_MAX,
+        )
+        .await?;
     let cancelled = state
         .store
         .jobs(
@@ -112,9 +131,14 @@ pub async fn work(state: &AppState, caller: &Caller) -> Result<Work, ApiError> {
     Ok(Work {
         start: placed
             .into_iter()
-            .map(|j| WorkItem { id: j.id, request: serde_json::from_str(&j.spec).unwrap_or_default() })
+            .map(|j| WorkItem {
+                id: j.id,
+                request: serde_json::from_str(&j.spec).unwrap_or_default(),
+                created_ms: j.created_ms,
+            })
             .collect(),
         stop: cancelled.into_iter().map(|j| j.id).collect(),
+        running: running.into_iter().map(|j| JobRef { id: j.id, created_ms: j.created_ms }).collect(),
     })
 }
 

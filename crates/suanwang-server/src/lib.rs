@@ -166,6 +166,7 @@ pub fn start(store: Store, federation: Federation, config: ServerConfig) -> AppS
         biller: money::BillerState::default(),
         history: dashboard::history::History::default(),
         simulations: dashboard::sim::Simulations::default(),
+        reported: std::sync::Mutex::default(),
     }));
     tokio::spawn(scheduler::run(state.clone(), mailbox));
     tokio::spawn(money::run_biller(state.clone()));

@@ -336,12 +336,17 @@ impl Task {
         }
     }
 
-    /// A pool's agent reported at `at_ms`.
+    /// A pool's agent reported at `at_ms`. An agent that reports its pool unhealthy still holds
+    /// its jobs (it lists what it lost in the heartbeat): the pool takes no new work, and nothing
+    /// fails over until the agent itself goes silent.
     fn seen(&mut self, pool: PoolId, healthy: bool, at_ms: i64) {
         self.last_seen[pool.index()] = Some(at_ms);
         if self.scheduler.pool(pool).healthy != healthy {
-            let victims = self.scheduler.set_pool_health(pool, healthy, now_s());
-            self.fail_over(victims, pool);
+            if healthy {
+                self.scheduler.set_pool_health(pool, true, now_s());
+            } else {
+                self.scheduler.pause_pool(pool);
+            }
         }
     }
 

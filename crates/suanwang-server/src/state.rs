@@ -81,6 +81,9 @@ pub struct Inner {
     pub history: crate::dashboard::history::History,
     /// Simulation runs (in memory).
     pub simulations: crate::dashboard::sim::Simulations,
+    /// The capacity each pool's agent last reported from its cluster (Slurm agents do), by pool
+    /// name. In memory: the agent repeats it with every heartbeat.
+    pub reported: std::sync::Mutex<std::collections::HashMap<String, suanwang_agent::protocol::Capacity>>,
 }
 
 /// A cheap handle to the shared state.

@@ -46,7 +46,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a pool's agent next to the pool: it pulls work from the platform and reports back.
     #[command(
-        after_help = "Example:\n  suanwang agent --server http://127.0.0.1:8080 --token \"$POOL_TOKEN\" --backend local"
+        after_help = "Examples:\n  suanwang agent --server http://127.0.0.1:8080 --token \"$POOL_TOKEN\" --backend local\n  \
+                      suanwang agent --server http://127.0.0.1:8080 --token \"$POOL_TOKEN\" --backend slurm \\\n      \
+                      --slurm-partition gpu --slurm-output-dir /shared/suanwang/out"
     )]
     Agent(AgentArgs),
     /// Check the audit chain offline.
@@ -481,9 +483,24 @@ pub struct AgentArgs {
     /// The pool's provider token (from `suanwang token create --role provider --pool NAME`).
     #[arg(long, env = "SUANWANG_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub token: String,
-    /// Where jobs run: `local` (processes on this machine) or `sim` (simulated).
+    /// Where jobs run: `local` (processes on this machine), `sim` (simulated) or `slurm` (a Slurm
+    /// cluster, through sbatch, scontrol, scancel and sinfo on this machine's PATH).
     #[arg(long, value_enum)]
     pub backend: BackendArg,
+    /// Slurm: the partition jobs go to and whose nodes make the pool (default: Slurm's default
+    /// partition, all nodes).
+    #[arg(long, value_name = "NAME")]
+    pub slurm_partition: Option<String>,
+    /// Slurm: the cluster's name in usage event ids.
+    #[arg(long, value_name = "NAME", default_value = "slurm")]
+    pub slurm_cluster: String,
+    /// Slurm: where job output goes (Slurm writes it on the node, the agent reads it: a shared
+    /// filesystem on a real cluster).
+    #[arg(long, value_name = "DIR", default_value = "suanwang-slurm-output")]
+    pub slurm_output_dir: PathBuf,
+    /// Slurm: seconds a Slurm command may take before Slurm counts as away.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub slurm_timeout_s: u64,
     /// Seconds between polls.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub poll_s: u64,
@@ -508,6 +525,8 @@ pub enum BackendArg {
     Local,
     /// Simulated runs.
     Sim,
+    /// A Slurm cluster.
+    Slurm,
 }
 
 #[derive(Subcommand, Debug)]

@@ -270,16 +270,31 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
         ));
     }
     let backend = match args.backend {
-        BackendArg::Local => Backend::Local,
-        BackendArg::Sim => Backend::Sim,
+        BackendArg::Local => Some(Backend::Local),
+        BackendArg::Sim => Some(Backend::Sim),
+        BackendArg::Slurm => None,
     };
+    if backend.is_some() && args.slurm_partition.is_some() {
+        return Err(CliError::input("invalid_agent", "--slurm-partition is for --backend slurm"));
+    }
+    if args.slurm_cluster.is_empty() || args.slurm_cluster.len() > 64 || args.slurm_cluster.contains(':') {
+        return Err(CliError::input(
+            "invalid_agent",
+            "--slurm-cluster is 1 to 64 characters without ':' (it goes into usage event ids)",
+        ));
+    }
     runtime()?.block_on(async {
         let platform = Arc::new(suanwang_agent::http::HttpPlatform::new(&args.server, &args.token));
         // Check the token before looping: a wrong token is the user's mistake, not a retry.
         use suanwang_agent::protocol::Platform;
-        if let Err(e) =
-            platform.heartbeat(suanwang_agent::protocol::Heartbeat { healthy: true, running: Vec::new() }).await
-        {
+        // It cannot say yet what runs: the platform keeps its record until the loop's first report.
+        let hello = suanwang_agent::protocol::Heartbeat {
+            healthy: false,
+            running: Vec::new(),
+            running_unknown: true,
+            capacity: None,
+        };
+        if let Err(e) = platform.heartbeat(hello).await {
             let bad_input = matches!(e.code.as_str(), "invalid_token" | "unauthenticated" | "forbidden");
             let error = format!("the platform at {} refused the agent: {e}", args.server);
             return Err(if bad_input {
@@ -294,8 +309,25 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
             let _ = stop.send(true);
         });
         tracing::info!(server = %args.server, poll_s = args.poll_s, "agent connected");
-        let config = suanwang_agent::run::AgentConfig { backend, poll: Duration::from_secs(args.poll_s) };
-        suanwang_agent::run::run(platform, config, stopped).await;
+        let poll = Duration::from_secs(args.poll_s);
+        match backend {
+            Some(backend) => {
+                suanwang_agent::run::run(platform, suanwang_agent::run::AgentConfig { backend, poll }, stopped).await;
+            }
+            None => {
+                let config = suanwang_agent::slurm::agent::SlurmConfig {
+                    cluster: args.slurm_cluster.clone(),
+                    output_dir: std::path::absolute(&args.slurm_output_dir)
+                        .map_err(|e| CliError::input("invalid_agent", format!("--slurm-output-dir: {e}")))?,
+                    cli: suanwang_agent::slurm::cli::SlurmCli {
+                        timeout: Duration::from_secs(args.slurm_timeout_s),
+                        partition: args.slurm_partition.clone(),
+                    },
+                    poll,
+                };
+                suanwang_agent::slurm::agent::run(platform, config, stopped).await;
+            }
+        }
         Ok(())
     })
 }

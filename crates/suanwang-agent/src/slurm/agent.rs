@@ -1,0 +1,495 @@
+//! The Slurm agent's loop. Slurm holds the jobs; the agent is a bridge that keeps nothing of its
+//! own on disk. Every poll it:
+//!
+//! 1. lists the platform's jobs the controller knows (`scontrol show job -d -o`, names `sw-<id>`)
+//!    and the pool's nodes (`sinfo -N`);
+//! 2. follows each job it tracks: `running` when Slurm starts it, new lines of its output file as
+//!    log chunks, and at its end one usage event (`RunTime` × GPUs held) and its final state.
+//!    Jobs it finds in Slurm but does not track (it restarted) are adopted, so a restart neither
+//!    submits a job twice nor loses its usage;
+//! 3. sends a heartbeat: healthy when the controller answers and a node can take work; the
+//!    tracked jobs as running; `running_unknown` until its first listing succeeds (so a restart
+//!    while Slurm is down loses nothing); the capacity Slurm reports;
+//! 4. pulls work: `scancel` what was cancelled, `sbatch` what was placed here. A job Slurm refuses
+//!    fails on the platform with Slurm's reason.
+//!
+//! Reports the platform does not take (it is away) stay queued on the tracked job and are sent
+//! again next poll with the same ids (log chunks by byte offset, usage by Slurm job id), so they
+//! are recorded once. While Slurm is away, polls back off up to [`BACKOFF_MAX`].
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cli::{SlurmCli, SlurmError};
+use super::{SlurmJob, SlurmNode, SlurmState, job_name, sbatch_args, usage_event_id};
+use crate::backend::LOG_LINE_MAX;
+use crate::protocol::{
+    Capacity, Heartbeat, JobRef, LogChunk, Platform, PlatformError, RunState, StateReport, UsageReport, Work,
+};
+use crate::run::RUNNING_MAX;
+
+/// The longest wait between polls while Slurm is away.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Output lines sent per job per poll (the rest follow next poll).
+pub const LINES_PER_POLL: usize = 256;
+
+/// How the Slurm agent behaves.
+#[derive(Clone, Debug)]
+pub struct SlurmConfig {
+    /// The cluster's name in usage event ids (`slurm:<cluster>:<job id>:<platform id>`).
+    pub cluster: String,
+    /// Where job output files go (`sw-<id>-<slurm id>.out`): written by Slurm on the node,
+    /// read by the agent, so a shared filesystem on a real cluster.
+    pub output_dir: PathBuf,
+    /// The commands, with the partition.
+    pub cli: SlurmCli,
+    /// Time between polls.
+    pub poll: Duration,
+}
+
+/// One platform job the agent follows in Slurm.
+#[derive(Debug)]
+struct Tracked {
+    slurm_id: u64,
+    /// Its output file.
+    output: PathBuf,
+    /// Whether `running` was reported (accepted).
+    started: bool,
+    /// When the agent first saw it running (for a run time Slurm cannot give).
+    seen_running: Option<Instant>,
+    /// Bytes of the output file sent so far.
+    offset: u64,
+    /// The platform cancelled it: its end is not reported as a state.
+    cancelled: bool,
+    /// It ended in Slurm: what is left to report (usage first, then the state).
+    ending: Option<Ending>,
+}
+
+#[derive(Debug)]
+struct Ending {
+    usage: Option<UsageReport>,
+    state: Option<StateReport>,
+}
+
+/// Runs the agent until `shutdown` fires. Slurm's jobs keep running when it stops.
+pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if let Err(e) = std::fs::create_dir_all(&config.output_dir) {
+        tracing::error!(dir = %config.output_dir.display(), error = %e, "cannot create the output directory");
+    }
+    let mut agent = SlurmAgent { platform, config, tracked: HashMap::new(), done: HashSet::new(), listed: false };
+    let mut away_since: Option<Instant> = None;
+    let mut wait = agent.config.poll;
+    loop {
+        let reachable = agent.poll().await;
+        match (reachable, away_since) {
+            (true, Some(since)) => {
+                tracing::info!(away_s = since.elapsed().as_secs(), "Slurm answers again");
+                away_since = None;
+                wait = agent.config.poll;
+            }
+            (true, None) => wait = agent.config.poll,
+            (false, None) => {
+                away_since = Some(Instant::now());
+                wait = agent.config.poll;
+            }
+            (false, Some(_)) => wait = (wait * 2).min(BACKOFF_MAX).max(agent.config.poll),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+struct SlurmAgent<P> {
+    platform: Arc<P>,
+    config: SlurmConfig,
+    /// By platform id.
+    tracked: HashMap<i64, Tracked>,
+    /// Slurm ids of ended jobs fully reported (forgotten once Slurm forgets them).
+    done: HashSet<u64>,
+    /// Whether a listing has succeeded since start.
+    listed: bool,
+}
+
+/// Whether the platform was away (retry) rather than refusing (drop).
+fn away(e: &PlatformError) -> bool {
+    matches!(e.code.as_str(), "unreachable" | "unavailable" | "internal" | "invalid_response")
+}
+
+impl<P: Platform> SlurmAgent<P> {
+    /// One round; whether Slurm answered.
+    async fn poll(&mut self) -> bool {
+        let listing = self.config.cli.jobs().await;
+        let nodes = self.config.cli.nodes().await;
+        let reachable = listing.is_ok();
+        // The platform's view comes before the heartbeat: an agent that restarted adopts what
+        // still runs in Slurm first, so its first heartbeat lists it.
+        let work = if reachable {
+            match self.platform.work().await {
+                Ok(work) => Some(work),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot fetch work");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        match &listing {
+            Ok((jobs, errors)) => {
+                for e in errors {
+                    tracing::warn!(error = %e.0, "a job of ours in Slurm cannot be read; it is looked at again next poll");
+                }
+                if let Some(work) = &work {
+                    let named = work.start.iter().map(|w| JobRef { id: w.id, created_ms: w.created_ms });
+                    self.adopt(jobs, work.running.iter().copied().chain(named));
+                    self.listed = true;
+                }
+                self.follow(jobs);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list Slurm's jobs"),
+        }
+        if let Err(e) = &nodes {
+            if reachable {
+                tracing::warn!(error = %e, "cannot list Slurm's nodes");
+            }
+        }
+        self.flush().await;
+        let capacity = nodes.as_ref().ok().map(|n| capacity(n));
+        let healthy = reachable && capacity.is_some_and(|c| c.nodes_usable > 0);
+        let heartbeat = Heartbeat {
+            healthy,
+            running: self.tracked.keys().copied().collect(),
+            running_unknown: !self.listed,
+            capacity,
+        };
+        if let Err(e) = self.platform.heartbeat(heartbeat).await {
+            tracing::warn!(error = %e, "heartbeat failed");
+            return reachable;
+        }
+        if let Some(work) = work {
+            self.take_work(work).await;
+        }
+        reachable
+    }
+
+    /// Adopts the jobs the platform places or runs here that Slurm has but the agent does not
+    /// track (it restarted): the newest unfinished run, or else the newest finished one not yet
+    /// reported. Only jobs the platform names are adopted, so Slurm's memory of jobs long
+    /// reported (or of another platform's) is left alone.
+    fn adopt(&mut self, jobs: &[SlurmJob], named: impl Iterator<Item = JobRef>) {
+        for JobRef { id, created_ms } in named {
+            if self.tracked.contains_key(&id) || self.tracked.len() >= RUNNING_MAX {
+                continue;
+            }
+            let name = job_name(id, created_ms);
+            let candidate = jobs
+                .iter()
+                .filter(|j| j.name == name && !self.done.contains(&j.id))
+                .max_by_key(|j| (matches!(j.state, SlurmState::Pending | SlurmState::Running), j.id));
+            if let Some(job) = candidate {
+                tracing::info!(job_id = id, slurm_id = job.id, state = %job.state_text, "adopting a job found in Slurm");
+                self.tracked.insert(id, Tracked::new(job.id, output_path(&self.config.output_dir, &name, job.id)));
+            }
+        }
+    }
+
+    /// Follows the tracked jobs in Slurm's listing.
+    fn follow(&mut self, jobs: &[SlurmJob]) {
+        let by_id: HashMap<u64, &SlurmJob> = jobs.iter().map(|j| (j.id, j)).collect();
+        // Forget finished jobs Slurm no longer lists.
+        self.done.retain(|id| by_id.contains_key(id));
+        let cluster = self.config.cluster.clone();
+        for (&id, tracked) in &mut self.tracked {
+            if tracked.ending.is_some() {
+                continue;
+            }
+            let Some(job) = by_id.get(&tracked.slurm_id) else {
+                // Submitted after this listing was taken, or purged while the agent was away.
+                if tracked.started || tracked.seen_running.is_some() {
+                    tracked.ending = Some(Ending {
+                        usage: None,
+                        state: Some(StateReport {
+                            state: RunState::Failed,
+                            detail: format!(
+                                "Slurm no longer knows job {} (it ended while the agent could not see it)",
+                                tracked.slurm_id
+                            ),
+                        }),
+                    });
+                }
+                continue;
+            };
+            if job.state != SlurmState::Pending && tracked.seen_running.is_none() {
+                tracked.seen_running = Some(Instant::now());
+            }
+            if matches!(job.state, SlurmState::Pending | SlurmState::Running) {
+                continue;
+            }
+            let run_time_s = job.run_time_s.unwrap_or_else(|| {
+                let seen = tracked.seen_running.map_or(0, |t| t.elapsed().as_secs());
+                tracing::warn!(
+                    job_id = id,
+                    slurm_id = job.id,
+                    seen_s = seen,
+                    "Slurm gave no run time; using the agent's own"
+                );
+                seen
+            });
+            let accelerator_ms = run_time_s.saturating_mul(1000).saturating_mul(job.gpus);
+            let usage = (accelerator_ms > 0).then(|| UsageReport {
+                event_id: usage_event_id(&cluster, job.id, id),
+                job_id: id,
+                accelerator_ms: i64::try_from(accelerator_ms).unwrap_or(i64::MAX),
+            });
+            tracked.ending = Some(Ending { usage, state: final_state(job, tracked.cancelled) });
+        }
+    }
+
+    /// Sends what is due: `running`, output lines, and the ending. Stops at the first report the
+    /// platform does not take for a job (it is tried again next poll).
+    async fn flush(&mut self) {
+        let ids: Vec<i64> = self.tracked.keys().copied().collect();
+        let mut finished = Vec::new();
+        for id in ids {
+            let Some(tracked) = self.tracked.get_mut(&id) else { continue };
+            if !tracked.started && !tracked.cancelled && tracked.seen_running.is_some() {
+                let report = StateReport {
+                    state: RunState::Running,
+                    detail: format!("running in Slurm as job {}", tracked.slurm_id),
+                };
+                match self.platform.report_state(id, report).await {
+                    Ok(()) => tracked.started = true,
+                    Err(e) if away(&e) => continue,
+                    Err(e) => {
+                        // Not this pool's job any more (failed over while the agent was away):
+                        // stop the Slurm copy so it does not run twice.
+                        tracing::warn!(job_id = id, error = %e, "the platform refused the start; cancelling in Slurm");
+                        let _ = self.config.cli.cancel(tracked.slurm_id).await;
+                        tracked.started = true;
+                        tracked.cancelled = true;
+                    }
+                }
+            }
+            let path = tracked.output.clone();
+            let ended = tracked.ending.is_some();
+            if tracked.seen_running.is_some()
+                && !send_lines(&*self.platform, id, &path, &mut tracked.offset, ended).await
+            {
+                continue;
+            }
+            let Some(ending) = tracked.ending.as_mut() else { continue };
+            if let Some(usage) = ending.usage.clone() {
+                match self.platform.report_usage(usage.clone()).await {
+                    Ok(()) => ending.usage = None,
+                    Err(e) if away(&e) => continue,
+                    Err(e) => {
+                        tracing::error!(job_id = id, event_id = %usage.event_id, error = %e, "the platform refused usage");
+                        ending.usage = None;
+                    }
+                }
+            }
+            if let Some(state) = ending.state.clone() {
+                match self.platform.report_state(id, state).await {
+                    Ok(()) => ending.state = None,
+                    Err(e) if away(&e) => continue,
+                    Err(e) => {
+                        tracing::warn!(job_id = id, error = %e, "the platform refused the final state");
+                        ending.state = None;
+                    }
+                }
+            }
+            finished.push(id);
+        }
+        for id in finished {
+            if let Some(tracked) = self.tracked.remove(&id) {
+                self.done.insert(tracked.slurm_id);
+            }
+        }
+    }
+
+    /// Cancels what the platform cancelled; submits what it placed here.
+    async fn take_work(&mut self, work: Work) {
+        for id in work.stop {
+            let Some(tracked) = self.tracked.get_mut(&id) else { continue };
+            if tracked.cancelled || tracked.ending.is_some() {
+                continue;
+            }
+            match self.config.cli.cancel(tracked.slurm_id).await {
+                Ok(()) => {
+                    tracing::info!(job_id = id, slurm_id = tracked.slurm_id, "cancelled in Slurm");
+                    tracked.cancelled = true;
+                }
+                Err(e) => tracing::warn!(job_id = id, error = %e, "cannot cancel in Slurm; trying again next poll"),
+            }
+        }
+        for item in work.start {
+            if self.tracked.contains_key(&item.id) || self.tracked.len() >= RUNNING_MAX {
+                continue;
+            }
+            let name = job_name(item.id, item.created_ms);
+            let output = self.config.output_dir.join(format!("{name}-%j.out"));
+            let partition = self.config.cli.partition.as_deref();
+            let args = match sbatch_args(item.id, item.created_ms, &item.request, partition, &output.to_string_lossy())
+            {
+                Ok(args) => args,
+                Err(e) => {
+                    self.refuse(item.id, &e.0).await;
+                    continue;
+                }
+            };
+            match self.config.cli.submit(&args).await {
+                Ok(slurm_id) => {
+                    tracing::info!(job_id = item.id, slurm_id, "submitted to Slurm");
+                    let output = output_path(&self.config.output_dir, &name, slurm_id);
+                    self.tracked.insert(item.id, Tracked::new(slurm_id, output));
+                }
+                Err(SlurmError::Refused(reason)) => {
+                    self.refuse(item.id, &format!("Slurm refused the job: {reason}")).await
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = item.id, error = %e, "cannot submit; trying again next poll");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Fails a placed job the agent cannot give to Slurm.
+    async fn refuse(&self, id: i64, reason: &str) {
+        tracing::warn!(job_id = id, reason, "job refused");
+        let mut detail = reason.to_owned();
+        truncate_on_char(&mut detail, 1000);
+        if let Err(e) = self.platform.report_state(id, StateReport { state: RunState::Failed, detail }).await {
+            tracing::warn!(job_id = id, error = %e, "cannot report the refusal; it is tried again next poll");
+        }
+    }
+}
+
+impl Tracked {
+    fn new(slurm_id: u64, output: PathBuf) -> Self {
+        Tracked { slurm_id, output, started: false, seen_running: None, offset: 0, cancelled: false, ending: None }
+    }
+}
+
+/// The state to report for a job that ended in Slurm (`None`: the platform cancelled it and
+/// knows).
+fn final_state(job: &SlurmJob, cancelled_by_platform: bool) -> Option<StateReport> {
+    let reason = job.reason.as_deref().map_or_else(String::new, |r| format!(" ({r})"));
+    let exit = job.exit_code.map_or_else(String::new, |c| format!(", exit code {c}"));
+    match job.state {
+        SlurmState::Completed => {
+            Some(StateReport { state: RunState::Succeeded, detail: format!("Slurm job {}: COMPLETED{exit}", job.id) })
+        }
+        SlurmState::Failed => Some(StateReport {
+            state: RunState::Failed,
+            detail: format!("Slurm job {}: {}{reason}{exit}", job.id, job.state_text),
+        }),
+        SlurmState::Cancelled if cancelled_by_platform => None,
+        SlurmState::Cancelled => Some(StateReport {
+            state: RunState::Failed,
+            detail: format!("Slurm job {} was cancelled in Slurm{reason}", job.id),
+        }),
+        SlurmState::Pending | SlurmState::Running => None,
+    }
+}
+
+/// The pool's capacity from its nodes.
+pub fn capacity(nodes: &[SlurmNode]) -> Capacity {
+    let mut c = Capacity::default();
+    for node in nodes {
+        c.nodes += 1;
+        c.cpus += node.cpus;
+        c.memory_mb += node.memory_mb;
+        c.gpus += node.gpus;
+        if node.usable {
+            c.nodes_usable += 1;
+            c.gpus_usable += node.gpus;
+        }
+    }
+    c
+}
+
+/// Where Slurm writes a job's output (`sbatch` is given `<job name>-%j.out`).
+pub fn output_path(dir: &Path, job_name: &str, slurm_id: u64) -> PathBuf {
+    dir.join(format!("{job_name}-{slurm_id}.out"))
+}
+
+/// One line of a job's output file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputLine {
+    /// The byte offset it starts at.
+    pub at: u64,
+    /// Its text, ending in a newline.
+    pub text: String,
+    /// Bytes of the file it covers.
+    pub len: u64,
+}
+
+/// The complete lines of `path` after `offset` (and, when `ended`, a last line without a newline),
+/// at most [`LINES_PER_POLL`]; a line longer than [`LOG_LINE_MAX`] bytes is sent in pieces.
+pub fn read_lines(path: &Path, offset: u64, ended: bool) -> std::io::Result<Vec<OutputLine>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.take((LINES_PER_POLL * (LOG_LINE_MAX + 1)) as u64).read_to_end(&mut bytes)?;
+    let mut lines = Vec::new();
+    let mut start = 0;
+    while lines.len() < LINES_PER_POLL && start < bytes.len() {
+        let rest = &bytes[start..];
+        let end = match rest.iter().take(LOG_LINE_MAX + 1).position(|&b| b == b'\n') {
+            Some(i) => start + i + 1,
+            None if rest.len() > LOG_LINE_MAX => start + LOG_LINE_MAX,
+            None if ended => bytes.len(),
+            None => break,
+        };
+        let mut text = String::from_utf8_lossy(&bytes[start..end]).into_owned();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        lines.push(OutputLine { at: offset + start as u64, text, len: (end - start) as u64 });
+        start = end;
+    }
+    Ok(lines)
+}
+
+/// Sends new output lines as chunks numbered by byte offset + 1 (so a resend after a restart is
+/// stored once); whether the platform took all that was due (for an ended job: the whole file).
+async fn send_lines<P: Platform>(platform: &P, id: i64, path: &Path, offset: &mut u64, ended: bool) -> bool {
+    let lines = match read_lines(path, *offset, ended) {
+        Ok(lines) => lines,
+        Err(e) => {
+            tracing::warn!(job_id = id, path = %path.display(), error = %e, "cannot read the job's output");
+            return true;
+        }
+    };
+    for line in lines {
+        let chunk = LogChunk { seq: i64::try_from(line.at).unwrap_or(i64::MAX - 1) + 1, chunk: line.text };
+        match platform.report_log(id, chunk).await {
+            Ok(()) => {}
+            Err(e) if away(&e) => return false,
+            Err(e) => tracing::warn!(job_id = id, error = %e, "the platform refused a log chunk"),
+        }
+        *offset = line.at + line.len;
+    }
+    !ended || *offset >= std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn truncate_on_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}

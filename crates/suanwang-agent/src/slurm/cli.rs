@@ -1,0 +1,191 @@
+//! The Slurm commands the agent runs (`sbatch`, `scontrol`, `scancel`, `sinfo`), each with a
+//! time limit. A failure is sorted into "Slurm is away" (the controller is down or slow: retry
+//! later, with backoff) and "Slurm refuses" (the request itself is wrong: report it).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::{ParseError, SlurmJob, SlurmNode, parse_job, parse_nodes, platform_id};
+
+/// Longest output read from one command (a controller with very many jobs is cut off here).
+pub const OUTPUT_MAX: usize = 64 * 1024 * 1024;
+
+/// Why a Slurm command failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlurmError {
+    /// The controller cannot be reached or did not answer in time: try again later.
+    Unavailable(String),
+    /// Slurm refused the request (with its own words).
+    Refused(String),
+    /// Slurm answered with something the agent cannot read.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for SlurmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlurmError::Unavailable(m) => write!(f, "slurm_unavailable: {m}"),
+            SlurmError::Refused(m) => write!(f, "slurm_refused: {m}"),
+            SlurmError::Unreadable(m) => write!(f, "slurm_unreadable: {m}"),
+        }
+    }
+}
+
+impl From<ParseError> for SlurmError {
+    fn from(e: ParseError) -> Self {
+        SlurmError::Unreadable(e.0)
+    }
+}
+
+/// Sorts a failed command's standard error: words Slurm's client library uses when it cannot
+/// talk to the controller mean "away"; anything else is Slurm's answer.
+pub fn classify(stderr: &str) -> SlurmError {
+    const AWAY: [&str; 8] = [
+        "Unable to contact slurm controller",
+        "Socket timed out",
+        "temporarily unable",
+        "Zero Bytes were transmitted",
+        "Connection refused",
+        "Communication connection failure",
+        "Slurm backup controller in standby mode",
+        "Transport endpoint is not connected",
+    ];
+    let message = stderr.trim().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let message = if message.is_empty() { "the command failed without a message".to_owned() } else { message };
+    if AWAY.iter().any(|w| message.to_ascii_lowercase().contains(&w.to_ascii_lowercase())) {
+        SlurmError::Unavailable(message)
+    } else {
+        SlurmError::Refused(message)
+    }
+}
+
+/// The job id in `sbatch --parsable` output: `123` or `123;cluster`.
+pub fn parse_submitted(stdout: &str) -> Result<u64, SlurmError> {
+    stdout
+        .trim()
+        .split(';')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| SlurmError::Unreadable(format!("sbatch printed {:?}, not a job id", stdout.trim())))
+}
+
+/// Runs Slurm's commands.
+#[derive(Clone, Debug)]
+pub struct SlurmCli {
+    /// How long one command may take before Slurm counts as away.
+    pub timeout: Duration,
+    /// The partition whose nodes make the pool (all nodes when `None`).
+    pub partition: Option<String>,
+}
+
+impl SlurmCli {
+    async fn run(&self, program: &str, args: &[String]) -> Result<String, SlurmError> {
+        let mut command = Command::new(program);
+        command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        let output = match tokio::time::timeout(self.timeout, command.output()).await {
+            Err(_) => {
+                return Err(SlurmError::Unavailable(format!(
+                    "{program} did not answer within {} s",
+                    self.timeout.as_secs()
+                )));
+            }
+            Ok(Err(e)) => return Err(SlurmError::Unavailable(format!("cannot run {program}: {e}"))),
+            Ok(Ok(output)) => output,
+        };
+        if !output.status.success() {
+            return Err(classify(&String::from_utf8_lossy(&output.stderr)));
+        }
+        if output.stdout.len() > OUTPUT_MAX {
+            return Err(SlurmError::Unreadable(format!("{program} printed more than {OUTPUT_MAX} bytes")));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Submits a batch job; its Slurm id.
+    pub async fn submit(&self, args: &[String]) -> Result<u64, SlurmError> {
+        parse_submitted(&self.run("sbatch", args).await?)
+    }
+
+    /// The platform's jobs the controller knows (pending, running, and finished within
+    /// `MinJobAge`), and the lines of ours it could not read.
+    pub async fn jobs(&self) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
+        let out = self.run("scontrol", &["show".into(), "job".into(), "-d".into(), "-o".into()]).await?;
+        Ok(platform_jobs(&out))
+    }
+
+    /// Cancels a job (a job that already ended is not an error).
+    pub async fn cancel(&self, slurm_id: u64) -> Result<(), SlurmError> {
+        match self.run("scancel", &[slurm_id.to_string()]).await {
+            Err(SlurmError::Refused(m)) if m.contains("already completed") || m.contains("Invalid job id") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// The pool's nodes.
+    pub async fn nodes(&self) -> Result<Vec<SlurmNode>, SlurmError> {
+        let mut args: Vec<String> = vec!["-N".into(), "-h".into(), "-o".into(), "%N %c %m %G %T".into()];
+        if let Some(partition) = &self.partition {
+            args.push(format!("--partition={partition}"));
+        }
+        Ok(parse_nodes(&self.run("sinfo", &args).await?)?)
+    }
+}
+
+/// The platform's jobs in `scontrol show job -d -o` output (named `sw-<id>-<created ms>`); other users' jobs
+/// are skipped unread, so their oddities cannot stop ours.
+pub fn platform_jobs(output: &str) -> (Vec<SlurmJob>, Vec<ParseError>) {
+    let mut jobs = Vec::new();
+    let mut errors = Vec::new();
+    for line in output.lines() {
+        let ours = line.split_whitespace().any(|f| f.strip_prefix("JobName=").and_then(platform_id).is_some());
+        if !ours {
+            continue;
+        }
+        match parse_job(line) {
+            Ok(job) => jobs.push(job),
+            Err(e) => errors.push(e),
+        }
+    }
+    (jobs, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_sorted_into_away_and_refused() {
+        // Real words of Slurm 22.05 with slurmctld stopped, and for a request it cannot meet.
+        let down = "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)";
+        assert!(matches!(classify(down), SlurmError::Unavailable(_)));
+        let load = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)";
+        assert!(matches!(classify(load), SlurmError::Unavailable(_)));
+        let refused = "sbatch: error: Batch job submission failed: Requested node configuration is not available";
+        assert_eq!(classify(refused), SlurmError::Refused(refused.to_owned()));
+        assert_eq!(classify("  \n"), SlurmError::Refused("the command failed without a message".to_owned()));
+        assert_eq!(classify("a\n\nb\n"), SlurmError::Refused("a; b".to_owned()));
+    }
+
+    #[test]
+    fn submitted_ids_parse() {
+        assert_eq!(parse_submitted("123\n"), Ok(123));
+        assert_eq!(parse_submitted("77;cluster\n"), Ok(77));
+        assert!(parse_submitted("Submitted batch job 5").is_err());
+        assert!(parse_submitted("").is_err());
+    }
+
+    #[test]
+    fn only_the_platforms_jobs_are_read() {
+        let out = "JobId=1 JobName=other JobState=WEIRD\n\
+                   JobId=2 JobName=sw-7-100 JobState=RUNNING RunTime=00:00:05 JOB_GRES=gpu:sim:2\n\
+                   JobId=3 JobName=sw-8-100 JobState=NOT_A_STATE\n\
+                   JobId=4 JobName=sw-x-100 JobState=RUNNING\n";
+        let (jobs, errors) = platform_jobs(out);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].id, jobs[0].gpus, jobs[0].run_time_s), (2, 2, Some(5)));
+        assert_eq!(errors.len(), 1);
+        assert!(platform_jobs("No jobs in the system\n").0.is_empty());
+    }
+}
