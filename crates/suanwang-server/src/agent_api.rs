@@ -50,10 +50,10 @@ pub async fn heartbeat(state: &AppState, caller: &Caller, beat: Heartbeat) -> Re
             format!("an agent runs at most {} jobs", suanwang_agent::run::RUNNING_MAX),
         ));
     }
-    if let Some(capacity) = beat.capacity {
-        if let Ok(mut reported) = state.reported.lock() {
-            reported.insert(name.clone(), capacity);
-        }
+    if let Some(capacity) = beat.capacity
+        && let Ok(mut reported) = state.reported.lock()
+    {
+        reported.insert(name.clone(), capacity);
     }
     // An agent that cannot tell what runs (its cluster is unreachable) loses nothing by saying so.
     let running = if beat.running_unknown {

@@ -789,7 +789,7 @@ fn slurm_job(id: i64) -> BTreeMap<String, String> {
     let out = Command::new("scontrol").args(["show", "job", "-d", "-o"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let prefix = format!("JobName=sw-{id}-");
-    let line = text.lines().filter(|l| l.contains(&prefix)).last().unwrap_or_else(|| panic!("no Slurm job for {id}"));
+    let line = text.lines().rfind(|l| l.contains(&prefix)).unwrap_or_else(|| panic!("no Slurm job for {id}"));
     line.split_whitespace().filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 

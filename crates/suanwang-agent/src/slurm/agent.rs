@@ -154,10 +154,10 @@ impl<P: Platform> SlurmAgent<P> {
             }
             Err(e) => tracing::warn!(error = %e, "cannot list Slurm's jobs"),
         }
-        if let Err(e) = &nodes {
-            if reachable {
-                tracing::warn!(error = %e, "cannot list Slurm's nodes");
-            }
+        if let Err(e) = &nodes
+            && reachable
+        {
+            tracing::warn!(error = %e, "cannot list Slurm's nodes");
         }
         self.flush().await;
         let capacity = nodes.as_ref().ok().map(|n| capacity(n));
@@ -491,5 +491,55 @@ fn truncate_on_char(text: &mut String, max: usize) {
             end -= 1;
         }
         text.truncate(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slurm::parse_job;
+
+    #[test]
+    fn output_is_read_in_whole_lines_by_offset() {
+        let dir = std::env::temp_dir().join(format!("suanwang-agent-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out");
+        std::fs::write(&path, "one\ntwo\npart").unwrap();
+        let lines = read_lines(&path, 0, false).unwrap();
+        let texts: Vec<_> = lines.iter().map(|l| (l.at, l.text.as_str(), l.len)).collect();
+        assert_eq!(texts, [(0, "one\n", 4), (4, "two\n", 4)], "a partial line waits");
+        assert_eq!(read_lines(&path, 8, false).unwrap(), []);
+        let last = read_lines(&path, 8, true).unwrap();
+        assert_eq!((last[0].at, last[0].text.as_str(), last[0].len), (8, "part\n", 4), "at the end it goes");
+        let long = "x".repeat(LOG_LINE_MAX + 10);
+        std::fs::write(&path, format!("{long}\n")).unwrap();
+        let pieces = read_lines(&path, 0, false).unwrap();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0].len, LOG_LINE_MAX as u64);
+        assert_eq!(pieces[1].at, LOG_LINE_MAX as u64);
+        assert!(read_lines(&dir.join("missing"), 0, true).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn endings_carry_slurms_words() {
+        let job = |line: &str| parse_job(line).unwrap();
+        let done = final_state(&job("JobId=5 JobState=COMPLETED ExitCode=0:0"), false).unwrap();
+        assert_eq!((done.state, done.detail.as_str()), (RunState::Succeeded, "Slurm job 5: COMPLETED, exit code 0"));
+        let failed = final_state(&job("JobId=6 JobState=FAILED Reason=NonZeroExitCode ExitCode=3:0"), false).unwrap();
+        assert_eq!(failed.detail, "Slurm job 6: FAILED (NonZeroExitCode), exit code 3");
+        let lost = final_state(&job("JobId=7 JobState=NODE_FAIL Reason=NodeDown"), false).unwrap();
+        assert_eq!((lost.state, lost.detail.as_str()), (RunState::Failed, "Slurm job 7: NODE_FAIL (NodeDown)"));
+        assert_eq!(final_state(&job("JobId=8 JobState=CANCELLED"), true), None, "the platform cancelled it");
+        let admin = final_state(&job("JobId=8 JobState=CANCELLED"), false).unwrap();
+        assert_eq!(admin.state, RunState::Failed, "cancelled by Slurm's administrator");
+        assert_eq!(final_state(&job("JobId=9 JobState=RUNNING"), false), None);
+    }
+
+    #[test]
+    fn capacity_counts_usable_nodes() {
+        let nodes = crate::slurm::parse_nodes("a 8 1000 gpu:sim:4 idle\nb 8 1000 gpu:sim:4 drained\n").unwrap();
+        let c = capacity(&nodes);
+        assert_eq!((c.nodes, c.nodes_usable, c.cpus, c.memory_mb, c.gpus, c.gpus_usable), (2, 1, 16, 2000, 8, 4));
     }
 }
