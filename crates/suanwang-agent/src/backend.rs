@@ -130,7 +130,7 @@ pub async fn run_job(
 }
 
 /// Cuts `text` to at most `max` bytes without splitting a character.
-fn truncate_on_char(text: &mut String, max: usize) {
+pub(crate) fn truncate_on_char(text: &mut String, max: usize) {
     if text.len() > max {
         let mut end = max;
         while !text.is_char_boundary(end) {

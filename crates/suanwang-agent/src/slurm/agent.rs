@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::cli::{SlurmCli, SlurmError};
 use super::{SlurmJob, SlurmNode, SlurmState, job_name, sbatch_args, usage_event_id};
-use crate::backend::LOG_LINE_MAX;
+use crate::backend::{LOG_LINE_MAX, truncate_on_char};
 use crate::protocol::{
     Capacity, Heartbeat, JobRef, LogChunk, Platform, PlatformError, RunState, StateReport, UsageReport, Work,
 };
@@ -482,16 +482,6 @@ async fn send_lines<P: Platform>(platform: &P, id: i64, path: &Path, offset: &mu
         *offset = line.at + line.len;
     }
     !ended || *offset >= std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
-fn truncate_on_char(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
 }
 
 #[cfg(test)]
