@@ -1,17 +1,18 @@
 //! The Slurm agent's loop. Slurm holds the jobs; the agent is a bridge that keeps nothing of its
 //! own on disk. Every poll it:
 //!
-//! 1. lists the platform's jobs the controller knows (`scontrol show job -d -o`, names `sw-<id>`)
-//!    and the pool's nodes (`sinfo -N`);
-//! 2. follows each job it tracks: `running` when Slurm starts it, new lines of its output file as
-//!    log chunks, and at its end one usage event (`RunTime` × GPUs held) and its final state.
-//!    Jobs it finds in Slurm but does not track (it restarted) are adopted, so a restart neither
+//! 1. lists the platform's jobs the controller knows (`scontrol show job -d -o`, named
+//!    `sw-<id>-<accepted ms>`) and the pool's nodes (`sinfo -N`);
+//! 2. pulls work (placed, running and cancelled jobs). A job the platform places or runs here that
+//!    Slurm has but the agent does not track (it restarted) is adopted, so a restart neither
 //!    submits a job twice nor loses its usage;
-//! 3. sends a heartbeat: healthy when the controller answers and a node can take work; the
+//! 3. follows each tracked job: `running` when Slurm starts it, new lines of its output file as
+//!    log chunks, and at its end one usage event (`RunTime` × GPUs held) and its final state;
+//! 4. sends a heartbeat: healthy when the controller answers and a node can take work; the
 //!    tracked jobs as running; `running_unknown` until its first listing succeeds (so a restart
 //!    while Slurm is down loses nothing); the capacity Slurm reports;
-//! 4. pulls work: `scancel` what was cancelled, `sbatch` what was placed here. A job Slurm refuses
-//!    fails on the platform with Slurm's reason.
+//! 5. `scancel`s what was cancelled and `sbatch`es what was placed here. A job Slurm refuses fails
+//!    on the platform with Slurm's reason.
 //!
 //! Reports the platform does not take (it is away) stay queued on the tracked job and are sent
 //! again next poll with the same ids (log chunks by byte offset, usage by Slurm job id), so they
