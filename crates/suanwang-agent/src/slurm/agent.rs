@@ -81,7 +81,14 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
     if let Err(e) = std::fs::create_dir_all(&config.output_dir) {
         tracing::error!(dir = %config.output_dir.display(), error = %e, "cannot create the output directory");
     }
-    let mut agent = SlurmAgent { platform, config, tracked: HashMap::new(), done: HashSet::new(), listed: false };
+    let mut agent = SlurmAgent {
+        platform,
+        config,
+        tracked: HashMap::new(),
+        done: HashSet::new(),
+        listed: false,
+        ended_now: HashSet::new(),
+    };
     let mut away_since: Option<Instant> = None;
     let mut wait = agent.config.poll;
     loop {
@@ -115,6 +122,8 @@ struct SlurmAgent<P> {
     done: HashSet<u64>,
     /// Whether a listing has succeeded since start.
     listed: bool,
+    /// Platform ids whose end was reported in this poll.
+    ended_now: HashSet<i64>,
 }
 
 /// Whether the platform was away (retry) rather than refusing (drop).
@@ -307,9 +316,11 @@ impl<P: Platform> SlurmAgent<P> {
             }
             finished.push(id);
         }
+        self.ended_now.clear();
         for id in finished {
             if let Some(tracked) = self.tracked.remove(&id) {
                 self.done.insert(tracked.slurm_id);
+                self.ended_now.insert(id);
             }
         }
     }
@@ -330,7 +341,12 @@ impl<P: Platform> SlurmAgent<P> {
             }
         }
         for item in work.start {
-            if self.tracked.contains_key(&item.id) || self.tracked.len() >= RUNNING_MAX {
+            // The work list was fetched before this poll's reports: a job that ended just now is
+            // still listed as placed.
+            if self.tracked.contains_key(&item.id)
+                || self.ended_now.contains(&item.id)
+                || self.tracked.len() >= RUNNING_MAX
+            {
                 continue;
             }
             let name = job_name(item.id, item.created_ms);
