@@ -2,8 +2,10 @@
 # A real single-machine Slurm for the Slurm backend's tests and for developers (issue 7):
 # installs Debian's slurm-wlm and munge when missing, writes a configuration with a few nodes'
 # worth of CPUs and GPUs (GRES backed by empty files; no devices needed), and starts munged,
-# slurmctld and slurmd. Accounting is the job-completion log (jobcomp/filetxt) plus
-# `scontrol show job`; no slurmdbd.
+# slurmctld and slurmd, and slurmdbd against the MariaDB on 127.0.0.1:3306 (root, no password;
+# database suanwang_slurm_acct, made afresh with a fresh state directory) so `sacct` works. Without
+# a reachable MariaDB it runs without slurmdbd: the job-completion log (jobcomp/filetxt) and
+# `scontrol show job` only. SUANWANG_SLURM_DBD=1 requires slurmdbd (CI), =0 leaves it out.
 #
 #   scripts/slurm.sh start     # prints the environment to export (SLURM_CONF)
 #   scripts/slurm.sh status
@@ -12,6 +14,9 @@
 #                              # real cluster does)
 #   scripts/slurm.sh stop-controller | start-controller
 #                              # slurmctld alone (slurmd and running jobs stay): for fault tests
+#   scripts/slurm.sh min-job-age SECONDS
+#                              # how long the controller remembers a finished job (3600 at
+#                              # start; a small value makes it forget jobs, for fault tests)
 #
 # Everything lives under $SUANWANG_SLURM_DIR (default /tmp/suanwang-slurm). Needs root (as on
 # this kind of machine and in CI): Slurm runs as root here (SlurmUser=root).
@@ -22,12 +27,30 @@ gpus=${SUANWANG_SLURM_GPUS:-4}
 cpus=${SUANWANG_SLURM_CPUS:-8}
 memory_mb=${SUANWANG_SLURM_MEMORY_MB:-16000}
 conf="$dir/etc/slurm.conf"
+dbd_conf="$dir/etc/slurmdbd.conf"
+dbd_port=${SUANWANG_SLURM_DBD_PORT:-16819}
+dbd_database=suanwang_slurm_acct
+mysql_cmd=(mariadb -h 127.0.0.1 -P 3306 -u root)
 
 install() {
   if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     echo "== installing slurm-wlm and munge" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge) >/dev/null
   fi
+  if [ "${SUANWANG_SLURM_DBD:-auto}" != 0 ] && ! command -v slurmdbd >/dev/null; then
+    echo "== installing slurmdbd" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmdbd mariadb-client) >/dev/null \
+      || [ "${SUANWANG_SLURM_DBD:-auto}" != 1 ]
+  fi
+}
+
+# Whether slurmdbd is used: SUANWANG_SLURM_DBD=1 (required), 0 (never), else when it and MariaDB are here.
+use_dbd() {
+  case "${SUANWANG_SLURM_DBD:-auto}" in
+    0) return 1 ;;
+    1) return 0 ;;
+    *) command -v slurmdbd >/dev/null && "${mysql_cmd[@]}" -e 'select 1' >/dev/null 2>&1 ;;
+  esac
 }
 
 configure() {
@@ -37,6 +60,33 @@ configure() {
   # Several slurmd on one machine need a build with multiple-slurmd support; Debian's has none,
   # so "a few nodes' worth" is one node carrying their sum.
   local node_cpus=$((cpus * nodes)) node_gpus=$((gpus * nodes)) node_memory=$((memory_mb * nodes))
+  local accounting
+  if use_dbd; then
+    # GPUs as a tracked TRES: sacct's AllocTRES then says gres/gpu=N.
+    accounting="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=$host
+AccountingStoragePort=$dbd_port
+AccountingStorageTRES=gres/gpu"
+    cat >"$dbd_conf" <<DBD
+AuthType=auth/munge
+DbdHost=$host
+DbdPort=$dbd_port
+SlurmUser=root
+PidFile=$dir/run/slurmdbd.pid
+LogFile=$dir/log/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=3306
+StorageUser=root
+StorageLoc=$dbd_database
+DBD
+    chmod 600 "$dbd_conf"
+  else
+    # Without slurmdbd, GPUs cannot be a tracked TRES ("slurmdbd is required to run with TRES
+    # gres/gpu"): a job's GPUs are read from `scontrol show job -d` (GRES=gpu:sim:N(IDX:…)).
+    accounting="AccountingStorageType=accounting_storage/none"
+    rm -f "$dbd_conf"
+  fi
   local files=""
   for i in $(seq 0 $((node_gpus - 1))); do
     : >"$dir/gres/gpu$i"
@@ -69,9 +119,7 @@ SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/log/jobcomp.log
-# Without slurmdbd, GPUs cannot be a tracked TRES ("slurmdbd is required to run with TRES
-# gres/gpu"): a job's GPUs are read from `scontrol show job -d` (GRES=gpu:sim:N(IDX:…)).
-AccountingStorageType=accounting_storage/none
+$accounting
 JobAcctGatherType=jobacct_gather/none
 MinJobAge=3600
 MaxJobCount=100000
@@ -104,6 +152,7 @@ start() {
   configure
   start_munge
   export SLURM_CONF="$conf"
+  if [ -f "$dbd_conf" ]; then start_dbd; fi
   slurmctld -f "$conf"
   slurmd -f "$conf"
   for _ in $(seq 1 60); do
@@ -125,8 +174,33 @@ start() {
   return 1
 }
 
+# slurmdbd (reads slurmdbd.conf beside $SLURM_CONF), on a database made afresh when the
+# controller's state is fresh: job ids start again at 1, and sacct must not see an earlier run's.
+start_dbd() {
+  if ! "${mysql_cmd[@]}" -e 'select 1' >/dev/null 2>&1 && [ -x /usr/sbin/mariadbd ]; then
+    echo "== starting MariaDB" >&2
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+    for _ in $(seq 1 100); do "${mysql_cmd[@]}" -e 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+  if ! "${mysql_cmd[@]}" -e 'select 1' >/dev/null 2>&1; then
+    echo "slurmdbd needs the MariaDB on 127.0.0.1:3306 (root, no password), which does not answer" >&2
+    return 1
+  fi
+  if [ ! -e "$dir/spool/ctld/job_state" ]; then
+    "${mysql_cmd[@]}" -e "drop database if exists $dbd_database"
+  fi
+  slurmdbd
+  for _ in $(seq 1 100); do
+    if sacctmgr -n list cluster >/dev/null 2>&1; then break; fi
+    sleep 0.1
+  done
+  if ! sacctmgr -n list cluster format=cluster | grep -qw suanwang; then
+    sacctmgr -i add cluster suanwang >/dev/null
+  fi
+}
+
 stop_daemons() {
-  for pidfile in "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid"; do
+  for pidfile in "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid" "$dir/run/slurmdbd.pid"; do
     if [ -s "$pidfile" ]; then
       kill "$(cat "$pidfile")" 2>/dev/null || true
     fi
@@ -156,9 +230,19 @@ start_controller() {
 case "${1:-}" in
   start) start ;;
   stop-controller) stop_controller ;;
+  min-job-age)
+    [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "usage: scripts/slurm.sh min-job-age SECONDS" >&2; exit 2; }
+    sed -i "s/^MinJobAge=.*/MinJobAge=$2/" "$conf"
+    SLURM_CONF="$conf" scontrol reconfigure ;;
   start-controller) start_controller ;;
   stop) stop_daemons ;;
-  reset) stop_daemons quiet; rm -rf "$dir"; echo "stopped and removed $dir" ;;
+  reset)
+    stop_daemons quiet
+    rm -rf "$dir"
+    if "${mysql_cmd[@]}" -e 'select 1' >/dev/null 2>&1; then
+      "${mysql_cmd[@]}" -e "drop database if exists $dbd_database"
+    fi
+    echo "stopped and removed $dir" ;;
   status) SLURM_CONF="$conf" sinfo && SLURM_CONF="$conf" squeue ;;
-  *) echo "usage: scripts/slurm.sh start|stop|reset|status|stop-controller|start-controller" >&2; exit 2 ;;
+  *) echo "usage: scripts/slurm.sh start|stop|reset|status|stop-controller|start-controller|min-job-age SECONDS" >&2; exit 2 ;;
 esac

@@ -157,17 +157,9 @@ pub fn parse_job(line: &str) -> Result<SlurmJob, ParseError> {
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| ParseError(format!("no JobId in {:?}", truncate(line))))?;
     let state_text = get("JobState").ok_or_else(|| ParseError(format!("job {id}: no JobState")))?.to_owned();
-    let exit_code = get("ExitCode").and_then(|v| v.split(':').next()).and_then(|v| v.parse().ok());
-    let state = match state_text.as_str() {
-        "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD" | "SPECIAL_EXIT"
-        | "STAGE_OUT" | "RESIZING" | "SIGNALING" => SlurmState::Pending,
-        "RUNNING" | "COMPLETING" | "SUSPENDED" | "STOPPED" => SlurmState::Running,
-        "COMPLETED" if exit_code.unwrap_or(0) == 0 => SlurmState::Completed,
-        "CANCELLED" => SlurmState::Cancelled,
-        "COMPLETED" | "FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "BOOT_FAIL" | "DEADLINE" | "PREEMPTED"
-        | "REVOKED" => SlurmState::Failed,
-        other => return Err(ParseError(format!("job {id}: unknown JobState {other:?}"))),
-    };
+    let exit_code = get("ExitCode").and_then(exit_code_in);
+    let state = state_of(&state_text, exit_code)
+        .ok_or_else(|| ParseError(format!("job {id}: unknown JobState {state_text:?}")))?;
     Ok(SlurmJob {
         id,
         name: get("JobName").unwrap_or("").to_owned(),
@@ -180,6 +172,71 @@ pub fn parse_job(line: &str) -> Result<SlurmJob, ParseError> {
         gpus: get("JOB_GRES").map_or(0, gpus_in),
         cpus: get("NumCPUs").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
+}
+
+/// The script's exit code in Slurm's `code:signal`.
+fn exit_code_in(text: &str) -> Option<i32> {
+    text.split(':').next()?.parse().ok()
+}
+
+/// Sorts Slurm's word for a job's state (`scontrol`'s `JobState`, `sacct`'s `State`).
+fn state_of(text: &str, exit_code: Option<i32>) -> Option<SlurmState> {
+    Some(match text {
+        "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD" | "SPECIAL_EXIT"
+        | "STAGE_OUT" | "RESIZING" | "SIGNALING" => SlurmState::Pending,
+        "RUNNING" | "COMPLETING" | "SUSPENDED" | "STOPPED" => SlurmState::Running,
+        "COMPLETED" if exit_code.unwrap_or(0) == 0 => SlurmState::Completed,
+        "CANCELLED" => SlurmState::Cancelled,
+        "COMPLETED" | "FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "BOOT_FAIL" | "DEADLINE" | "PREEMPTED"
+        | "REVOKED" => SlurmState::Failed,
+        _ => return None,
+    })
+}
+
+/// The fields asked of `sacct` (`-o`), in the order [`parse_accounting`] reads them.
+pub const SACCT_FIELDS: &str = "JobIDRaw,JobName,State,ExitCode,ElapsedRaw,AllocTRES,Start,AllocCPUS";
+
+/// Parses one line of `sacct -X -n -P -o` [`SACCT_FIELDS`] (slurmdbd's record of a job, kept
+/// after the controller forgets it): the same [`SlurmJob`] as `scontrol` gives, GPUs from
+/// `AllocTRES` (`gres/gpu=N`, which needs `AccountingStorageTRES=gres/gpu`).
+pub fn parse_accounting(line: &str) -> Result<SlurmJob, ParseError> {
+    let fields: Vec<&str> = line.split('|').collect();
+    let [id, name, state, exit, elapsed, tres, start, cpus] = fields.as_slice() else {
+        return Err(ParseError(format!("not an accounting line: {:?}", truncate(line))));
+    };
+    let id: u64 = id.parse().map_err(|_| ParseError(format!("not a job id in accounting: {:?}", truncate(id))))?;
+    // `CANCELLED by 0`: the word before the user.
+    let state_text = state.split_whitespace().next().unwrap_or("").to_owned();
+    let exit_code = exit_code_in(exit);
+    let state = state_of(&state_text, exit_code)
+        .ok_or_else(|| ParseError(format!("job {id}: unknown State {:?} in accounting", truncate(&state_text))))?;
+    Ok(SlurmJob {
+        id,
+        name: (*name).to_owned(),
+        state,
+        state_text,
+        reason: None,
+        exit_code,
+        run_time_s: elapsed.parse().ok(),
+        start_time: Some(*start).filter(|t| t.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned),
+        gpus: gpus_in_tres(tres),
+        cpus: cpus.parse().unwrap_or(0),
+    })
+}
+
+/// GPUs in a TRES list: `gres/gpu=2` (the total), else the sum of typed `gres/gpu:sim=2`.
+pub fn gpus_in_tres(tres: &str) -> u64 {
+    let mut total = None;
+    let mut typed = 0;
+    for (key, value) in tres.split(',').filter_map(|t| t.split_once('=')) {
+        let Ok(n) = value.parse::<u64>() else { continue };
+        if key == "gres/gpu" {
+            total = Some(n);
+        } else if key.starts_with("gres/gpu:") {
+            typed += n;
+        }
+    }
+    total.unwrap_or(typed)
 }
 
 /// Seconds in a Slurm duration: `SS`, `MM:SS`, `HH:MM:SS` or `D-HH:MM:SS`. `INVALID`, `UNLIMITED`
@@ -265,6 +322,8 @@ mod tests {
 
     /// Real output of Slurm 22.05.8 on this kind of machine (`scripts/slurm.sh`), 2026-11-22.
     const COMPLETED: &str = "JobId=1 JobName=sw-test UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901759 Nice=0 Account=(null) QOS=(null) JobState=COMPLETED Reason=None Dependency=(null) Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0 DerivedExitCode=0:0 RunTime=00:00:02 TimeLimit=00:05:00 TimeMin=N/A SubmitTime=2026-11-22T17:18:03 EligibleTime=2026-11-22T17:18:03 StartTime=2026-11-22T17:18:06 EndTime=2026-11-22T17:18:08 Partition=main NodeList=vm NumNodes=1 NumCPUs=2 NumTasks=1 CPUs/Task=2 TRES=cpu=2,mem=100M,node=1,billing=2 JOB_GRES=gpu:sim:2 Nodes=vm CPU_IDs=0-1 Mem=100 GRES= TresPerNode=gres:gpu:2";
+    const ACCOUNTED: &str =
+        "4|sw-9-1795380000000|COMPLETED|0:0|2|billing=1,cpu=1,gres/gpu=3,mem=128M,node=1|2026-11-22T19:50:01|1";
     const FAILED: &str = "JobId=2 JobName=sw-fail UserId=root(0) JobState=FAILED Reason=NonZeroExitCode Dependency=(null) ExitCode=3:0 RunTime=00:00:00 NumCPUs=1 JOB_GRES=(null)";
 
     #[test]
@@ -301,6 +360,46 @@ mod tests {
             parse_job("JobId=3 JobState=PENDING Reason=Resources").unwrap().reason.as_deref(),
             Some("Resources")
         );
+    }
+
+    #[test]
+    fn accounting_lines_parse() {
+        // `sacct -X -n -P -o` SACCT_FIELDS of Slurm 22.05.8 with slurmdbd (scripts/slurm.sh).
+        let job = parse_accounting(ACCOUNTED).unwrap();
+        assert_eq!((job.id, job.name.as_str(), job.state), (4, "sw-9-1795380000000", SlurmState::Completed));
+        assert_eq!((job.run_time_s, job.gpus, job.cpus, job.exit_code), (Some(2), 3, 1, Some(0)));
+        assert!(job.start_time.is_some());
+        let cancelled =
+            parse_accounting("5|sw-1-2|CANCELLED by 0|0:15|7|billing=1,cpu=1,mem=1M,node=1|2026-11-22T19:00:00|1")
+                .unwrap();
+        assert_eq!(
+            (cancelled.state, cancelled.state_text.as_str(), cancelled.gpus),
+            (SlurmState::Cancelled, "CANCELLED", 0)
+        );
+        let failed = parse_accounting("6|sw-1-2|FAILED|3:0|0||Unknown|0").unwrap();
+        assert_eq!((failed.state, failed.exit_code, failed.start_time), (SlurmState::Failed, Some(3), None));
+    }
+
+    #[test]
+    fn odd_accounting_values_are_errors_or_unknown_not_panics() {
+        for bad in [
+            "",
+            "1|sw-1-2|COMPLETED",
+            "x|sw-1-2|COMPLETED|0:0|1||Unknown|1",
+            "1|sw-1-2|WEIRD|0:0|1||Unknown|1",
+            "1|sw-1-2||0:0|1||Unknown|1",
+            "1|a|b|c|d|e|f|g|h",
+        ] {
+            assert!(parse_accounting(bad).is_err(), "{bad:?}");
+        }
+        // An elapsed time sacct cannot give is unknown (the agent's own time is used).
+        for odd in ["", "-1", "INVALID", "18446744073709551616"] {
+            let job = parse_accounting(&format!("1|sw-1-2|RUNNING|0:0|{odd}|gres/gpu=x|None|?")).unwrap();
+            assert_eq!((job.run_time_s, job.gpus, job.cpus), (None, 0, 0), "{odd:?}");
+        }
+        assert_eq!(gpus_in_tres("billing=4,cpu=1,gres/gpu:sim=2,gres/gpu=2,mem=1M"), 2);
+        assert_eq!(gpus_in_tres("gres/gpu:a=1,gres/gpu:b=2"), 3);
+        assert_eq!(gpus_in_tres("cpu=1,gres/gpumem=4000"), 0);
     }
 
     #[test]

@@ -733,10 +733,17 @@ fn slurm_answers() -> bool {
     answers
 }
 
-fn slurm_script(command: &str) {
+fn slurm_script(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/slurm.sh");
-    let status = Command::new("bash").arg(script).arg(command).stdout(Stdio::null()).status().unwrap();
-    assert!(status.success(), "scripts/slurm.sh {command} failed");
+    let status = Command::new("bash").arg(script).args(args).stdout(Stdio::null()).status().unwrap();
+    assert!(status.success(), "scripts/slurm.sh {args:?} failed");
+}
+
+/// Whether the Slurm here keeps accounting in slurmdbd (`sacct` answers): `scripts/slurm.sh
+/// start` runs one when MariaDB answers, and `.ci/run` requires it (`SUANWANG_SLURM_DBD=1`).
+fn slurm_accounting() -> bool {
+    let conf = std::fs::read_to_string(std::env::var_os("SLURM_CONF").unwrap()).unwrap_or_default();
+    conf.contains("accounting_storage/slurmdbd")
 }
 
 /// `suanwang agent --backend slurm`, killed when dropped.
@@ -816,11 +823,15 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     .unwrap()
     .replace("memory_mib = 30517", "memory_mib = 65536");
     std::fs::write(dir.join("federation.toml"), federation).unwrap();
+    // A silent Slurm agent is not a lost cluster: its jobs fail over only after ten minutes
+    // (docs/slurm.md), so the agent can be down while a job ends below.
     let server = Server::start_with(vec![
         "--data-dir".into(),
         dir.display().to_string(),
         "--federation".into(),
         dir.join("federation.toml").display().to_string(),
+        "--heartbeat-timeout-s".into(),
+        "600".into(),
     ]);
     let url = server.url.clone();
     let provider = cli(&url, ADMIN, &["token", "create", "--role", "provider", "--pool", "slurm-local"]);
@@ -880,7 +891,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let outage = submit(json!({"name": "outage", "command": ["sh", "-c", "echo start; sleep 8; echo end"],
         "cpu_milli": 1000, "memory_mib": 128, "accelerators": 4}));
     wait_for(&job_url(outage), &tenant, Duration::from_secs(30), "outage runs", |j| j["state"] == "running");
-    slurm_script("stop-controller");
+    slurm_script(&["stop-controller"]);
     let restart = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(&pool, &tenant, Duration::from_secs(20), "the pool goes unhealthy", |p| p["healthy"] == false);
         drop(std::mem::replace(&mut agent, Agent::start(&url, &provider, &dir)));
@@ -888,7 +899,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
         let job = get(&job_url(outage), &tenant);
         assert_eq!(job["state"], "running", "nothing is requeued while Slurm is away: {job:#}");
     }));
-    slurm_script("start-controller");
+    slurm_script(&["start-controller"]);
     if let Err(panic) = restart {
         std::panic::resume_unwind(panic);
     }
@@ -925,10 +936,62 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     assert_eq!(finished["state"], "succeeded", "{finished:#}");
     wait_for(&pool, &tenant, Duration::from_secs(30), "resumed pool", |p| p["healthy"] == true);
 
+    // The agent is down while a job ends, and stays down until the controller has forgotten the
+    // job (MinJobAge): its end and usage are read from Slurm's accounting (sacct, slurmdbd).
+    let mut billed = vec![ok, cancelled, outage, drained];
+    if slurm_accounting() {
+        let forgotten = submit(json!({"name": "forgotten", "command": ["sh", "-c", "echo once; sleep 2"],
+            "cpu_milli": 1000, "memory_mib": 128, "accelerators": 3}));
+        wait_for(&job_url(forgotten), &tenant, Duration::from_secs(30), "forgotten runs", |j| j["state"] == "running");
+        let _ = agent.0.kill();
+        let _ = agent.0.wait();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while slurm_job(forgotten)["JobState"] != "COMPLETED" {
+            assert!(Instant::now() < deadline, "forgotten does not end in Slurm: {:?}", slurm_job(forgotten));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let record = slurm_job(forgotten);
+        let run_time: u64 = record["RunTime"].rsplit(':').next().unwrap().parse().unwrap();
+        slurm_script(&["min-job-age", "2"]);
+        let purged = std::panic::catch_unwind(|| {
+            // slurmctld purges old jobs once a minute.
+            let deadline = Instant::now() + Duration::from_secs(150);
+            let named = format!("JobName=sw-{forgotten}-");
+            loop {
+                let out = Command::new("scontrol").args(["show", "job", "-o"]).output().unwrap();
+                if !String::from_utf8_lossy(&out.stdout).contains(&named) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the controller still remembers forgotten");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        slurm_script(&["min-job-age", "3600"]);
+        if let Err(panic) = purged {
+            std::panic::resume_unwind(panic);
+        }
+        let job = get(&job_url(forgotten), &tenant);
+        assert_eq!(job["state"], "running", "the platform still waits for the agent: {job:#}");
+        agent = Agent::start(&url, &provider, &dir);
+        let done = wait_for(&job_url(forgotten), &tenant, Duration::from_secs(30), "forgotten ends", ended);
+        assert_eq!(done["state"], "succeeded", "read from sacct: {done:#}");
+        let done = wait_for(&job_url(forgotten), &tenant, Duration::from_secs(10), "forgotten's usage", |j| {
+            j["usage_accelerator_s"].as_f64().is_some_and(|u| u > 0.0)
+        });
+        assert_eq!(done["usage_accelerator_s"].as_f64(), Some((run_time * 3) as f64), "{done:#}");
+        let logs = get(&format!("{url}/api/v1/jobs/{forgotten}/logs"), &tenant).to_string();
+        assert_eq!(logs.matches("once").count(), 1, "{logs}");
+        let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap();
+        assert!(agent_log.contains("read jobs the controller forgot from sacct"), "sacct was not read: {agent_log}");
+        billed.push(forgotten);
+    } else {
+        eprintln!("no slurmdbd here: the forgotten-job part is skipped (scripts/slurm.sh start with MariaDB runs one)");
+    }
+
     // Usage is rated and billed, and the ledger balances.
     // Each job's line is its usage at the pool's list price, 1,200 fen per card-hour, floored.
     // The cancelled job ran a few seconds on one GPU before its cancel: that is billed too.
-    let expected_fen: u64 = [ok, cancelled, outage, drained]
+    let expected_fen: u64 = billed
         .iter()
         .map(|&id| (get(&job_url(id), &tenant)["usage_accelerator_s"].as_f64().unwrap() as u64) * 1200 / 3600)
         .sum();

@@ -56,6 +56,8 @@ pub struct SlurmConfig {
 #[derive(Debug)]
 struct Tracked {
     slurm_id: u64,
+    /// Its Slurm job name (`sw-<id>-<created ms>`).
+    name: String,
     /// Its output file.
     output: PathBuf,
     /// Whether `running` was reported (accepted).
@@ -74,6 +76,20 @@ struct Tracked {
 struct Ending {
     usage: Option<UsageReport>,
     state: Option<StateReport>,
+}
+
+/// Jobs asked of `sacct` in one poll.
+pub const ACCOUNTING_BATCH: usize = 100;
+
+/// What reading Slurm's accounting gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Accounting {
+    /// Read (or nothing needed it).
+    Read,
+    /// slurmdbd does not answer: try again next poll.
+    Away,
+    /// The cluster keeps no accounting (no slurmdbd), or refused the query.
+    Absent,
 }
 
 /// Runs the agent until `shutdown` fires. Slurm's jobs keep running when it stops.
@@ -134,7 +150,7 @@ fn away(e: &PlatformError) -> bool {
 impl<P: Platform> SlurmAgent<P> {
     /// One round; whether Slurm answered.
     async fn poll(&mut self) -> bool {
-        let listing = self.config.cli.jobs().await;
+        let mut listing = self.config.cli.jobs().await;
         let nodes = self.config.cli.nodes().await;
         let reachable = listing.is_ok();
         // The platform's view comes before the heartbeat: an agent that restarted adopts what
@@ -150,17 +166,19 @@ impl<P: Platform> SlurmAgent<P> {
         } else {
             None
         };
-        match &listing {
+        match &mut listing {
             Ok((jobs, errors)) => {
-                for e in errors {
+                for e in errors.iter() {
                     tracing::warn!(error = %e.0, "a job of ours in Slurm cannot be read; it is looked at again next poll");
                 }
+                // Jobs the controller has forgotten (older than MinJobAge) are read from slurmdbd.
+                let accounting = self.accounting(jobs, work.as_ref().map_or(&[][..], |w| &w.running)).await;
                 if let Some(work) = &work {
                     let named = work.start.iter().map(|w| JobRef { id: w.id, created_ms: w.created_ms });
                     self.adopt(jobs, work.running.iter().copied().chain(named));
                     self.listed = true;
                 }
-                self.follow(jobs);
+                self.follow(jobs, accounting);
             }
             Err(e) => tracing::warn!(error = %e, "cannot list Slurm's jobs"),
         }
@@ -204,13 +222,57 @@ impl<P: Platform> SlurmAgent<P> {
                 .max_by_key(|j| (matches!(j.state, SlurmState::Pending | SlurmState::Running), j.id));
             if let Some(job) = candidate {
                 tracing::info!(job_id = id, slurm_id = job.id, state = %job.state_text, "adopting a job found in Slurm");
-                self.tracked.insert(id, Tracked::new(job.id, output_path(&self.config.output_dir, &name, job.id)));
+                let output = output_path(&self.config.output_dir, &name, job.id);
+                self.tracked.insert(id, Tracked::new(job.id, name, output));
             }
         }
     }
 
-    /// Follows the tracked jobs in Slurm's listing.
-    fn follow(&mut self, jobs: &[SlurmJob]) {
+    /// Reads from Slurm's accounting (`sacct`) the jobs the agent must account for that the
+    /// controller no longer lists (it forgets a finished job after `MinJobAge`): tracked jobs
+    /// that had started, and jobs the platform runs here that the agent does not track (it was
+    /// down meanwhile). What it finds joins `jobs`, so they are followed and adopted as if the
+    /// controller had listed them.
+    async fn accounting(&mut self, jobs: &mut Vec<SlurmJob>, running: &[JobRef]) -> Accounting {
+        let listed: HashSet<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        let tracked = self
+            .tracked
+            .values()
+            .filter(|t| t.ending.is_none() && (t.started || t.seen_running.is_some()))
+            .map(|t| t.name.clone());
+        let untracked =
+            running.iter().filter(|r| !self.tracked.contains_key(&r.id)).map(|r| job_name(r.id, r.created_ms));
+        let mut names: Vec<String> = tracked.chain(untracked).filter(|n| !listed.contains(n.as_str())).collect();
+        if names.is_empty() {
+            return Accounting::Read;
+        }
+        names.sort();
+        names.dedup();
+        names.truncate(ACCOUNTING_BATCH);
+        match self.config.cli.accounting(&names).await {
+            Ok((found, errors)) => {
+                for e in errors {
+                    tracing::warn!(error = %e.0, "a job of ours in Slurm's accounting cannot be read");
+                }
+                tracing::info!(asked = names.len(), found = found.len(), "read jobs the controller forgot from sacct");
+                let known: HashSet<u64> = jobs.iter().map(|j| j.id).collect();
+                jobs.extend(found.into_iter().filter(|j| !known.contains(&j.id)));
+                Accounting::Read
+            }
+            Err(SlurmError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "Slurm's accounting is away; jobs the controller forgot wait for it");
+                Accounting::Away
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no Slurm accounting to read jobs the controller forgot");
+                Accounting::Absent
+            }
+        }
+    }
+
+    /// Follows the tracked jobs in Slurm's listing (with what accounting added). A started job
+    /// found in neither fails, unless accounting is away (it is looked for again next poll).
+    fn follow(&mut self, jobs: &[SlurmJob], accounting: Accounting) {
         let by_id: HashMap<u64, &SlurmJob> = jobs.iter().map(|j| (j.id, j)).collect();
         // Forget finished jobs Slurm no longer lists.
         self.done.retain(|id| by_id.contains_key(id));
@@ -220,8 +282,9 @@ impl<P: Platform> SlurmAgent<P> {
                 continue;
             }
             let Some(job) = by_id.get(&tracked.slurm_id) else {
-                // Submitted after this listing was taken, or purged while the agent was away.
-                if tracked.started || tracked.seen_running.is_some() {
+                // Submitted after this listing was taken, or ended while the agent was away and
+                // known to neither the controller nor accounting.
+                if (tracked.started || tracked.seen_running.is_some()) && accounting != Accounting::Away {
                     tracked.ending = Some(Ending {
                         usage: None,
                         state: Some(StateReport {
@@ -364,7 +427,7 @@ impl<P: Platform> SlurmAgent<P> {
                 Ok(slurm_id) => {
                     tracing::info!(job_id = item.id, slurm_id, "submitted to Slurm");
                     let output = output_path(&self.config.output_dir, &name, slurm_id);
-                    self.tracked.insert(item.id, Tracked::new(slurm_id, output));
+                    self.tracked.insert(item.id, Tracked::new(slurm_id, name, output));
                 }
                 Err(SlurmError::Refused(reason)) => {
                     self.refuse(item.id, &format!("Slurm refused the job: {reason}")).await
@@ -389,8 +452,17 @@ impl<P: Platform> SlurmAgent<P> {
 }
 
 impl Tracked {
-    fn new(slurm_id: u64, output: PathBuf) -> Self {
-        Tracked { slurm_id, output, started: false, seen_running: None, offset: 0, cancelled: false, ending: None }
+    fn new(slurm_id: u64, name: String, output: PathBuf) -> Self {
+        Tracked {
+            slurm_id,
+            name,
+            output,
+            started: false,
+            seen_running: None,
+            offset: 0,
+            cancelled: false,
+            ending: None,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use super::{ParseError, SlurmJob, SlurmNode, parse_job, parse_nodes, platform_id};
+use super::{ParseError, SACCT_FIELDS, SlurmJob, SlurmNode, parse_accounting, parse_job, parse_nodes, platform_id};
 
 /// Longest output read from one command (a controller with very many jobs is cut off here).
 pub const OUTPUT_MAX: usize = 64 * 1024 * 1024;
@@ -82,6 +82,11 @@ pub struct SlurmCli {
 
 impl SlurmCli {
     async fn run(&self, program: &str, args: &[String]) -> Result<String, SlurmError> {
+        Ok(self.run_full(program, args).await?.0)
+    }
+
+    /// Standard output and standard error of a command that succeeded.
+    async fn run_full(&self, program: &str, args: &[String]) -> Result<(String, String), SlurmError> {
         let mut command = Command::new(program);
         command.args(args).stdin(Stdio::null()).kill_on_drop(true);
         let output = match tokio::time::timeout(self.timeout, command.output()).await {
@@ -100,7 +105,7 @@ impl SlurmCli {
         if output.stdout.len() > OUTPUT_MAX {
             return Err(SlurmError::Unreadable(format!("{program} printed more than {OUTPUT_MAX} bytes")));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok((String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned()))
     }
 
     /// Submits a batch job; its Slurm id.
@@ -113,6 +118,29 @@ impl SlurmCli {
     pub async fn jobs(&self) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
         let out = self.run("scontrol", &["show".into(), "job".into(), "-d".into(), "-o".into()]).await?;
         Ok(platform_jobs(&out))
+    }
+
+    /// The jobs of these names in Slurm's accounting (slurmdbd, read with `sacct`), for jobs the
+    /// controller has forgotten. Names are `sw-<id>-<created ms>`, so the whole history is
+    /// searched (`--starttime` 1970) without finding another platform's job.
+    pub async fn accounting(&self, names: &[String]) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
+        if names.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let args: Vec<String> = vec![
+            "-X".into(),
+            "-n".into(),
+            "-P".into(),
+            "--starttime=1970-01-01T00:00:00".into(),
+            format!("--name={}", names.join(",")),
+            format!("--format={SACCT_FIELDS}"),
+        ];
+        let (out, err) = self.run_full("sacct", &args).await?;
+        // sacct may print rows it has and a warning when it could not reach slurmdbd.
+        if let SlurmError::Unavailable(m) = classify(&err) {
+            return Err(SlurmError::Unavailable(m));
+        }
+        Ok(accounted_jobs(&out, names))
     }
 
     /// Cancels a job (a job that already ended is not an error).
@@ -151,6 +179,23 @@ pub fn platform_jobs(output: &str) -> (Vec<SlurmJob>, Vec<ParseError>) {
     (jobs, errors)
 }
 
+/// The jobs of these names in `sacct -X -n -P` output, and the lines of them that cannot be read.
+pub fn accounted_jobs(output: &str, names: &[String]) -> (Vec<SlurmJob>, Vec<ParseError>) {
+    let mut jobs = Vec::new();
+    let mut errors = Vec::new();
+    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+        let ours = line.split('|').nth(1).is_some_and(|name| names.iter().any(|n| n == name));
+        if !ours {
+            continue;
+        }
+        match parse_accounting(line) {
+            Ok(job) => jobs.push(job),
+            Err(e) => errors.push(e),
+        }
+    }
+    (jobs, errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +211,23 @@ mod tests {
         assert_eq!(classify(refused), SlurmError::Refused(refused.to_owned()));
         assert_eq!(classify("  \n"), SlurmError::Refused("the command failed without a message".to_owned()));
         assert_eq!(classify("a\n\nb\n"), SlurmError::Refused("a; b".to_owned()));
+    }
+
+    #[test]
+    fn only_the_asked_jobs_are_read_from_accounting() {
+        let names = vec!["sw-7-100".to_owned(), "sw-8-100".to_owned()];
+        let out = "1|other|WEIRD|0:0|1||Unknown|1\n\
+                   2|sw-7-100|COMPLETED|0:0|4|cpu=1,gres/gpu=2|2026-11-22T19:00:00|1\n\
+                   3|sw-8-100|NOT_A_STATE|0:0|1||Unknown|1\n\
+                   4|sw-9-100|COMPLETED|0:0|1||Unknown|1\n\n";
+        let (jobs, errors) = accounted_jobs(out, &names);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].id, jobs[0].gpus, jobs[0].run_time_s), (2, 2, Some(4)));
+        assert_eq!(errors.len(), 1);
+        // slurmdbd down: sacct's words mean "away", not "no accounting".
+        let down = "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection to host:vm:16819: Connection refused";
+        assert!(matches!(classify(down), SlurmError::Unavailable(_)));
+        assert!(matches!(classify("sacct: error: Slurm accounting storage is disabled"), SlurmError::Refused(_)));
     }
 
     #[test]
