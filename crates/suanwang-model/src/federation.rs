@@ -101,6 +101,12 @@ impl BackendKind {
             BackendKind::Sim => "sim",
         }
     }
+
+    /// Whether the pool's jobs keep running while its agent is away: a cluster manager (Slurm,
+    /// Kubernetes) runs them itself; `local` and `sim` jobs live in the agent's process.
+    pub fn runs_jobs_without_agent(self) -> bool {
+        matches!(self, BackendKind::Slurm | BackendKind::Kubernetes)
+    }
 }
 
 /// One machine in a pool.

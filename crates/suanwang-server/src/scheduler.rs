@@ -495,42 +495,55 @@ impl Task {
         }
     }
 
+    /// Pools whose agents went silent: unhealthy after the heartbeat timeout; their jobs fail
+    /// over then too, except a cluster pool's (`slurm`, `kubernetes`), which wait for the
+    /// cluster failover timeout (the cluster runs them without its agent).
     async fn check_heartbeats(&mut self) {
-        let timeout = self.state.config.heartbeat_timeout;
+        let timeout = self.state.config.heartbeat_timeout.as_millis() as i64;
         for p in 0..self.last_seen.len() {
             let pool = PoolId::from_index(p);
-            let last = self.last_seen[p].unwrap_or(self.started_ms);
+            let silent_ms = now_ms() - self.last_seen[p].unwrap_or(self.started_ms);
             let healthy = self.scheduler.pool(pool).healthy;
             // An unhealthy pool may still hold jobs restored from the store at start.
             let holds_jobs = self.scheduler.running_in(pool).next().is_some();
-            if (healthy || holds_jobs) && now_ms() - last > timeout.as_millis() as i64 {
-                tracing::warn!(
-                    pool = %self.state.federation.pool(pool).name,
-                    "the pool stopped reporting; its jobs fail over"
-                );
+            let failover = if self.state.federation.pool(pool).backend.runs_jobs_without_agent() {
+                self.state.config.cluster_failover_timeout.as_millis() as i64
+            } else {
+                timeout
+            };
+            let name = self.state.federation.pool(pool).name.clone();
+            if (healthy || holds_jobs) && silent_ms > failover {
+                tracing::warn!(pool = %name, silent_s = silent_ms / 1000, "the pool stopped reporting; its jobs fail over");
                 let victims = self.scheduler.set_pool_health(pool, false, now_s());
                 // The pool is recorded unhealthy before its jobs are requeued, so whoever sees
                 // a job failed over also sees why.
                 if healthy {
-                    let name = self.state.federation.pool(pool).name.clone();
-                    // Keep the drain flag and the last report as they are; only health flips.
-                    let current = self
-                        .state
-                        .store
-                        .pool_statuses()
-                        .await
-                        .ok()
-                        .and_then(|all| all.into_iter().find(|s| s.name == name));
-                    let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
-                    let _ = self
-                        .state
-                        .committer
-                        .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
-                        .await;
+                    self.record_unhealthy(name).await;
                 }
                 self.fail_over(victims, pool);
+            } else if healthy && silent_ms > timeout {
+                tracing::warn!(
+                    pool = %name,
+                    silent_s = silent_ms / 1000,
+                    failover_s = failover / 1000,
+                    "the cluster pool stopped reporting; no new work goes there, its jobs stay until the failover timeout"
+                );
+                self.scheduler.pause_pool(pool);
+                self.record_unhealthy(name).await;
             }
         }
+    }
+
+    /// Writes a pool down as unhealthy, keeping its drain flag and last report as they are.
+    async fn record_unhealthy(&self, name: String) {
+        let current =
+            self.state.store.pool_statuses().await.ok().and_then(|all| all.into_iter().find(|s| s.name == name));
+        let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
+        let _ = self
+            .state
+            .committer
+            .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
+            .await;
     }
 
     async fn pass(&mut self) {

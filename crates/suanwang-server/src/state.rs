@@ -15,8 +15,13 @@ use crate::scheduler::SchedulerMsg;
 /// How the server behaves.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// A pool whose agent has not reported for this long is unhealthy; its jobs fail over.
+    /// A pool whose agent has not reported for this long is unhealthy: nothing new is placed
+    /// there. The jobs of a pool whose agent runs them itself (`local`, `sim`) fail over now.
     pub heartbeat_timeout: Duration,
+    /// The jobs of a cluster pool (`slurm`, `kubernetes`) fail over only after its agent has been
+    /// silent this long: the cluster runs them without the agent, so a restarted or cut-off
+    /// agent finds them there rather than have them run twice.
+    pub cluster_failover_timeout: Duration,
     /// Time between scheduling passes when nothing else wakes the scheduler.
     pub tick: Duration,
     /// The queue policy.
@@ -42,6 +47,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             heartbeat_timeout: Duration::from_secs(30),
+            cluster_failover_timeout: Duration::from_secs(600),
             tick: Duration::from_millis(200),
             policy: "drf+backfill".parse().unwrap_or(suanwang_sched::policy::QueuePolicy::DEFAULT),
             startup_grace: Duration::from_secs(3),

@@ -238,6 +238,56 @@ async fn a_pool_whose_agent_stops_reporting_fails_its_jobs_over() {
     h.audit_verifies().await;
 }
 
+#[tokio::test]
+async fn a_cluster_pool_whose_agent_goes_silent_keeps_its_jobs_until_the_failover_timeout() {
+    // The GPU pool is a Slurm cluster here: its jobs run on without the agent.
+    let federation = common::FEDERATION.replace(r#"backend = "sim""#, r#"backend = "slurm""#);
+    let config = ServerConfig {
+        heartbeat_timeout: Duration::from_millis(600),
+        cluster_failover_timeout: Duration::from_secs(4),
+        ..fast()
+    };
+    let h = Harness::with_federation(&federation, config).await;
+    let token = h.tenant("acme").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
+    let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
+    let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
+    let id = job["id"].as_i64().unwrap();
+    h.wait_for_state(&token, id, "running").await;
+    stop.send(true).unwrap();
+    let silent = std::time::Instant::now();
+    // After the heartbeat timeout the pool takes no new work, but the job stays where it runs.
+    loop {
+        let (_, pool) = h.call(Method::GET, "/api/v1/pools/gpu", Some(&token), None).await;
+        if pool["healthy"] == false {
+            break;
+        }
+        assert!(silent.elapsed() < Duration::from_secs(3), "the silent pool is still healthy: {pool:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, job) = h.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(&token), None).await;
+    assert!(silent.elapsed() < Duration::from_secs(4), "too slow to tell the two timeouts apart");
+    assert_eq!((job["state"].as_str(), job["pool"].as_str()), (Some("running"), Some("gpu")), "{job:#}");
+    let second = json!({"name": "waits", "accelerators": 1, "duration_s": 60}).to_string();
+    let (_, waits) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&second)).await;
+    // After the cluster failover timeout, it fails over.
+    let job = h.wait_for_state(&token, id, "queued").await;
+    assert!(job["pool"].is_null(), "{job:#}");
+    // (Counted from the agent's last heartbeat, up to a poll before it stopped.)
+    let after = silent.elapsed();
+    assert!(
+        after >= Duration::from_secs(3),
+        "failed over {after:?} after the agent stopped, before the cluster timeout"
+    );
+    let (_, waits) = h.call(Method::GET, &format!("/api/v1/jobs/{}", waits["id"]), Some(&token), None).await;
+    assert_eq!(waits["state"], "queued", "nothing is placed in a silent pool: {waits:#}");
+    // The agent comes back: both run.
+    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
+    h.wait_for_state(&token, id, "running").await;
+    h.audit_verifies().await;
+}
+
 /// Runs a first server on `dir` in a runtime of its own, then drops that runtime: every task of
 /// the first server stops where it is, as in a crash (its leader lock goes with it).
 fn run_then_crash<T: Send + 'static>(

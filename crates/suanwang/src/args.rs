@@ -461,9 +461,14 @@ pub struct ServeArgs {
     /// Queue policy.
     #[arg(long, value_parser = |s: &str| s.parse::<QueuePolicy>().map_err(|e| e.to_string()))]
     pub policy: Option<QueuePolicy>,
-    /// Seconds without a report after which a pool is unhealthy and its jobs fail over.
+    /// Seconds without a report after which a pool is unhealthy (no new work). The jobs of a
+    /// `local` or `sim` pool fail over then.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub heartbeat_timeout_s: u64,
+    /// Seconds without a report after which the jobs of a `slurm` or `kubernetes` pool fail over
+    /// (the cluster keeps running them while its agent is away). At least the heartbeat timeout.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub cluster_failover_timeout_s: u64,
     /// A directory of trace files (JSON Lines, Philly CSV, openb CSV, SWF; two levels deep) that
     /// the dashboard's simulations page offers. Uploads work without it.
     #[arg(long, value_name = "DIR")]

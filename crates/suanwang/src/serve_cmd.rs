@@ -205,6 +205,9 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
         let store = open_store(&data_dir, args.database_url.as_deref()).await?;
         let mut config = ServerConfig {
             heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout_s),
+            cluster_failover_timeout: Duration::from_secs(
+                args.cluster_failover_timeout_s.max(args.heartbeat_timeout_s),
+            ),
             traces_dir: args.traces.clone(),
             ..ServerConfig::default()
         };

@@ -823,15 +823,14 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     .unwrap()
     .replace("memory_mib = 30517", "memory_mib = 65536");
     std::fs::write(dir.join("federation.toml"), federation).unwrap();
-    // A silent Slurm agent is not a lost cluster: its jobs fail over only after ten minutes
-    // (docs/slurm.md), so the agent can be down while a job ends below.
+    // A silent Slurm agent is not a lost cluster: its pool's jobs fail over only after the
+    // cluster failover timeout (ten minutes by default), so the agent can be down below while a
+    // job ends.
     let server = Server::start_with(vec![
         "--data-dir".into(),
         dir.display().to_string(),
         "--federation".into(),
         dir.join("federation.toml").display().to_string(),
-        "--heartbeat-timeout-s".into(),
-        "600".into(),
     ]);
     let url = server.url.clone();
     let provider = cli(&url, ADMIN, &["token", "create", "--role", "provider", "--pool", "slurm-local"]);

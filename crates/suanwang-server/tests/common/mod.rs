@@ -91,9 +91,24 @@ impl Harness {
     }
 
     pub async fn open(dir: std::path::PathBuf, config: ServerConfig) -> Self {
+        Self::open_with(dir, FEDERATION, config).await
+    }
+
+    /// A harness on another federation (TOML text).
+    pub async fn with_federation(federation: &str, config: ServerConfig) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "suanwang_api_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::open_with(dir, federation, config).await
+    }
+
+    async fn open_with(dir: std::path::PathBuf, federation: &str, config: ServerConfig) -> Self {
         let store = Store::open_sqlite(&dir.join("suanwang.db")).await.unwrap();
         let federation =
-            suanwang_formats::federation::parse("test.toml", FEDERATION, &suanwang_formats::catalog::builtin())
+            suanwang_formats::federation::parse("test.toml", federation, &suanwang_formats::catalog::builtin())
                 .unwrap();
         let state = suanwang_server::start(store, federation, config);
         let operator = "sw_operator_for_tests".to_owned();
