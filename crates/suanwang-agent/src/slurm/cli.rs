@@ -164,31 +164,32 @@ impl SlurmCli {
 /// The platform's jobs in `scontrol show job -d -o` output (named `sw-<id>-<created ms>`); other users' jobs
 /// are skipped unread, so their oddities cannot stop ours.
 pub fn platform_jobs(output: &str) -> (Vec<SlurmJob>, Vec<ParseError>) {
-    let mut jobs = Vec::new();
-    let mut errors = Vec::new();
-    for line in output.lines() {
-        let ours = line.split_whitespace().any(|f| f.strip_prefix("JobName=").and_then(platform_id).is_some());
-        if !ours {
-            continue;
-        }
-        match parse_job(line) {
-            Ok(job) => jobs.push(job),
-            Err(e) => errors.push(e),
-        }
-    }
-    (jobs, errors)
+    read_ours(
+        output,
+        |line| line.split_whitespace().any(|f| f.strip_prefix("JobName=").and_then(platform_id).is_some()),
+        parse_job,
+    )
 }
 
 /// The jobs of these names in `sacct -X -n -P` output, and the lines of them that cannot be read.
 pub fn accounted_jobs(output: &str, names: &[String]) -> (Vec<SlurmJob>, Vec<ParseError>) {
+    read_ours(
+        output,
+        |line| line.split('|').nth(1).is_some_and(|name| names.iter().any(|n| n == name)),
+        parse_accounting,
+    )
+}
+
+/// Parses the lines that are `ours`, sorting them into jobs and errors.
+fn read_ours(
+    output: &str,
+    ours: impl Fn(&str) -> bool,
+    parse: fn(&str) -> Result<SlurmJob, ParseError>,
+) -> (Vec<SlurmJob>, Vec<ParseError>) {
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
-    for line in output.lines().filter(|l| !l.trim().is_empty()) {
-        let ours = line.split('|').nth(1).is_some_and(|name| names.iter().any(|n| n == name));
-        if !ours {
-            continue;
-        }
-        match parse_accounting(line) {
+    for line in output.lines().filter(|l| ours(l)) {
+        match parse(line) {
             Ok(job) => jobs.push(job),
             Err(e) => errors.push(e),
         }
