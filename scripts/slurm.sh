@@ -14,6 +14,8 @@
 #                              # real cluster does)
 #   scripts/slurm.sh stop-controller | start-controller
 #                              # slurmctld alone (slurmd and running jobs stay): for fault tests
+#   scripts/slurm.sh stop-dbd | start-dbd
+#                              # slurmdbd alone (sacct then says "Connection refused")
 #   scripts/slurm.sh min-job-age SECONDS
 #                              # how long the controller remembers a finished job (3600 at
 #                              # start; a small value makes it forget jobs, for fault tests)
@@ -230,6 +232,12 @@ start_controller() {
 case "${1:-}" in
   start) start ;;
   stop-controller) stop_controller ;;
+  stop-dbd)
+    if [ -s "$dir/run/slurmdbd.pid" ] && kill "$(cat "$dir/run/slurmdbd.pid")" 2>/dev/null; then
+      for _ in $(seq 1 50); do pgrep -x slurmdbd >/dev/null || break; sleep 0.1; done
+    fi
+    echo "stopped slurmdbd" ;;
+  start-dbd) SLURM_CONF="$conf" start_dbd; echo "started slurmdbd" ;;
   min-job-age)
     [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "usage: scripts/slurm.sh min-job-age SECONDS" >&2; exit 2; }
     sed -i "s/^MinJobAge=.*/MinJobAge=$2/" "$conf"
@@ -244,5 +252,5 @@ case "${1:-}" in
     fi
     echo "stopped and removed $dir" ;;
   status) SLURM_CONF="$conf" sinfo && SLURM_CONF="$conf" squeue ;;
-  *) echo "usage: scripts/slurm.sh start|stop|reset|status|stop-controller|start-controller|min-job-age SECONDS" >&2; exit 2 ;;
+  *) echo "usage: scripts/slurm.sh start|stop|reset|status|stop-controller|start-controller|stop-dbd|start-dbd|min-job-age SECONDS" >&2; exit 2 ;;
 esac

@@ -971,7 +971,19 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
         }
         let job = get(&job_url(forgotten), &tenant);
         assert_eq!(job["state"], "running", "the platform still waits for the agent: {job:#}");
-        agent = Agent::start(&url, &provider, &dir);
+        // The agent comes back while slurmdbd is away: the job waits for it (neither failed
+        // nor requeued as lost), then ends from sacct once slurmdbd answers.
+        slurm_script(&["stop-dbd"]);
+        let away = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            agent = Agent::start(&url, &provider, &dir);
+            std::thread::sleep(Duration::from_secs(4));
+            let job = get(&job_url(forgotten), &tenant);
+            assert_eq!(job["state"], "running", "waits while slurmdbd is away: {job:#}");
+        }));
+        slurm_script(&["start-dbd"]);
+        if let Err(panic) = away {
+            std::panic::resume_unwind(panic);
+        }
         let done = wait_for(&job_url(forgotten), &tenant, Duration::from_secs(30), "forgotten ends", ended);
         assert_eq!(done["state"], "succeeded", "read from sacct: {done:#}");
         let done = wait_for(&job_url(forgotten), &tenant, Duration::from_secs(10), "forgotten's usage", |j| {
@@ -982,6 +994,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
         assert_eq!(logs.matches("once").count(), 1, "{logs}");
         let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap();
         assert!(agent_log.contains("read jobs the controller forgot from sacct"), "sacct was not read: {agent_log}");
+        assert!(agent_log.contains("accounting is away"), "slurmdbd was not seen away: {agent_log}");
         billed.push(forgotten);
     } else {
         eprintln!("no slurmdbd here: the forgotten-job part is skipped (scripts/slurm.sh start with MariaDB runs one)");

@@ -3,14 +3,16 @@
 //!
 //! 1. lists the platform's jobs the controller knows (`scontrol show job -d -o`, named
 //!    `sw-<id>-<accepted ms>`) and the pool's nodes (`sinfo -N`);
-//! 2. pulls work (placed, running and cancelled jobs). A job the platform places or runs here that
-//!    Slurm has but the agent does not track (it restarted) is adopted, so a restart neither
-//!    submits a job twice nor loses its usage;
+//! 2. pulls work (placed, running and cancelled jobs). Jobs to account for that the controller
+//!    has forgotten (older than `MinJobAge`) are read from slurmdbd (`sacct`). A job the platform
+//!    places or runs here that Slurm has but the agent does not track (it restarted) is adopted,
+//!    so a restart neither submits a job twice nor loses its usage;
 //! 3. follows each tracked job: `running` when Slurm starts it, new lines of its output file as
 //!    log chunks, and at its end one usage event (`RunTime` × GPUs held) and its final state;
 //! 4. sends a heartbeat: healthy when the controller answers and a node can take work; the
-//!    tracked jobs as running; `running_unknown` until its first listing succeeds (so a restart
-//!    while Slurm is down loses nothing); the capacity Slurm reports;
+//!    tracked jobs as running; `running_unknown` until its first listing succeeds, and while
+//!    slurmdbd is away with jobs to look up (so a restart while Slurm is down loses nothing);
+//!    the capacity Slurm reports;
 //! 5. `scancel`s what was cancelled and `sbatch`es what was placed here. A job Slurm refuses fails
 //!    on the platform with Slurm's reason.
 //!
@@ -151,6 +153,9 @@ impl<P: Platform> SlurmAgent<P> {
     /// One round; whether Slurm answered.
     async fn poll(&mut self) -> bool {
         let mut listing = self.config.cli.jobs().await;
+        // Whether jobs the controller forgot could not be looked up (slurmdbd away): the
+        // heartbeat then cannot say which of the platform's jobs still run.
+        let mut accounting_away = false;
         let nodes = self.config.cli.nodes().await;
         let reachable = listing.is_ok();
         // The platform's view comes before the heartbeat: an agent that restarted adopts what
@@ -173,6 +178,7 @@ impl<P: Platform> SlurmAgent<P> {
                 }
                 // Jobs the controller has forgotten (older than MinJobAge) are read from slurmdbd.
                 let accounting = self.accounting(jobs, work.as_ref().map_or(&[][..], |w| &w.running)).await;
+                accounting_away = accounting == Accounting::Away;
                 if let Some(work) = &work {
                     let named = work.start.iter().map(|w| JobRef { id: w.id, created_ms: w.created_ms });
                     self.adopt(jobs, work.running.iter().copied().chain(named));
@@ -193,7 +199,7 @@ impl<P: Platform> SlurmAgent<P> {
         let heartbeat = Heartbeat {
             healthy,
             running: self.tracked.keys().copied().collect(),
-            running_unknown: !self.listed,
+            running_unknown: !self.listed || accounting_away,
             capacity,
         };
         if let Err(e) = self.platform.heartbeat(heartbeat).await {
