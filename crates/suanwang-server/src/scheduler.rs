@@ -511,25 +511,25 @@ impl Task {
             } else {
                 timeout
             };
-            let name = self.state.federation.pool(pool).name.clone();
+            let name = || self.state.federation.pool(pool).name.clone();
             if (healthy || holds_jobs) && silent_ms > failover {
-                tracing::warn!(pool = %name, silent_s = silent_ms / 1000, "the pool stopped reporting; its jobs fail over");
+                tracing::warn!(pool = %name(), silent_s = silent_ms / 1000, "the pool stopped reporting; its jobs fail over");
                 let victims = self.scheduler.set_pool_health(pool, false, now_s());
                 // The pool is recorded unhealthy before its jobs are requeued, so whoever sees
                 // a job failed over also sees why.
                 if healthy {
-                    self.record_unhealthy(name).await;
+                    self.record_unhealthy(name()).await;
                 }
                 self.fail_over(victims, pool);
             } else if healthy && silent_ms > timeout {
                 tracing::warn!(
-                    pool = %name,
+                    pool = %name(),
                     silent_s = silent_ms / 1000,
                     failover_s = failover / 1000,
                     "the cluster pool stopped reporting; no new work goes there, its jobs stay until the failover timeout"
                 );
                 self.scheduler.pause_pool(pool);
-                self.record_unhealthy(name).await;
+                self.record_unhealthy(name()).await;
             }
         }
     }

@@ -215,19 +215,24 @@ async fn list_filters_and_pages() {
     assert_eq!(cancelled["jobs"][0]["id"], ids[0]);
 }
 
+/// Only the GPU pool's agent runs, and only until a long job runs there: the job's id.
+async fn run_a_long_job_then_silence_the_gpu_agent(h: &Harness, token: &str) -> i64 {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
+    let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
+    let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(token), Some(&body)).await;
+    let id = job["id"].as_i64().unwrap();
+    h.wait_for_state(token, id, "running").await;
+    stop.send(true).unwrap();
+    id
+}
+
 #[tokio::test]
 async fn a_pool_whose_agent_stops_reporting_fails_its_jobs_over() {
     let config = ServerConfig { heartbeat_timeout: Duration::from_millis(600), ..fast() };
     let h = Harness::new(config).await;
     let token = h.tenant("acme").await;
-    // Only the GPU pool's agent runs, and only for a while.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
-    let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
-    let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
-    let id = job["id"].as_i64().unwrap();
-    h.wait_for_state(&token, id, "running").await;
-    stop.send(true).unwrap();
+    let id = run_a_long_job_then_silence_the_gpu_agent(&h, &token).await;
     let job = h.wait_for_state(&token, id, "queued").await;
     assert!(job["pool"].is_null(), "{job:#}");
     let (_, pool) = h.call(Method::GET, "/api/v1/pools/gpu", Some(&token), None).await;
@@ -249,13 +254,7 @@ async fn a_cluster_pool_whose_agent_goes_silent_keeps_its_jobs_until_the_failove
     };
     let h = Harness::with_federation(&federation, config).await;
     let token = h.tenant("acme").await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
-    let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
-    let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
-    let id = job["id"].as_i64().unwrap();
-    h.wait_for_state(&token, id, "running").await;
-    stop.send(true).unwrap();
+    let id = run_a_long_job_then_silence_the_gpu_agent(&h, &token).await;
     let silent = std::time::Instant::now();
     // After the heartbeat timeout the pool takes no new work, but the job stays where it runs.
     loop {
@@ -282,7 +281,7 @@ async fn a_cluster_pool_whose_agent_goes_silent_keeps_its_jobs_until_the_failove
     );
     let (_, waits) = h.call(Method::GET, &format!("/api/v1/jobs/{}", waits["id"]), Some(&token), None).await;
     assert_eq!(waits["state"], "queued", "nothing is placed in a silent pool: {waits:#}");
-    // The agent comes back: both run.
+    // The agent comes back: the job runs again.
     suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
     h.wait_for_state(&token, id, "running").await;
     h.audit_verifies().await;

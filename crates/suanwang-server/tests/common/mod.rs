@@ -81,13 +81,7 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(config: ServerConfig) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "suanwang_api_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self::open(dir, config).await
+        Self::with_federation(FEDERATION, config).await
     }
 
     pub async fn open(dir: std::path::PathBuf, config: ServerConfig) -> Self {
