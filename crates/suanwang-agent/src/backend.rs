@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+use suanwang_api::jobs::JobRequest;
 use tokio::sync::mpsc;
 
 /// Seconds a simulated job runs when its body gives no `duration_s`.
@@ -48,14 +49,13 @@ pub enum Event {
 /// Runs one job; sends its events; returns when it ended. `stop` ends it early.
 pub async fn run_job(
     backend: Backend,
-    request: &serde_json::Value,
+    request: &JobRequest,
     events: mpsc::Sender<Event>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     match backend {
         Backend::Sim => {
-            let seconds =
-                request.get("duration_s").and_then(serde_json::Value::as_u64).unwrap_or(SIM_DEFAULT_DURATION_S);
+            let seconds = request.duration_s.unwrap_or(SIM_DEFAULT_DURATION_S);
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(seconds)) => {
                     let _ = events.send(Event::Line(format!("simulated run of {seconds} s\n"))).await;
@@ -67,12 +67,7 @@ pub async fn run_job(
             }
         }
         Backend::Local => {
-            let command: Vec<String> = request
-                .get("command")
-                .and_then(serde_json::Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default();
-            let Some((program, args)) = command.split_first() else {
+            let Some((program, args)) = request.command.split_first() else {
                 let _ = events.send(Event::Exited(false, "the job has no command to run".to_owned())).await;
                 return;
             };
@@ -158,7 +153,7 @@ mod tests {
     async fn a_local_job_reports_its_output_and_exit_code() {
         let (tx, mut rx) = mpsc::channel(16);
         let (_stop, stop) = tokio::sync::oneshot::channel();
-        let request = serde_json::json!({"command": ["sh", "-c", "echo out; echo err >&2; exit 3"]});
+        let request = JobRequest { command: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()], ..JobRequest::named("t") };
         run_job(Backend::Local, &request, tx, stop).await;
         let mut events = Vec::new();
         while let Some(e) = rx.recv().await {
@@ -172,7 +167,7 @@ mod tests {
     async fn a_stopped_job_is_killed_and_says_so() {
         let (tx, mut rx) = mpsc::channel(16);
         let (stop_tx, stop) = tokio::sync::oneshot::channel();
-        let request = serde_json::json!({"command": ["sleep", "60"]});
+        let request = JobRequest { command: vec!["sleep".into(), "60".into()], ..JobRequest::named("t") };
         let started = std::time::Instant::now();
         let run = tokio::spawn(async move { run_job(Backend::Local, &request, tx, stop).await });
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -3,10 +3,11 @@
 //! cluster's credentials. The same agent runs in-process for `serve --demo`, through the same
 //! [`protocol::Platform`] interface.
 //!
-//! - [`protocol`]: the wire types of the agent API and the `Platform` trait.
+//! - [`protocol`]: the `Platform` trait an agent talks through (the wire types are
+//!   `suanwang_api::agent`'s).
 //! - [`backend`]: where jobs run: `local` processes or `sim`ulated.
 //! - [`run`]: the loop: heartbeat, pull, start, watch, report.
-//! - [`http`]: a `Platform` over HTTP, for agents outside the server.
+//! - [`http`]: a `Platform` over HTTP (the typed client), for agents outside the server.
 //! - [`slurm`]: the Slurm backend's text: `sbatch` arguments and parsers of `scontrol` and
 //!   `sinfo` output (the process calls come with the backend, issue 7).
 

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use suanwang_api::agent::{Heartbeat, LogChunk, RunState, StateReport, UsageReport};
+use suanwang_api::jobs::JobRequest;
+
 use crate::backend::{Backend, Event, run_job};
-use crate::protocol::{Heartbeat, LogChunk, Platform, RunState, StateReport, UsageReport};
+use crate::protocol::Platform;
 
 /// Jobs one agent runs at once.
 pub const RUNNING_MAX: usize = 4096;
@@ -79,6 +82,13 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
     }
 }
 
+/// Milliseconds since 1970 by this machine's clock.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Retries a report until it is accepted or clearly refused (at most a few times).
 async fn retry<F, Fut>(mut call: F)
 where
@@ -88,7 +98,7 @@ where
     for attempt in 0..5u32 {
         match call().await {
             Ok(()) => return,
-            Err(e) if e.code == "unreachable" || e.code == "unavailable" => {
+            Err(e) if e.is_transient() => {
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
             }
             Err(e) => {
@@ -103,11 +113,18 @@ async fn watch<P: Platform>(
     platform: Arc<P>,
     backend: Backend,
     id: i64,
-    request: serde_json::Value,
+    request: JobRequest,
     stop: oneshot::Receiver<()>,
     done: mpsc::Sender<i64>,
 ) {
-    retry(|| platform.report_state(id, StateReport { state: RunState::Running, detail: "started".to_owned() })).await;
+    let started_ms = wall_ms();
+    let running = StateReport {
+        state: RunState::Running,
+        detail: "started".to_owned(),
+        at_ms: Some(started_ms),
+        started_ms: None,
+    };
+    retry(|| platform.report_state(id, running.clone())).await;
     let started = Instant::now();
     let (events_tx, mut events) = mpsc::channel(256);
     let job = tokio::spawn({
@@ -128,13 +145,18 @@ async fn watch<P: Platform>(
         }
     }
     let _ = job.await;
-    let accelerators = request.get("accelerators").and_then(serde_json::Value::as_u64).unwrap_or(0)
-        * request.get("tasks").and_then(serde_json::Value::as_u64).unwrap_or(1);
-    let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    // A simulated run lasts exactly its duration; a process as long as it ran.
+    let elapsed_ms = match (backend, &outcome) {
+        (Backend::Sim, Some(_)) => request.duration_s.unwrap_or(crate::backend::SIM_DEFAULT_DURATION_S).saturating_mul(1000),
+        _ => u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let card_milli = u64::from(request.accelerators)
+        * u64::from(if request.accelerators == 0 { 0 } else { request.accelerator_milli })
+        * u64::from(request.tasks);
     let usage = UsageReport {
         event_id: format!("job-{id}-run"),
         job_id: id,
-        accelerator_ms: elapsed_ms.saturating_mul(accelerators as i64),
+        accelerator_ms: i64::try_from(elapsed_ms.saturating_mul(card_milli) / 1000).unwrap_or(i64::MAX),
     };
     if usage.accelerator_ms > 0 {
         retry(|| platform.report_usage(usage.clone())).await;
@@ -143,7 +165,9 @@ async fn watch<P: Platform>(
     // platform fails it over when the heartbeats stop): either way there is no state to report.
     if let Some((ok, detail)) = outcome {
         let state = if ok { RunState::Succeeded } else { RunState::Failed };
-        retry(|| platform.report_state(id, StateReport { state, detail: detail.clone() })).await;
+        let ended_ms = started_ms.saturating_add(i64::try_from(elapsed_ms).unwrap_or(i64::MAX));
+        let report = StateReport { state, detail, at_ms: Some(ended_ms), started_ms: Some(started_ms) };
+        retry(|| platform.report_state(id, report.clone())).await;
     }
     let _ = done.send(id).await;
 }

@@ -15,6 +15,8 @@ pub mod cli;
 
 use std::collections::BTreeMap;
 
+use suanwang_api::jobs::JobRequest;
+
 /// The job name that carries the platform's id and acceptance time: `sw-<id>-<created_ms>`. The
 /// time tells this job from an earlier platform's job with the same id (a store started afresh
 /// while Slurm remembers old jobs).
@@ -45,34 +47,26 @@ pub const DEFAULT_TIME_LIMIT_MIN: u64 = 24 * 60;
 
 /// `sbatch` arguments for a platform job (`request` is the job body as accepted by the API):
 /// CPUs rounded up to whole cores, memory in MiB (at least 1), GPUs per task as GRES, a time
-/// limit from `estimate_s` (rounded up to minutes) or a day, the partition, the output file,
-/// and the command wrapped for a shell with each argument quoted.
+/// limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else a day, the
+/// partition, the output file, and the command wrapped for a shell with each argument quoted.
 pub fn sbatch_args(
     platform_id: i64,
     created_ms: i64,
-    request: &serde_json::Value,
+    request: &JobRequest,
     partition: Option<&str>,
     output: &str,
 ) -> Result<Vec<String>, SubmitError> {
-    let command: Vec<&str> = request
-        .get("command")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
-        .unwrap_or_default();
+    let command = &request.command;
     if command.is_empty() {
         return Err(SubmitError("the job has no command to run".to_owned()));
     }
-    let number = |key: &str| request.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let cores = number("cpu_milli").div_ceil(1000).max(1);
-    let memory_mib = number("memory_mib").max(1);
-    let gpus = number("accelerators");
-    if number("tasks") > 1 {
+    let cores = u64::from(request.cpu_milli).div_ceil(1000).max(1);
+    let memory_mib = u64::from(request.memory_mib).max(1);
+    let gpus = request.accelerators;
+    if request.tasks > 1 {
         return Err(SubmitError("gangs of several tasks are not given to Slurm yet".to_owned()));
     }
-    let minutes = request
-        .get("estimate_s")
-        .and_then(serde_json::Value::as_u64)
-        .map_or(DEFAULT_TIME_LIMIT_MIN, |s| s.div_ceil(60).max(1));
+    let minutes = request.time_limit_s.or(request.estimate_s).map_or(DEFAULT_TIME_LIMIT_MIN, |s| s.div_ceil(60).max(1));
     let mut args = vec![
         "--parsable".to_owned(),
         format!("--job-name={}", job_name(platform_id, created_ms)),
@@ -439,8 +433,9 @@ mod tests {
 
     #[test]
     fn sbatch_arguments_carry_the_request() {
-        let request = json!({"name": "t", "command": ["python", "train.py", "--lr", "it's 0.1"], "cpu_milli": 1500,
+        let body = json!({"name": "t", "command": ["python", "train.py", "--lr", "it's 0.1"], "cpu_milli": 1500,
             "memory_mib": 2048, "accelerators": 2, "estimate_s": 90});
+        let request: JobRequest = serde_json::from_value(body).unwrap();
         let args = sbatch_args(42, 1_795_338_800_123, &request, Some("gpu"), "/var/log/sw/42.out").unwrap();
         assert_eq!(
             args,
@@ -462,10 +457,16 @@ mod tests {
         assert_eq!(platform_id("sw-x-1"), None);
         assert_eq!(platform_id("sw-0-1"), None);
         assert_eq!(platform_id("other"), None);
-        let minimal = sbatch_args(1, 0, &json!({"command": ["true"]}), None, "/o").unwrap();
+        let job = |command: &[&str]| JobRequest {
+            command: command.iter().map(|c| (*c).to_owned()).collect(),
+            ..JobRequest::named("t")
+        };
+        let minimal = sbatch_args(1, 0, &job(&["true"]), None, "/o").unwrap();
         assert!(minimal.contains(&"--cpus-per-task=1".to_owned()) && minimal.contains(&"--time=1440".to_owned()));
-        assert!(sbatch_args(1, 0, &json!({"command": []}), None, "/o").is_err());
-        assert!(sbatch_args(1, 0, &json!({"command": ["x"], "tasks": 2}), None, "/o").is_err());
+        let limited = sbatch_args(1, 0, &JobRequest { time_limit_s: Some(601), ..job(&["true"]) }, None, "/o").unwrap();
+        assert!(limited.contains(&"--time=11".to_owned()));
+        assert!(sbatch_args(1, 0, &job(&[]), None, "/o").is_err());
+        assert!(sbatch_args(1, 0, &JobRequest { tasks: 2, ..job(&["x"]) }, None, "/o").is_err());
         assert_eq!(usage_event_id("suanwang", 7, 42), "slurm:suanwang:7:42");
     }
 

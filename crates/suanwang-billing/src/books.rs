@@ -75,7 +75,17 @@ pub struct LineKey {
     pub pool: String,
 }
 
-/// Usage to rate: accelerator-milliseconds of one job on one pool.
+/// One run of a job as the platform metered it: how long it held its allocation, and what the
+/// allocation costs an hour (the tariff, `suanwang_model::tariff`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMeter {
+    /// Milliseconds the run held its allocation.
+    pub ms: u64,
+    /// The allocation's rate, milli-fen per hour.
+    pub rate_millifen_per_hour: u64,
+}
+
+/// Usage to rate: one run (or a part of one) of one job on one pool.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Who reported it (`agent:POOL`).
@@ -90,12 +100,16 @@ pub struct Usage {
     pub pool: PoolFacts,
     /// What it ran under: a market contract's id, or `job:ID` for on-demand work.
     pub contract: String,
-    /// Accelerator-milliseconds.
+    /// Accelerator-milliseconds (thousandths of cards × ms ÷ 1000): what the invoice shows.
     pub card_ms: u64,
-    /// The contract's price, or the pool's list price.
+    /// The contract's price, or the pool's list price, per card-hour.
     pub price_fen_per_card_hour: u64,
     /// When it was reported (ms since 1970, UTC): decides the invoice period.
     pub at_ms: i64,
+    /// How it is priced: the run's time at its allocation's rate. Absent only in usage rated
+    /// before the platform metered runs itself; that was priced `card_ms` × the card-hour price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunMeter>,
 }
 
 /// A contract a claim is made for.
@@ -327,7 +341,7 @@ pub struct Mark {
 }
 
 /// A programme's figures.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramReport {
     /// Id.
     pub program: String,
@@ -352,7 +366,7 @@ pub struct ProgramReport {
 }
 
 /// A firm's use of a programme.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirmUse {
     /// The tenant.
     pub tenant: i64,
@@ -375,6 +389,8 @@ pub struct Books {
     claim_by_contract: HashMap<String, u64>,
     rated: HashMap<(String, String), usize>,
     meters: HashMap<(i64, String, u64), u64>,
+    /// Per (job, pool, rate): milliseconds rated so far at that rate.
+    run_meters: HashMap<(i64, String, u64), u64>,
     lines: BTreeMap<LineKey, Line>,
     breakage: BTreeMap<String, u64>,
     pub(crate) market: crate::market::MarketState,
@@ -469,8 +485,19 @@ impl Books {
         match &fact {
             Fact::Rated { usage, amount_fen, .. } => {
                 self.rated.insert((usage.source.clone(), usage.event_id.clone()), self.facts.len());
-                *self.meters.entry((usage.job, usage.pool.pool.clone(), usage.price_fen_per_card_hour)).or_default() +=
-                    usage.card_ms;
+                match usage.run {
+                    Some(run) => {
+                        *self.run_meters
+                            .entry((usage.job, usage.pool.pool.clone(), run.rate_millifen_per_hour))
+                            .or_default() += run.ms;
+                    }
+                    None => {
+                        *self
+                            .meters
+                            .entry((usage.job, usage.pool.pool.clone(), usage.price_fen_per_card_hour))
+                            .or_default() += usage.card_ms;
+                    }
+                }
                 let key = LineKey {
                     tenant: usage.tenant,
                     period: rating::period(usage.at_ms),
@@ -584,7 +611,11 @@ impl Books {
             let Some(Fact::Rated { usage: first, amount_fen, .. }) = self.facts.get(i) else {
                 return Err(err(ErrorKind::Conflict, "usage_conflict", "the usage event is known but not as usage"));
             };
-            if first.job != usage.job || first.pool.pool != usage.pool.pool || first.card_ms != usage.card_ms {
+            if first.job != usage.job
+                || first.pool.pool != usage.pool.pool
+                || first.card_ms != usage.card_ms
+                || first.run != usage.run
+            {
                 return Err(err(
                     ErrorKind::Conflict,
                     "usage_conflict",
@@ -610,8 +641,18 @@ impl Books {
         if self.rated.len() >= RECORDS_MAX {
             return Err(err(ErrorKind::Conflict, "books_full", "the books hold the most usage events they may"));
         }
-        let used = self.meters.get(&(usage.job, usage.pool.pool.clone(), usage.price_fen_per_card_hour)).copied();
-        let amount = rating::increment_fen(used.unwrap_or(0), usage.card_ms, usage.price_fen_per_card_hour);
+        let amount = match usage.run {
+            Some(run) => {
+                let key = (usage.job, usage.pool.pool.clone(), run.rate_millifen_per_hour);
+                let used = self.run_meters.get(&key).copied().unwrap_or(0);
+                rating::run_increment_fen(used, run.ms, run.rate_millifen_per_hour)
+            }
+            None => {
+                let key = (usage.job, usage.pool.pool.clone(), usage.price_fen_per_card_hour);
+                let used = self.meters.get(&key).copied().unwrap_or(0);
+                rating::increment_fen(used, usage.card_ms, usage.price_fen_per_card_hour)
+            }
+        };
         let fee = split_floor(amount, fee_bps, amount).share_fen;
         if amount > 0 {
             let cash = chart::tenant_cash(usage.tenant);

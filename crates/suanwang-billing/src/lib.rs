@@ -20,5 +20,5 @@ pub mod market;
 pub mod program;
 pub mod rating;
 
-pub use books::{Books, Contract, ErrorKind, LineKey, MoneyError, Usage};
+pub use books::{Books, Contract, ErrorKind, LineKey, MoneyError, RunMeter, Usage};
 pub use program::{PoolFacts, Program, TenantFacts};

@@ -1,9 +1,11 @@
 //! Rating usage into money, and the calendar the books keep.
 //!
-//! **Rule:** a meter (one job on one pool at one price) is charged `floor(card_ms × price / 3.6e6)`
-//! fen for everything it has used so far; each usage event is charged the increase. So however a
-//! job's usage is cut into events, its total charge is the floor of its exact cost, never a fen
-//! more, and less than a fen short.
+//! **Rule:** a meter (one job on one pool at one rate) is charged `floor(ms × rate / 3.6e9)` fen
+//! for everything it has used so far, where `rate` is the allocation's milli-fen per hour
+//! (`suanwang_model::tariff`); each usage event is charged the increase. So however a job's
+//! usage is cut into events, its total charge is the floor of its exact cost, never a fen more,
+//! and less than a fen short. (Usage rated before the platform metered runs itself was
+//! `card_ms` at a price per card-hour, by the same floor: [`cost_fen`].)
 //!
 //! **Calendar:** invoice periods are calendar months and programme years are calendar years in
 //! China Standard Time (UTC+8, no daylight saving), where the platform's tenants and issuers are.
@@ -18,6 +20,20 @@ pub const CST_OFFSET_MS: i64 = 8 * 3_600_000;
 pub fn cost_fen(card_ms: u64, price_fen_per_card_hour: u64) -> u64 {
     let exact = u128::from(card_ms) * u128::from(price_fen_per_card_hour) / MS_PER_HOUR;
     u64::try_from(exact).unwrap_or(u64::MAX)
+}
+
+/// Milli-fen in a fen times milliseconds in an hour: `ms × rate_millifen_per_hour ÷ this` is fen.
+pub const MILLIFEN_MS_PER_FEN_HOUR: u128 = 3_600_000_000;
+
+/// What `ms` milliseconds of an allocation cost at `rate_millifen_per_hour`, floored to the fen.
+pub fn run_cost_fen(ms: u64, rate_millifen_per_hour: u64) -> u64 {
+    let exact = u128::from(ms) * u128::from(rate_millifen_per_hour) / MILLIFEN_MS_PER_FEN_HOUR;
+    u64::try_from(exact).unwrap_or(u64::MAX)
+}
+
+/// The charge for adding `add_ms` to a run meter that has used `used_ms`.
+pub fn run_increment_fen(used_ms: u64, add_ms: u64, rate_millifen_per_hour: u64) -> u64 {
+    run_cost_fen(used_ms.saturating_add(add_ms), rate_millifen_per_hour) - run_cost_fen(used_ms, rate_millifen_per_hour)
 }
 
 /// The charge for adding `add_ms` to a meter that has used `used_ms`.
@@ -105,6 +121,9 @@ mod tests {
         assert_eq!(year_start_ms(2027), 1_798_761_600_000 - CST_OFFSET_MS);
         assert_eq!(year(year_start_ms(2027)), 2027);
         assert_eq!(year(year_start_ms(2027) - 1), 2026);
+        // An hour of 8 cards at ¥8.00 (6,400,000 milli-fen an hour) is ¥64.00.
+        assert_eq!(run_cost_fen(3_600_000, 6_400_000), 6_400);
+        assert_eq!(run_cost_fen(1, 6_400_000), 0);
         assert_eq!(spot_price_fen(1_000, 0, 8_000), 500);
         assert_eq!(spot_price_fen(1_000, 4_000, 8_000), 1_000);
         assert_eq!(spot_price_fen(1_000, 8_000, 8_000), 1_500);
@@ -125,6 +144,20 @@ mod tests {
                 used += p;
             }
             prop_assert_eq!(charged, cost_fen(used, price));
+        }
+
+        #[test]
+        fn however_a_run_is_cut_the_total_is_the_floor_of_the_exact_cost(
+            parts in proptest::collection::vec(0u64..10_000_000_000, 0..20),
+            rate in 0u64..100_000_000_000,
+        ) {
+            let mut used = 0u64;
+            let mut charged = 0u64;
+            for p in &parts {
+                charged += run_increment_fen(used, *p, rate);
+                used += p;
+            }
+            prop_assert_eq!(charged, run_cost_fen(used, rate));
         }
 
         #[test]

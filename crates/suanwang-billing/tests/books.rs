@@ -41,6 +41,7 @@ fn usage(event: &str, job: i64, tenant: i64, pool: PoolFacts, card_ms: u64, pric
         card_ms,
         price_fen_per_card_hour: price,
         at_ms: now(),
+        run: None,
     }
 }
 

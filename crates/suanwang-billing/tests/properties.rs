@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use proptest::prelude::*;
 use suanwang_billing::books::ClaimState;
 use suanwang_billing::program::{Eligibility, Expiry, RatioRule, Subsidy};
-use suanwang_billing::rating::{cost_fen, year_start_ms};
-use suanwang_billing::{Books, Contract, LineKey, PoolFacts, Program, TenantFacts, Usage, chart};
+use suanwang_billing::rating::{cost_fen, run_cost_fen, year_start_ms};
+use suanwang_billing::{Books, Contract, LineKey, PoolFacts, Program, RunMeter, TenantFacts, Usage, chart};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -78,13 +78,18 @@ fn pool(i: u8) -> PoolFacts {
     PoolFacts { pool: format!("pool{i}"), provider: format!("co{i}"), city: "X".into(), cards: 100, domestic: i == 0 }
 }
 
+/// The rate of a metered run: a function of the job alone, so a retried event is the same event.
+fn run_rate(job: i64) -> u64 {
+    u64::try_from(job).unwrap_or(0) * 37_000 + 1_000
+}
+
 fn tenant_of(job: u8) -> i64 {
     i64::from(job % 3) + 1
 }
 
 struct Model {
-    /// Accepted usage: (source, event) -> (job, pool, ms, price).
-    usage: HashMap<(String, String), (i64, String, u64, u64)>,
+    /// Accepted usage: (source, event) -> (job, pool, ms, price, metered run).
+    usage: HashMap<(String, String), (i64, String, u64, u64, bool)>,
     now: i64,
 }
 
@@ -119,11 +124,16 @@ fn check(books: &Books, model: &Model) -> Result<(), TestCaseError> {
         }
     }
     // Usage bills once: each meter is charged the floor of its exact cost.
-    let mut meters: BTreeMap<(i64, String, u64), u64> = BTreeMap::new();
-    for (job, pool, ms, price) in model.usage.values() {
-        *meters.entry((*job, pool.clone(), *price)).or_default() += ms;
+    // Metered runs (even jobs here) at the job's rate, the rest as card-ms at the price.
+    let mut meters: BTreeMap<(i64, String, u64, bool), u64> = BTreeMap::new();
+    for (job, pool, ms, price, run) in model.usage.values() {
+        let price = if *run { run_rate(*job) } else { *price };
+        *meters.entry((*job, pool.clone(), price, *run)).or_default() += ms;
     }
-    let expected: u64 = meters.iter().map(|((_, _, price), ms)| cost_fen(*ms, *price)).sum();
+    let expected: u64 = meters
+        .iter()
+        .map(|((_, _, price, run), ms)| if *run { run_cost_fen(*ms, *price) } else { cost_fen(*ms, *price) })
+        .sum();
     let billed: u64 = books.all_lines().map(|l| l.amount_fen).sum();
     prop_assert_eq!(billed, expected);
     for l in books.all_lines() {
@@ -173,6 +183,8 @@ proptest! {
                         card_ms,
                         price_fen_per_card_hour: price,
                         at_ms: now,
+                        run: (job % 2 == 0)
+                            .then(|| RunMeter { ms: card_ms, rate_millifen_per_hour: run_rate(i64::from(job)) }),
                     };
                     let key = (usage.source.clone(), usage.event_id.clone());
                     let known = model.usage.get(&key).cloned();
@@ -181,9 +193,9 @@ proptest! {
                     match (&known, &r) {
                         (None, Ok((_, new))) => {
                             prop_assert!(*new);
-                            model.usage.insert(key, (i64::from(job), format!("pool{p}"), card_ms, price));
+                            model.usage.insert(key, (i64::from(job), format!("pool{p}"), card_ms, price, job % 2 == 0));
                         }
-                        (Some((j, pl, ms, _)), r) => {
+                        (Some((j, pl, ms, _, _)), r) => {
                             let same = *j == i64::from(job) && *pl == format!("pool{p}") && *ms == card_ms;
                             prop_assert_eq!(r.is_ok(), same, "a retry is accepted exactly when it is the same event");
                             prop_assert_eq!(books.ledger().events().len(), events_before, "a retry moves nothing");

@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use suanwang_model::catalog::{AcceleratorSet, Catalog};
-use suanwang_model::job::{AcceleratorRequest, MILLI_PER_DEVICE, TaskSpec};
+use suanwang_model::catalog::{AcceleratorId, AcceleratorSet, Catalog};
+use suanwang_model::error::ModelError;
+use suanwang_model::job::{AcceleratorRequest, MILLI_PER_DEVICE, TaskSpec, limits as job_limits};
 
 use crate::error::FormatError;
 
@@ -122,6 +123,9 @@ pub struct TraceJob {
     pub green: bool,
     /// The framework it runs (narrows accepted accelerators through the adaptation matrix).
     pub framework: Option<String>,
+    /// Its own speed on some accepted models, thousandths of the reference (see
+    /// `suanwang_model::job::JobSpec::speeds`).
+    pub speeds: Vec<(AcceleratorId, u32)>,
     /// Line in the source file (1-based).
     pub line: u64,
 }
@@ -244,6 +248,7 @@ fn base_job(
         deadline_s: None,
         green: false,
         framework: None,
+        speeds: Vec::new(),
         line,
     }
 }
@@ -413,6 +418,64 @@ fn swf(source: &str, text: &str, options: TraceOptions, errors: &mut LineErrors)
     Ok(jobs)
 }
 
+/// An accepted accelerator model in a job line (and in the API's job body): a catalog name or
+/// alias, or the same with the job's speed on it relative to the reference card
+/// (`{"model": "Ascend-910B", "speed": 0.8}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelChoice {
+    /// `"A800"`.
+    Name(String),
+    /// `{"model": "A800", "speed": 1.2}`.
+    WithSpeed {
+        /// Catalog name or alias.
+        model: String,
+        /// Speed relative to the reference card (0.001 to 100).
+        speed: f64,
+    },
+}
+
+impl ModelChoice {
+    /// The model's name as given.
+    pub fn model(&self) -> &str {
+        match self {
+            ModelChoice::Name(model) | ModelChoice::WithSpeed { model, .. } => model,
+        }
+    }
+}
+
+/// Accepted models (`ANY` when none are given) and the speeds given with them, in thousandths.
+pub fn resolve_models(
+    choices: &[ModelChoice],
+    catalog: &Catalog,
+) -> Result<(AcceleratorSet, Vec<(AcceleratorId, u32)>), ModelError> {
+    if choices.is_empty() {
+        return Ok((AcceleratorSet::ANY, Vec::new()));
+    }
+    let mut models = AcceleratorSet::NONE;
+    let mut speeds = Vec::new();
+    for choice in choices {
+        let id = catalog.resolve(choice.model())?;
+        models.insert(id);
+        if let ModelChoice::WithSpeed { speed, .. } = choice {
+            let milli = speed * 1000.0;
+            let range = f64::from(job_limits::SPEED_MILLI_MIN)..=f64::from(job_limits::SPEED_MILLI_MAX);
+            if !(milli.is_finite() && range.contains(&milli.round())) {
+                return Err(ModelError::OutOfRange {
+                    what: format!("the speed of {}", choice.model()),
+                    expected: "between 0.001 and 100 (times the reference card)".to_owned(),
+                    got: speed.to_string(),
+                });
+            }
+            if speeds.iter().any(|(m, _)| *m == id) {
+                return Err(ModelError::Duplicate { kind: "accelerator model", name: choice.model().to_owned() });
+            }
+            speeds.push((id, milli.round() as u32));
+        }
+    }
+    Ok((models, speeds))
+}
+
 /// One line of Suanwang's JSONL trace format (the wire type; see `docs/trace-formats.md`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -443,9 +506,9 @@ pub struct JobLine {
     /// Memory per task.
     #[serde(default)]
     pub memory_mib: u32,
-    /// Accepted accelerator models (catalog names or aliases); empty: any.
+    /// Accepted accelerator models (catalog names or aliases, or `{"model", "speed"}`); empty: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub accelerators: Vec<String>,
+    pub accelerators: Vec<ModelChoice>,
     /// Priority.
     #[serde(default)]
     pub priority: i32,
@@ -505,15 +568,7 @@ fn jsonl(source: &str, text: &str, catalog: &Catalog, errors: &mut LineErrors) -
             }
             let milli = if wire.gpus_per_task == 0 { 0 } else { wire.gpu_milli };
             let request = AcceleratorRequest::new(wire.gpus_per_task, milli).map_err(|e| invalid(e.to_string()))?;
-            let models = if wire.accelerators.is_empty() {
-                AcceleratorSet::ANY
-            } else {
-                wire.accelerators
-                    .iter()
-                    .map(|m| catalog.resolve(m))
-                    .collect::<Result<AcceleratorSet, _>>()
-                    .map_err(|e| invalid(e.to_string()))?
-            };
+            let (models, speeds) = resolve_models(&wire.accelerators, catalog).map_err(|e| invalid(e.to_string()))?;
             let task =
                 TaskSpec::new(wire.cpu_milli, wire.memory_mib, request, models).map_err(|e| invalid(e.to_string()))?;
             if wire.tasks == 0 {
@@ -542,6 +597,7 @@ fn jsonl(source: &str, text: &str, catalog: &Catalog, errors: &mut LineErrors) -
                 deadline_s: wire.deadline_s,
                 green: wire.green,
                 framework: wire.framework,
+                speeds,
                 line,
             })
         })();
@@ -561,7 +617,14 @@ pub fn to_jsonl(trace: &Trace, catalog: &Catalog) -> String {
         let accelerators = if models.is_any() {
             Vec::new()
         } else {
-            catalog.iter().filter(|(id, _)| models.contains(*id)).map(|(_, a)| a.model.clone()).collect()
+            catalog
+                .iter()
+                .filter(|(id, _)| models.contains(*id))
+                .map(|(id, a)| match job.speeds.iter().find(|(m, _)| *m == id) {
+                    Some(&(_, milli)) => ModelChoice::WithSpeed { model: a.model.clone(), speed: f64::from(milli) / 1000.0 },
+                    None => ModelChoice::Name(a.model.clone()),
+                })
+                .collect()
         };
         let wire = JobLine {
             id: job.id.clone(),

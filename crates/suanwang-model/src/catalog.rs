@@ -14,7 +14,7 @@ pub const MAX_ACCELERATOR_MODELS: usize = 128;
 
 /// Index of a model in its [`Catalog`]. Only meaningful with the catalog that issued it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AcceleratorId(u8);
+pub struct AcceleratorId(pub(crate) u8);
 
 impl AcceleratorId {
     /// The position of this model in its catalog.
@@ -216,6 +216,24 @@ impl AdaptationMatrix {
             .filter(|(_, a)| stacks.iter().any(|s| s.eq_ignore_ascii_case(&a.software_stack)))
             .map(|(id, _)| id)
             .collect())
+    }
+
+    /// The models of `accepted` that `framework` runs on; an error when the framework is unknown
+    /// or runs on none of them. Placement uses this for every job that names a framework.
+    pub fn narrow(
+        &self,
+        framework: &str,
+        accepted: AcceleratorSet,
+        catalog: &Catalog,
+    ) -> Result<AcceleratorSet, ModelError> {
+        let narrowed = accepted.intersection(self.models(framework, catalog)?);
+        if narrowed.is_empty() {
+            return Err(ModelError::Inconsistent(format!(
+                "no accepted accelerator model runs {framework} (it needs {})",
+                self.frameworks.get(&framework.to_lowercase()).map(|s| s.join(" or ")).unwrap_or_default()
+            )));
+        }
+        Ok(narrowed)
     }
 
     /// Frameworks and their stacks, by name.

@@ -1,7 +1,7 @@
 //! Tenants and the work they submit: jobs made of identical tasks (a gang), with resource,
 //! placement and money constraints.
 
-use crate::catalog::AcceleratorSet;
+use crate::catalog::{AcceleratorId, AcceleratorSet};
 use crate::error::ModelError;
 use crate::federation::{SiteId, limits::ACCELERATORS_PER_NODE_MAX};
 
@@ -18,6 +18,10 @@ pub mod limits {
     pub const GANG_SIZE_MAX: u16 = 4096;
     /// Data set size: 10 PiB.
     pub const DATASET_BYTES_MAX: u64 = 10 << 50;
+    /// The slowest speed factor a job may give for a model: 0.001 of the reference.
+    pub const SPEED_MILLI_MIN: u32 = 1;
+    /// The fastest: 100 times the reference.
+    pub const SPEED_MILLI_MAX: u32 = 100_000;
 }
 
 /// What kind of organisation a tenant is (voucher programmes select on this).
@@ -258,6 +262,11 @@ pub struct JobSpec {
     pub deadline_unix_s: Option<i64>,
     /// The user's estimate of its run time; schedulers may read this, never the true duration.
     pub runtime_estimate_s: Option<u64>,
+    /// The job's own speed on some of its accepted models, in thousandths of the reference
+    /// speed (1000: as fast as on the reference card, 500: half as fast), at most one entry per
+    /// model. Models not listed run at the scheduler's default speed (published TFLOPS over the
+    /// reference's).
+    pub speeds: Vec<(AcceleratorId, u32)>,
 }
 
 impl JobSpec {
@@ -283,7 +292,27 @@ impl JobSpec {
         {
             return Err(ModelError::out_of_range("price_fen_per_card_hour_max", "at least 0", price));
         }
+        for (i, &(model, milli)) in self.speeds.iter().enumerate() {
+            if !(limits::SPEED_MILLI_MIN..=limits::SPEED_MILLI_MAX).contains(&milli) {
+                return Err(ModelError::out_of_range(
+                    "speed",
+                    format!("between {} and {}", limits::SPEED_MILLI_MIN as f64 / 1000.0, limits::SPEED_MILLI_MAX / 1000),
+                    milli as f64 / 1000.0,
+                ));
+            }
+            if !self.task.accepted_models().contains(model) {
+                return Err(ModelError::Inconsistent("a speed is given for a model the job does not accept".to_owned()));
+            }
+            if self.speeds[..i].iter().any(|(m, _)| *m == model) {
+                return Err(ModelError::Inconsistent("a model's speed is given twice".to_owned()));
+            }
+        }
         Ok(())
+    }
+
+    /// The job's own speed on `model`, in thousandths of the reference, if it gave one.
+    pub fn speed_milli(&self, model: AcceleratorId) -> Option<u32> {
+        self.speeds.iter().find(|(m, _)| *m == model).map(|(_, s)| *s)
     }
 
     /// Accelerator thousandths the whole gang needs.
@@ -332,6 +361,7 @@ mod tests {
             price_fen_per_card_hour_max: None,
             deadline_unix_s: None,
             runtime_estimate_s: None,
+            speeds: Vec::new(),
         };
         assert_eq!(job.validate().unwrap_err().code(), "inconsistent");
         assert!(JobSpec { gang_size: 1, ..job.clone() }.validate().is_ok());

@@ -14,3 +14,5 @@ pub mod error;
 pub mod federation;
 pub mod job;
 pub mod network;
+pub mod platform;
+pub mod tariff;

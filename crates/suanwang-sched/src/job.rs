@@ -31,9 +31,9 @@ pub struct Job {
     pub pool: Option<PoolId>,
 }
 
-/// Where a job is in its life.
+/// Where a job is in the scheduler (the platform's own states are `suanwang_model::platform::JobState`).
 #[derive(Clone, Debug, PartialEq)]
-pub enum JobState {
+pub enum Status {
     /// Waiting in the queue.
     Queued,
     /// Running in a pool.

@@ -23,6 +23,7 @@ use std::fmt::Write;
 use suanwang_model::catalog::{AcceleratorId, Catalog};
 use suanwang_model::federation::{Federation, Pool, PoolId};
 use suanwang_model::job::{JobSpec, TaskSpec};
+use suanwang_model::tariff::{self, Allocation};
 use suanwang_placement::cluster::{Cluster, NodeIdx};
 use suanwang_placement::policy::Policy;
 
@@ -69,9 +70,13 @@ pub struct PoolRuntime {
     pub(crate) order: Vec<NodeIdx>,
 }
 
-/// A job's speed on an accelerator model relative to the reference (1.0 without a reference or
-/// a published figure).
-pub fn speed(catalog: &Catalog, model: Option<AcceleratorId>, config: &ChoiceConfig) -> f64 {
+/// A job's speed on an accelerator model relative to the reference: the job's own factor for the
+/// model when it gave one, else the model's published TFLOPS over the reference's (1.0 without a
+/// reference or a published figure).
+pub fn speed(catalog: &Catalog, spec: &JobSpec, model: Option<AcceleratorId>, config: &ChoiceConfig) -> f64 {
+    if let Some(milli) = model.and_then(|m| spec.speed_milli(m)) {
+        return f64::from(milli) / 1000.0;
+    }
     match (model.and_then(|m| catalog.get(m).fp16_dense_tflops), config.reference_tflops) {
         (Some(tflops), Some(reference)) if reference > 0.0 => tflops / reference,
         _ => 1.0,
@@ -162,7 +167,9 @@ pub struct Estimate {
     pub runtime_s: f64,
 }
 
-/// Estimates the cost of running `spec` in `pool` on accelerator `model`.
+/// Estimates the cost of running `spec` in `pool` on accelerator `model`: the tariff's hourly
+/// rate (`suanwang_model::tariff`) × the expected hours on that model (the estimate ÷ the speed),
+/// so pools are compared per unit of work, not per card-hour.
 pub fn estimate(
     federation: &Federation,
     pool: &Pool,
@@ -170,17 +177,11 @@ pub fn estimate(
     model: Option<AcceleratorId>,
     config: &ChoiceConfig,
 ) -> Estimate {
-    let cards = f64::from(spec.task.accelerators().count()) * f64::from(spec.gang_size);
-    let card_fraction = f64::from(spec.task.accelerators().total_milli()) / 1000.0 * f64::from(spec.gang_size);
-    let runtime_s =
-        spec.runtime_estimate_s.unwrap_or(config.default_runtime_s) as f64 / speed(federation.catalog(), model, config);
+    let allocation = Allocation::of(spec, model);
+    let runtime_s = spec.runtime_estimate_s.unwrap_or(config.default_runtime_s) as f64
+        / speed(federation.catalog(), spec, allocation.model, config);
     let hours = runtime_s / 3600.0;
-    let card_hour_fen = model.and_then(|m| pool.prices.card_hour_fen.get(&m)).copied().unwrap_or(0) as f64;
-    let cpu_hour_fen = pool.prices.cpu_core_hour_fen as f64 * f64::from(spec.task.cpu_milli()) / 1000.0
-        * f64::from(spec.gang_size)
-        + pool.prices.memory_gib_hour_fen as f64 * f64::from(spec.task.memory_mib()) / 1024.0
-            * f64::from(spec.gang_size);
-    let hourly_fen = if card_fraction > 0.0 { card_hour_fen * card_fraction } else { cpu_hour_fen };
+    let hourly_fen = tariff::rate_fen_per_hour(&pool.prices, &allocation, None);
     let compute_fen = hourly_fen * hours;
     let (mut data_fen, mut transfer_s, mut moved_bytes) = (0.0, 0.0, 0);
     if let Some(dataset) = spec.dataset
@@ -192,8 +193,10 @@ pub fn estimate(
         data_fen = gib * route.egress_fen_per_gib as f64 + hourly_fen * transfer_s / 3600.0;
         moved_bytes = dataset.size_bytes;
     }
-    let power_w = model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(300) as f64;
-    let kwh = power_w * cards.max(card_fraction) * hours * pool.pue / 1000.0;
+    // Power is drawn by every device the job holds, fractions included.
+    let cards = f64::from(spec.task.accelerators().count()) * f64::from(spec.gang_size);
+    let power_w = allocation.model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(300) as f64;
+    let kwh = power_w * cards * hours * pool.pue / 1000.0;
     let grid = federation.site(pool.site).grid_carbon_g_per_kwh.map_or(config.grid_carbon_g_per_kwh, f64::from);
     let carbon_kg = kwh * grid * (1.0 - f64::from(pool.green_share_pct) / 100.0) / 1000.0;
     Estimate { total_fen: compute_fen + data_fen, compute_fen, data_fen, carbon_kg, transfer_s, moved_bytes, runtime_s }

@@ -28,7 +28,7 @@ use suanwang_placement::cluster::{Assignment, Cluster, NodeIdx, NodeState};
 use suanwang_placement::policy::{self, PolicyContext, PolicyName};
 use suanwang_placement::profile::WorkloadProfile;
 
-use crate::job::{Job, JobId, JobState};
+use crate::job::{Job, JobId, Status};
 use crate::policy::{Discipline, QueuePolicy};
 use crate::pools::{ChoiceConfig, PoolRuntime, estimate, explain, infeasible_reason, speed};
 
@@ -120,7 +120,7 @@ type Key = (i64, i64, u32);
 
 struct Record {
     job: Job,
-    state: JobState,
+    state: Status,
     /// Device-seconds of service received in finished runs.
     attained_device_s: u64,
     /// Devices the job holds while running (at least 1, so CPU-only jobs attain service too).
@@ -291,7 +291,7 @@ impl Scheduler {
     }
 
     /// A job's state.
-    pub fn state(&self, id: JobId) -> &JobState {
+    pub fn state(&self, id: JobId) -> &Status {
         &self.jobs[id.index()].state
     }
 
@@ -362,11 +362,11 @@ impl Scheduler {
     /// Takes a queued job out of the queue for good (it was cancelled).
     pub fn cancel(&mut self, id: JobId, now: u64) {
         match self.jobs[id.index()].state {
-            JobState::Queued => {
+            Status::Queued => {
                 self.dequeue(id);
-                self.jobs[id.index()].state = JobState::Finished { end_s: now };
+                self.jobs[id.index()].state = Status::Finished { end_s: now };
             }
-            JobState::Running { .. } => self.finish(id, now),
+            Status::Running { .. } => self.finish(id, now),
             _ => {}
         }
     }
@@ -416,7 +416,7 @@ impl Scheduler {
         let _ = now;
         self.jobs.push(Record {
             job,
-            state: JobState::Queued,
+            state: Status::Queued,
             attained_device_s: 0,
             devices,
             preemptions: 0,
@@ -431,9 +431,9 @@ impl Scheduler {
 
     /// A running job finished at `now`: its resources are released.
     pub fn finish(&mut self, id: JobId, now: u64) {
-        if matches!(self.jobs[id.index()].state, JobState::Running { .. }) {
+        if matches!(self.jobs[id.index()].state, Status::Running { .. }) {
             self.stop(id, now);
-            self.jobs[id.index()].state = JobState::Finished { end_s: now };
+            self.jobs[id.index()].state = Status::Finished { end_s: now };
         }
     }
 
@@ -448,7 +448,7 @@ impl Scheduler {
         for &id in &victims {
             self.stop(id, now);
             self.jobs[id.index()].failovers += 1;
-            self.jobs[id.index()].state = JobState::Queued;
+            self.jobs[id.index()].state = Status::Queued;
             self.enqueue(id);
         }
         victims
@@ -478,7 +478,7 @@ impl Scheduler {
             .flat_map(|b| b.running.iter())
             .filter_map(|&(_, id)| {
                 let r = &self.jobs[id.index()];
-                let JobState::Running { started_s, .. } = r.state else { return None };
+                let Status::Running { started_s, .. } = r.state else { return None };
                 (r.attained_device_s < threshold)
                     .then(|| started_s + (threshold - r.attained_device_s).div_ceil(r.devices))
             })
@@ -605,7 +605,7 @@ impl Scheduler {
                     self.stop(victim, now);
                     let r = &mut self.jobs[victim.index()];
                     r.preemptions += 1;
-                    r.state = JobState::Queued;
+                    r.state = Status::Queued;
                     self.enqueue(victim);
                     pass.decisions.push(Decision::Preempt { job: victim, for_job: id });
                 }
@@ -759,14 +759,14 @@ impl Scheduler {
             *u += add;
         }
         self.books[pool.index()].running.insert((now, id));
-        self.jobs[id.index()].state = JobState::Running { pool, assignments, started_s: now };
+        self.jobs[id.index()].state = Status::Running { pool, assignments, started_s: now };
     }
 
     /// Stops a running job: releases its resources and accrues its service. The caller sets the
     /// next state.
     fn stop(&mut self, id: JobId, now: u64) {
-        let JobState::Running { pool, assignments, started_s } =
-            std::mem::replace(&mut self.jobs[id.index()].state, JobState::Queued)
+        let Status::Running { pool, assignments, started_s } =
+            std::mem::replace(&mut self.jobs[id.index()].state, Status::Queued)
         else {
             return;
         };
@@ -821,7 +821,7 @@ impl Scheduler {
     fn attained(&self, id: JobId, now: u64) -> u64 {
         let r = &self.jobs[id.index()];
         match r.state {
-            JobState::Running { started_s, .. } => r.attained_device_s + r.devices * now.saturating_sub(started_s),
+            Status::Running { started_s, .. } => r.attained_device_s + r.devices * now.saturating_sub(started_s),
             _ => r.attained_device_s,
         }
     }
@@ -902,7 +902,7 @@ impl Scheduler {
                         cluster.nodes().iter().fold(0u64, |t, n| t.saturating_add(task_slots(n, &task)))
                     }
                 });
-                let JobState::Running { assignments, .. } = &self.jobs[victim.index()].state else { continue };
+                let Status::Running { assignments, .. } = &self.jobs[victim.index()].state else { continue };
                 let victim_task = self.jobs[victim.index()].job.spec.task;
                 for &a in assignments {
                     let position = touched.iter().position(|(n, _)| *n == a.node).unwrap_or_else(|| {
@@ -960,10 +960,10 @@ impl Scheduler {
 
     fn estimated_end(&self, id: JobId, now: u64) -> Option<u64> {
         let r = &self.jobs[id.index()];
-        let JobState::Running { pool, assignments, started_s } = &r.state else { return None };
+        let Status::Running { pool, assignments, started_s } = &r.state else { return None };
         let estimate = r.job.spec.runtime_estimate_s?;
         let model = assignments.first().and_then(|a| self.pools[pool.index()].cluster.node(a.node).model());
-        let runtime = estimate as f64 / speed(self.federation.catalog(), model, &self.config.choice);
+        let runtime = estimate as f64 / speed(self.federation.catalog(), &r.job.spec, model, &self.config.choice);
         Some((*started_s + runtime.ceil() as u64).max(now))
     }
 

@@ -9,7 +9,7 @@ use suanwang_model::catalog::AcceleratorSet;
 use suanwang_model::federation::{Federation, PoolId};
 use suanwang_model::job::{AcceleratorRequest, JobSpec, LatencyRequirement, TaskSpec};
 use suanwang_placement::profile::WorkloadProfile;
-use suanwang_sched::job::{Job, JobId, JobState};
+use suanwang_sched::job::{Job, JobId, Status};
 use suanwang_sched::policy::QueuePolicy;
 use suanwang_sched::scheduler::{Scheduler, SchedulerConfig};
 
@@ -140,6 +140,7 @@ fn spec(federation: &Federation, op: &Op) -> Option<JobSpec> {
         price_fen_per_card_hour_max: None,
         deadline_unix_s: None,
         runtime_estimate_s: estimate,
+        speeds: Vec::new(),
     })
 }
 
@@ -148,7 +149,7 @@ fn check(s: &Scheduler, ids: &[JobId], federation: &Federation) {
     for &id in ids {
         let spec = &s.job(id).spec;
         match s.state(id) {
-            JobState::Running { pool, assignments, .. } => {
+            Status::Running { pool, assignments, .. } => {
                 assert_eq!(assignments.len(), usize::from(spec.gang_size), "a gang runs whole");
                 allocated[pool.index()] +=
                     u64::from(spec.task.accelerators().total_milli()) * u64::from(spec.gang_size);
@@ -162,7 +163,7 @@ fn check(s: &Scheduler, ids: &[JobId], federation: &Federation) {
                 }
                 assert!(s.pool(*pool).healthy, "nothing runs in a pool that is down");
             }
-            JobState::Queued | JobState::Finished { .. } | JobState::Rejected { .. } => {}
+            Status::Queued | Status::Finished { .. } | Status::Rejected { .. } => {}
         }
     }
     for (index, &expected) in allocated.iter().enumerate() {
@@ -194,14 +195,14 @@ proptest! {
                     }
                 }
                 Op::Finish(k) => {
-                    let running: Vec<JobId> = ids.iter().copied().filter(|&id| matches!(s.state(id), JobState::Running { .. })).collect();
+                    let running: Vec<JobId> = ids.iter().copied().filter(|&id| matches!(s.state(id), Status::Running { .. })).collect();
                     if !running.is_empty() {
                         s.finish(running[k % running.len()], now);
                     }
                 }
                 Op::Down(p) => {
                     let victims = s.set_pool_health(PoolId::from_index(*p), false, now);
-                    prop_assert!(victims.iter().all(|&v| *s.state(v) == JobState::Queued));
+                    prop_assert!(victims.iter().all(|&v| *s.state(v) == Status::Queued));
                 }
                 Op::Up(p) => {
                     s.set_pool_health(PoolId::from_index(*p), true, now);

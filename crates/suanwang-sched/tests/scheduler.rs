@@ -6,7 +6,7 @@ use suanwang_model::catalog::AcceleratorSet;
 use suanwang_model::federation::{Federation, PoolId};
 use suanwang_model::job::{AcceleratorRequest, DatasetRef, JobSpec, LatencyRequirement, TaskSpec};
 use suanwang_placement::profile::WorkloadProfile;
-use suanwang_sched::job::{Job, JobId, JobState};
+use suanwang_sched::job::{Job, JobId, Status};
 use suanwang_sched::policy::QueuePolicy;
 use suanwang_sched::scheduler::{Decision, Scheduler, SchedulerConfig, SubmitError};
 
@@ -85,6 +85,7 @@ fn spec(tenant: u32, gpus_per_task: u8, gang: u16) -> JobSpec {
         price_fen_per_card_hour_max: None,
         deadline_unix_s: None,
         runtime_estimate_s: None,
+        speeds: Vec::new(),
     }
 }
 
@@ -102,7 +103,7 @@ fn started(decisions: &[Decision]) -> Vec<u32> {
 }
 
 fn pool_of(s: &Scheduler, id: JobId) -> Option<PoolId> {
-    if let JobState::Running { pool, .. } = s.state(id) { Some(*pool) } else { None }
+    if let Status::Running { pool, .. } = s.state(id) { Some(*pool) } else { None }
 }
 
 #[test]
@@ -126,7 +127,7 @@ fn a_gang_is_placed_whole_or_not_at_all() {
     s.submit(job(spec(0, 8, 1), 0), 0).unwrap();
     let decisions = s.schedule(0);
     assert_eq!(started(&decisions), vec![id.0]);
-    let JobState::Running { assignments, .. } = s.state(id) else { panic!("running") };
+    let Status::Running { assignments, .. } = s.state(id) else { panic!("running") };
     assert_eq!(assignments.len(), 3);
     assert_eq!(
         s.pool(PoolId::from_index(0)).cluster.gpu_milli_allocated(),
@@ -149,7 +150,7 @@ fn las_preempts_a_job_that_has_had_its_share() {
     assert_eq!(decisions[0], Decision::Preempt { job: long, for_job: newcomer });
     assert_eq!(started(&decisions), vec![newcomer.0]);
     assert_eq!(s.counters(long).preemptions, 1);
-    assert_eq!(*s.state(long), JobState::Queued);
+    assert_eq!(*s.state(long), Status::Queued);
 }
 
 #[test]
@@ -196,7 +197,7 @@ fn drf_serves_the_tenant_with_the_smaller_share() {
     let waiting_b = s.submit(job(spec(1, 8, 1), 3), 3).unwrap();
     s.finish(first[0], 10);
     assert_eq!(started(&s.schedule(10)), vec![waiting_b.0], "tenant 1 holds nothing, tenant 0 holds half");
-    assert_eq!(*s.state(waiting_a), JobState::Queued);
+    assert_eq!(*s.state(waiting_a), Status::Queued);
 }
 
 #[test]
@@ -234,7 +235,7 @@ fn easy_backfilling_keeps_the_heads_reservation() {
     let too_long = s.submit(job(with_estimate(8, 1, 500), 2), 2).unwrap();
     let short = s.submit(job(with_estimate(8, 1, 50), 3), 3).unwrap();
     assert_eq!(started(&s.schedule(3)), vec![short.0], "the 500 s job would delay the head; the 50 s job does not");
-    assert_eq!(*s.state(too_long), JobState::Queued);
+    assert_eq!(*s.state(too_long), Status::Queued);
 }
 
 #[test]

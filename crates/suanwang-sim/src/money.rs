@@ -21,11 +21,11 @@ use std::collections::BTreeMap;
 
 use suanwang_billing::books::ErrorKind;
 use suanwang_billing::rating::year_start_ms;
-use suanwang_billing::{Books, Contract, LineKey, PoolFacts, Program, TenantFacts, Usage};
+use suanwang_billing::{Books, Contract, LineKey, PoolFacts, Program, RunMeter, TenantFacts, Usage};
 use suanwang_ledger::split::split_floor;
 use suanwang_model::federation::{Federation, PoolId};
 
-use crate::queue::QueueRun;
+use crate::queue::{QueueRun, RunUsage};
 
 /// What one programme did over the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +83,17 @@ pub fn pool_facts(federation: &Federation, id: PoolId) -> PoolFacts {
         cards,
         domestic,
     }
+}
+
+/// The card-milliseconds a run held (what an invoice line shows), as the server counts them.
+pub fn card_ms(u: &RunUsage) -> u64 {
+    u64::try_from(u128::from(u.allocation.card_milli) * u128::from(u.ms) / 1000).unwrap_or(u64::MAX)
+}
+
+/// The list price per card-hour of the model a run's cards were (0 for CPU-only runs).
+fn list_price(federation: &Federation, u: &RunUsage) -> u64 {
+    let prices = &federation.pool(u.pool).prices;
+    u.allocation.model.and_then(|m| prices.card_hour_fen.get(&m)).map_or(0, |&p| u64::try_from(p).unwrap_or(0))
 }
 
 /// Rates `run`'s usage and applies `programs` (loaded in this order).
@@ -152,9 +163,10 @@ pub fn settle(
                 tenant: tenant.id,
                 pool: pools[u.pool.index()].clone(),
                 contract: format!("job:{i}"),
-                card_ms: u.ms,
-                price_fen_per_card_hour: u.price_fen_per_hour,
+                card_ms: card_ms(u),
+                price_fen_per_card_hour: list_price(federation, u),
                 at_ms: at(u.end_s),
+                run: Some(RunMeter { ms: u.ms, rate_millifen_per_hour: u.rate_millifen_per_hour }),
             };
             charged += books.rate(usage, platform_fee_bps, at(u.end_s)).map_err(|e| e.message)?.0;
         }

@@ -15,7 +15,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use suanwang_model::federation::{Federation, PoolId};
-use suanwang_sched::job::{Job, JobId, JobState};
+use suanwang_model::tariff::{self, Allocation};
+use suanwang_sched::job::{Job, JobId, Status};
 use suanwang_sched::pools::speed;
 use suanwang_sched::scheduler::{Decision, Scheduler, SchedulerConfig, SubmitError};
 
@@ -87,7 +88,8 @@ pub struct JobOutcome {
     pub rejected: Option<String>,
 }
 
-/// One run of a job, as usage: rated by `suanwang_billing` at the allocation's price per hour.
+/// One run of a job, as usage: rated by `suanwang_billing` at the allocation's rate (the tariff,
+/// `suanwang_model::tariff`), exactly as the server meters a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunUsage {
     /// Where it ran.
@@ -96,8 +98,10 @@ pub struct RunUsage {
     pub end_s: u64,
     /// How long, in milliseconds.
     pub ms: u64,
-    /// The whole allocation's price per hour (cards × card price, or CPU and memory), fen.
-    pub price_fen_per_hour: u64,
+    /// What it held.
+    pub allocation: Allocation,
+    /// The allocation's rate, milli-fen per hour.
+    pub rate_millifen_per_hour: u64,
 }
 
 /// One explained start.
@@ -154,8 +158,8 @@ struct Live {
     /// Reference-seconds of work left.
     remaining: f64,
     epoch: u32,
-    /// Current run: start, speed, pool, per-second price (fen) and power (W × PUE).
-    run: Option<(u64, f64, PoolId, i128, f64)>,
+    /// Current run: start, speed, pool, allocation, rate (milli-fen an hour) and power (W × PUE).
+    run: Option<(u64, f64, PoolId, Allocation, u64, f64)>,
     usage: Vec<RunUsage>,
     energy_wh: f64,
 }
@@ -274,33 +278,20 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
             match decision {
                 Decision::Start { job, pool, explanation } => {
                     let index = by_id[job.index()];
-                    let JobState::Running { assignments, .. } = scheduler.state(job) else { continue };
+                    let Status::Running { assignments, .. } = scheduler.state(job) else { continue };
                     let model = assignments.first().and_then(|a| scheduler.model_of(pool, a));
                     let spec = &jobs[index].job.spec;
-                    let v = speed(federation.catalog(), model, &scenario.scheduler.choice);
+                    let v = speed(federation.catalog(), spec, model, &scenario.scheduler.choice);
                     let pool_spec = federation.pool(pool);
-                    let cards = u64::from(spec.task.accelerators().total_milli()) * u64::from(spec.gang_size);
-                    let price_per_hour: i128 = if cards > 0 {
-                        i128::from(model.and_then(|m| pool_spec.prices.card_hour_fen.get(&m)).copied().unwrap_or(0))
-                            * i128::from(cards)
-                            / 1000
-                    } else {
-                        i128::from(pool_spec.prices.cpu_core_hour_fen)
-                            * i128::from(spec.task.cpu_milli())
-                            * i128::from(spec.gang_size)
-                            / 1000
-                            + i128::from(pool_spec.prices.memory_gib_hour_fen)
-                                * i128::from(spec.task.memory_mib())
-                                * i128::from(spec.gang_size)
-                                / 1024
-                    };
+                    let allocation = Allocation::of(spec, model);
+                    let rate = tariff::rate_millifen_per_hour(&pool_spec.prices, &allocation, None);
                     let power = model.and_then(|m| federation.catalog().get(m).board_power_w).unwrap_or(0) as f64
-                        * cards as f64
+                        * allocation.card_milli as f64
                         / 1000.0
                         * pool_spec.pue;
                     let l = &mut live[index];
                     l.epoch += 1;
-                    l.run = Some((now, v, pool, price_per_hour, power));
+                    l.run = Some((now, v, pool, allocation, rate, power));
                     let finish = now + (l.remaining / v).ceil() as u64;
                     heap.push(Reverse((finish, Event::Completion { job: job.0, epoch: l.epoch })));
                     outcomes[index].first_start_s.get_or_insert(now);
@@ -360,20 +351,20 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
     }
 }
 
-/// What runs cost by the billing rule: one meter per pool and price, each charged the floor of
+/// What runs cost by the billing rule: one meter per pool and rate, each charged the floor of
 /// its exact cost.
 pub fn cost_fen(usage: &[RunUsage]) -> i64 {
     let mut meters: std::collections::BTreeMap<(PoolId, u64), u64> = std::collections::BTreeMap::new();
     for u in usage {
-        *meters.entry((u.pool, u.price_fen_per_hour)).or_default() += u.ms;
+        *meters.entry((u.pool, u.rate_millifen_per_hour)).or_default() += u.ms;
     }
-    let total: u64 = meters.iter().map(|(&(_, price), &ms)| suanwang_billing::rating::cost_fen(ms, price)).sum();
+    let total: u64 = meters.iter().map(|(&(_, rate), &ms)| suanwang_billing::rating::run_cost_fen(ms, rate)).sum();
     i64::try_from(total).unwrap_or(i64::MAX)
 }
 
 /// Ends the current run of a job: accrues its work, cost, energy and pool use.
 fn stop_run(live: &mut Live, now: u64, pool_use: &mut [(u128, u64)], scheduler: &Scheduler, id: JobId) {
-    let Some((start, v, pool, price_per_hour, power)) = live.run.take() else { return };
+    let Some((start, v, pool, allocation, rate, power)) = live.run.take() else { return };
     let seconds = now.saturating_sub(start);
     live.remaining = (live.remaining - seconds as f64 * v).max(0.0);
     if seconds > 0 {
@@ -381,7 +372,8 @@ fn stop_run(live: &mut Live, now: u64, pool_use: &mut [(u128, u64)], scheduler: 
             pool,
             end_s: now,
             ms: seconds.saturating_mul(1000),
-            price_fen_per_hour: u64::try_from(price_per_hour).unwrap_or(0),
+            allocation,
+            rate_millifen_per_hour: rate,
         });
     }
     live.energy_wh += power * seconds as f64 / 3600.0;
@@ -546,6 +538,7 @@ memory_mib = 524288
                     price_fen_per_card_hour_max: None,
                     deadline_unix_s: None,
                     runtime_estimate_s: None,
+                    speeds: Vec::new(),
                 };
                 SimJob {
                     name: format!("j{i}"),

@@ -70,23 +70,14 @@ pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<R
         let task = match &t.framework {
             Some(framework) if t.task.accelerators().count() > 0 => {
                 let runs_on = adaptation
-                    .models(framework, federation.catalog())
+                    .narrow(framework, t.task.accepted_models(), federation.catalog())
                     .map_err(|e| ResolveError::new(e.code(), format!("{source}:{}: {e}", t.line)))?;
-                TaskSpec::new(
-                    t.task.cpu_milli(),
-                    t.task.memory_mib(),
-                    t.task.accelerators(),
-                    t.task.accepted_models().intersection(runs_on),
-                )
-                .map_err(|_| {
-                    ResolveError::new(
-                        "invalid_value",
-                        format!("{source}:{}: no accepted accelerator runs {framework}", t.line),
-                    )
-                })?
+                TaskSpec::new(t.task.cpu_milli(), t.task.memory_mib(), t.task.accelerators(), runs_on)
+                    .map_err(|e| ResolveError::new(e.code(), format!("{source}:{}: {e}", t.line)))?
             }
             _ => t.task,
         };
+        let speeds = t.speeds.iter().copied().filter(|(m, _)| task.accepted_models().contains(*m)).collect();
         let spec = JobSpec {
             name: t.id.clone(),
             tenant: tenant_index[t.tenant.as_str()],
@@ -100,6 +91,7 @@ pub fn resolve(trace: &Trace, federation: &Federation, source: &str) -> Result<R
             price_fen_per_card_hour_max: t.price_fen_per_card_hour_max,
             deadline_unix_s: t.deadline_s.map(|d| d as i64),
             runtime_estimate_s: t.estimate_s,
+            speeds,
         };
         spec.validate().map_err(|e| ResolveError::new(e.code(), format!("{source}:{}: {e}", t.line)))?;
         jobs.push(SimJob {

@@ -31,10 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_token_expiry.sql"),
         include_str!("../migrations/postgres/0005_token_expiry.sql"),
     ),
+    (6, include_str!("../migrations/sqlite/0006_metering.sql"), include_str!("../migrations/postgres/0006_metering.sql")),
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Session advisory lock key held by the one server that schedules (the leader).
 const LEADER_LOCK: i64 = 0x5357_4c45_4144_4552;

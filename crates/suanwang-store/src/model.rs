@@ -1,132 +1,17 @@
 //! What the store keeps, and what a write can answer.
 
-use std::fmt;
-use std::str::FromStr;
-
-/// Where a job is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum JobState {
-    /// Accepted, waiting to be placed.
-    Queued,
-    /// Assigned to a pool; its agent has not started it yet.
-    Placed,
-    /// Running in its pool.
-    Running,
-    /// Finished successfully.
-    Succeeded,
-    /// Finished unsuccessfully.
-    Failed,
-    /// Cancelled by its tenant or an operator.
-    Cancelled,
-    /// Stopped to make room; it will be queued again.
-    Preempted,
-}
-
-impl JobState {
-    /// Every state.
-    pub const ALL: [JobState; 7] = [
-        JobState::Queued,
-        JobState::Placed,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Cancelled,
-        JobState::Preempted,
-    ];
-
-    /// The name in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Placed => "placed",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-            JobState::Preempted => "preempted",
-        }
-    }
-
-    /// A job in a terminal state never changes again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
-    }
-
-    /// Whether `self → next` is a legal transition.
-    pub fn can_become(self, next: JobState) -> bool {
-        use JobState::*;
-        matches!(
-            (self, next),
-            (Queued, Placed | Cancelled | Failed)
-                | (Placed, Running | Queued | Cancelled | Failed | Succeeded)
-                | (Running, Succeeded | Failed | Cancelled | Preempted | Queued)
-                | (Preempted, Queued | Cancelled)
-        )
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL.into_iter().find(|j| j.as_str() == s).ok_or_else(|| format!("unknown job state {s:?}"))
-    }
-}
-
-/// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// Everything.
-    Operator,
-    /// Its own pools (agents use provider tokens scoped to one pool).
-    Provider,
-    /// Its own jobs.
-    Tenant,
-    /// Its own voucher programmes.
-    ProgramAdmin,
-    /// Reads everything, changes nothing.
-    Auditor,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Role; 5] = [Role::Operator, Role::Provider, Role::Tenant, Role::ProgramAdmin, Role::Auditor];
-
-    /// The name in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::Provider => "provider",
-            Role::Tenant => "tenant",
-            Role::ProgramAdmin => "program-admin",
-            Role::Auditor => "auditor",
-        }
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| format!("unknown role {s:?}"))
-    }
-}
+use suanwang_model::job::TenantKind;
+use suanwang_model::platform::{JobState, Role, TenantId};
 
 /// A tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantRecord {
     /// Id.
-    pub id: i64,
+    pub id: TenantId,
     /// Unique name.
     pub name: String,
-    /// `startup`, `sme`, …
-    pub kind: String,
+    /// What kind of organisation.
+    pub kind: TenantKind,
     /// City of registration.
     pub registration_city: String,
     /// When it was created (ms since 1970, UTC).
@@ -141,7 +26,7 @@ pub struct Principal {
     /// Its role.
     pub role: Role,
     /// For tenant tokens, the tenant.
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<TenantId>,
     /// For pool (agent) tokens, the pool.
     pub pool: Option<String>,
     /// A label for people ("ci", "demo tenant").
@@ -156,10 +41,10 @@ pub struct JobRecord {
     /// Id.
     pub id: i64,
     /// Owner.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// Name.
     pub name: String,
-    /// The job body as submitted (JSON).
+    /// The job body as accepted (JSON of `suanwang_api::jobs::JobRequest`).
     pub spec: String,
     /// Current state.
     pub state: JobState,
@@ -173,6 +58,14 @@ pub struct JobRecord {
     pub created_ms: i64,
     /// When it last changed.
     pub updated_ms: i64,
+    /// What it holds in its pool while placed or running (JSON, written by the control plane).
+    pub allocation: Option<String>,
+    /// When it was placed, while placed or running.
+    pub placed_ms: Option<i64>,
+    /// When its current run started (by the agent's report, bounded by the control plane).
+    pub started_ms: Option<i64>,
+    /// Runs started so far (a run's metered usage is `platform`/`job-ID-run-N`).
+    pub runs: i64,
 }
 
 /// One state change of a job.
@@ -204,10 +97,73 @@ pub struct PoolStatus {
 pub enum PoolChange {
     /// Leave it.
     Keep,
-    /// Set it.
-    Set(String),
-    /// Clear it (back to the queue).
+    /// Place it there, holding `allocation` (JSON): the placement time is the commit's.
+    Place {
+        /// The pool.
+        pool: String,
+        /// What it holds there.
+        allocation: String,
+    },
+    /// Clear it (back to the queue): pool, allocation and run times are forgotten.
     Clear,
+}
+
+/// A job's change of state (only from one of `from`), with what happens to its pool and run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The job.
+    pub job_id: i64,
+    /// Accepted current states.
+    pub from: Vec<JobState>,
+    /// The new state.
+    pub to: JobState,
+    /// What happens to its pool.
+    pub pool: PoolChange,
+    /// A new explanation, if any.
+    pub explanation: Option<String>,
+    /// What happened, for the job's history.
+    pub detail: String,
+    /// A run starts (the job becomes `running`) at this time: the run count goes up.
+    pub started_ms: Option<i64>,
+    /// The run ends: its metered usage, recorded in the same transaction (a conflicting
+    /// event refuses the whole transition).
+    pub usage: Option<MeteredUsage>,
+}
+
+impl Transition {
+    /// `job_id` goes from one of `from` to `to`, its pool kept, no run starting or ending.
+    pub fn new(job_id: i64, from: &[JobState], to: JobState, detail: impl Into<String>) -> Self {
+        Transition {
+            job_id,
+            from: from.to_vec(),
+            to,
+            pool: PoolChange::Keep,
+            explanation: None,
+            detail: detail.into(),
+            started_ms: None,
+            usage: None,
+        }
+    }
+}
+
+/// One run's usage as the platform metered it, recorded with the transition that ends the run
+/// (source `platform`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeteredUsage {
+    /// `job-ID-run-N`: a run is metered once.
+    pub event_id: String,
+    /// Where it ran.
+    pub pool: String,
+    /// Card-milliseconds (thousandths of cards × ms ÷ 1000), for invoices.
+    pub card_ms: i64,
+    /// Milliseconds the run held its allocation.
+    pub run_ms: i64,
+    /// The allocation's rate, milli-fen per hour.
+    pub rate_millifen_per_hour: i64,
+    /// What it ran under (`job:ID` or `contract:ID`).
+    pub contract: String,
+    /// Digest of the above: the same event id with another digest is a conflict.
+    pub digest: String,
 }
 
 /// One change to make.
@@ -218,7 +174,7 @@ pub enum Write {
         /// Unique name.
         name: String,
         /// Kind.
-        kind: String,
+        kind: TenantKind,
         /// City.
         registration_city: String,
     },
@@ -229,7 +185,7 @@ pub enum Write {
         /// Its role.
         role: Role,
         /// For tenant tokens.
-        tenant_id: Option<i64>,
+        tenant_id: Option<TenantId>,
         /// For agent tokens.
         pool: Option<String>,
         /// For people.
@@ -240,7 +196,7 @@ pub enum Write {
     /// A new job; with an idempotency key, a repeat returns the first job.
     SubmitJob {
         /// Owner.
-        tenant_id: i64,
+        tenant_id: TenantId,
         /// Name.
         name: String,
         /// Body (JSON).
@@ -251,20 +207,7 @@ pub enum Write {
         request_digest: String,
     },
     /// A job changes state (only from one of `from`).
-    Transition {
-        /// The job.
-        job_id: i64,
-        /// Accepted current states.
-        from: Vec<JobState>,
-        /// The new state.
-        to: JobState,
-        /// What happens to its pool.
-        pool: PoolChange,
-        /// A new explanation, if any.
-        explanation: Option<String>,
-        /// What happened, for the job's history.
-        detail: String,
-    },
+    Transition(Transition),
     /// A piece of a job's log (idempotent by sequence number).
     AppendLog {
         /// The job.
@@ -274,8 +217,8 @@ pub enum Write {
         /// Text.
         chunk: String,
     },
-    /// Usage reported by an agent (idempotent by source and event id).
-    RecordUsage {
+    /// An agent's own measure of a run (evidence, never billed; idempotent by source and id).
+    ReportUsage {
         /// Who reports (e.g. `agent:shaoguan-telecom`).
         source: String,
         /// The reporter's id for the event.
@@ -303,7 +246,7 @@ pub enum Write {
     /// A tenant registers a data set (names are unique per tenant; a data set never changes).
     RegisterDataset {
         /// Owner.
-        tenant_id: i64,
+        tenant_id: TenantId,
         /// Name, unique for the tenant.
         name: String,
         /// Site where it is stored.
@@ -319,7 +262,7 @@ pub struct DatasetRecord {
     /// Id.
     pub id: i64,
     /// Owner.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// Name, unique for the tenant.
     pub name: String,
     /// Site where it is stored.
@@ -409,7 +352,7 @@ impl WriteError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobFilter {
     /// Only this tenant's.
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<TenantId>,
     /// Only these states (empty: all).
     pub states: Vec<JobState>,
     /// Only this pool's.
@@ -423,7 +366,8 @@ pub struct JobFilter {
 /// The most rows one list call returns.
 pub const PAGE_MAX: u32 = 1000;
 
-/// A usage event as recorded.
+/// A usage event as recorded: a run the platform metered, or (recorded before it did) usage an
+/// agent reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageRecord {
     /// Who reported it.
@@ -438,4 +382,18 @@ pub struct UsageRecord {
     pub accelerator_ms: i64,
     /// When it was recorded (ms).
     pub at_ms: i64,
+    /// How a metered run is priced (absent in usage agents reported before the platform
+    /// metered runs itself).
+    pub run: Option<RunPrice>,
+}
+
+/// How a metered run is priced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunPrice {
+    /// Milliseconds the run held its allocation.
+    pub run_ms: i64,
+    /// The allocation's rate, milli-fen per hour.
+    pub rate_millifen_per_hour: i64,
+    /// What it ran under (`job:ID` or `contract:ID`).
+    pub contract: String,
 }

@@ -34,9 +34,12 @@ pub struct ChangeEntry {
 }
 use crate::db::{Db, K, P, Tx, V};
 use crate::error::StoreError;
+use suanwang_model::job::TenantKind;
+use suanwang_model::platform::{JobState, Role, TenantId};
+
 use crate::model::{
-    DatasetRecord, JobEvent, JobFilter, JobRecord, JobState, Outcome, PAGE_MAX, PoolChange, PoolStatus, Principal,
-    Role, TenantRecord, UsageRecord, Write, WriteError,
+    DatasetRecord, JobEvent, JobFilter, JobRecord, MeteredUsage, Outcome, PAGE_MAX, PoolChange, PoolStatus, Principal,
+    RunPrice, TenantRecord, Transition, UsageRecord, Write, WriteError,
 };
 
 /// The most writes in one batch.
@@ -45,9 +48,10 @@ pub const BATCH_MAX: usize = 4096;
 /// Audit entries read per step when verifying.
 const VERIFY_PAGE: i64 = 10_000;
 
-const JOB_COLUMNS: &str =
-    "id, tenant_id, name, spec, state, pool, explanation, idempotency_key, created_ms, updated_ms";
-const JOB_KINDS: &[K] = &[K::I, K::I, K::T, K::T, K::T, K::OT, K::OT, K::OT, K::I, K::I];
+const JOB_COLUMNS: &str = "id, tenant_id, name, spec, state, pool, explanation, idempotency_key, created_ms, \
+     updated_ms, allocation, placed_ms, started_ms, runs";
+const JOB_KINDS: &[K] =
+    &[K::I, K::I, K::T, K::T, K::T, K::OT, K::OT, K::OT, K::I, K::I, K::OT, K::OI, K::OI, K::I];
 
 /// One write of a batch and who asked for it (recorded in the audit log).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,20 +177,20 @@ impl Store {
                 TENANT_KINDS,
             )
             .await?;
-        Ok(rows.first().map(|r| tenant(r)))
+        rows.first().map(|r| tenant(r)).transpose()
     }
 
     /// A tenant by id.
-    pub async fn tenant(&self, id: i64) -> Result<Option<TenantRecord>, StoreError> {
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
         let rows = self
             .db
             .rows(
                 "SELECT id, name, kind, registration_city, created_ms FROM tenants WHERE id = ?",
-                vec![P::I(id)],
+                vec![P::I(id.0)],
                 TENANT_KINDS,
             )
             .await?;
-        Ok(rows.first().map(|r| tenant(r)))
+        rows.first().map(|r| tenant(r)).transpose()
     }
 
     /// Every tenant, by id.
@@ -195,13 +199,13 @@ impl Store {
             .db
             .rows("SELECT id, name, kind, registration_city, created_ms FROM tenants ORDER BY id", vec![], TENANT_KINDS)
             .await?;
-        Ok(rows.iter().map(|r| tenant(r)).collect())
+        rows.iter().map(|r| tenant(r)).collect()
     }
 
     /// Registered data sets, by id: one tenant's, or everyone's.
-    pub async fn datasets(&self, tenant_id: Option<i64>) -> Result<Vec<DatasetRecord>, StoreError> {
+    pub async fn datasets(&self, tenant_id: Option<TenantId>) -> Result<Vec<DatasetRecord>, StoreError> {
         let (filter, params) = match tenant_id {
-            Some(id) => ("WHERE tenant_id = ?", vec![P::I(id)]),
+            Some(id) => ("WHERE tenant_id = ?", vec![P::I(id.0)]),
             None => ("", vec![]),
         };
         let sql = format!(
@@ -212,12 +216,12 @@ impl Store {
     }
 
     /// A tenant's data set by name.
-    pub async fn dataset(&self, tenant_id: i64, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
+    pub async fn dataset(&self, tenant_id: TenantId, name: &str) -> Result<Option<DatasetRecord>, StoreError> {
         let rows = self
             .db
             .rows(
                 "SELECT id, tenant_id, name, site, size_bytes, created_ms FROM datasets WHERE tenant_id = ? AND name = ?",
-                vec![P::I(tenant_id), P::T(name.to_owned())],
+                vec![P::I(tenant_id.0), P::T(name.to_owned())],
                 DATASET_KINDS,
             )
             .await?;
@@ -239,7 +243,7 @@ impl Store {
                 Ok(Principal {
                     token_id: r[0].i(),
                     role: r[1].t().parse::<Role>().map_err(StoreError::Invalid)?,
-                    tenant_id: r[2].oi(),
+                    tenant_id: r[2].oi().map(TenantId),
                     pool: r[3].ot(),
                     label: r[4].t(),
                     expires_ms: r[5].oi(),
@@ -272,7 +276,7 @@ impl Store {
         };
         if let Some(tenant) = filter.tenant_id {
             sql += " AND tenant_id = ?";
-            params.push(P::I(tenant));
+            params.push(P::I(tenant.0));
         }
         if let Some(pool) = &filter.pool {
             sql += " AND pool = ?";
@@ -348,17 +352,18 @@ impl Store {
         Ok(rows.iter().rev().map(|r| (r[0].i(), r[1].t())).collect())
     }
 
-    /// Accelerator-milliseconds recorded for a job.
+    /// Card-milliseconds metered for a job (its runs; summed here, so no stored figure can
+    /// overflow the database's sum).
     pub async fn job_usage_ms(&self, job_id: i64) -> Result<i64, StoreError> {
         let rows = self
             .db
             .rows(
-                "SELECT CAST(COALESCE(SUM(accelerator_ms), 0) AS BIGINT) FROM usage_events WHERE job_id = ?",
+                "SELECT accelerator_ms FROM usage_events WHERE job_id = ? ORDER BY at_ms LIMIT 10000",
                 vec![P::I(job_id)],
                 &[K::I],
             )
             .await?;
-        Ok(rows.first().map_or(0, |r| r[0].i()))
+        Ok(rows.iter().fold(0i64, |total, r| total.saturating_add(r[0].i().max(0))))
     }
 
     /// Usage events in the order they were recorded (by time, source and id), after the key
@@ -372,7 +377,8 @@ impl Store {
         let rows = self
             .db
             .rows(
-                "SELECT source, event_id, job_id, pool, accelerator_ms, at_ms FROM usage_events \
+                "SELECT source, event_id, job_id, pool, accelerator_ms, at_ms, run_ms, rate_millifen_per_hour, \
+                 contract FROM usage_events \
                  WHERE at_ms > ? OR (at_ms = ? AND source > ?) OR (at_ms = ? AND source = ? AND event_id > ?) \
                  ORDER BY at_ms, source, event_id LIMIT ?",
                 vec![
@@ -384,7 +390,7 @@ impl Store {
                     P::T(e),
                     P::I(i64::from(limit.clamp(1, LEDGER_PAGE_MAX))),
                 ],
-                &[K::T, K::T, K::I, K::T, K::I, K::I],
+                &[K::T, K::T, K::I, K::T, K::I, K::I, K::OI, K::OI, K::OT],
             )
             .await?;
         Ok(rows
@@ -396,6 +402,12 @@ impl Store {
                 pool: r[3].t(),
                 accelerator_ms: r[4].i(),
                 at_ms: r[5].i(),
+                run: match (r[6].oi(), r[7].oi(), r[8].ot()) {
+                    (Some(run_ms), Some(rate_millifen_per_hour), Some(contract)) => {
+                        Some(RunPrice { run_ms, rate_millifen_per_hour, contract })
+                    }
+                    _ => None,
+                },
             })
             .collect())
     }
@@ -555,7 +567,7 @@ const DATASET_KINDS: &[K] = &[K::I, K::I, K::T, K::T, K::I, K::I];
 fn dataset(r: &[V]) -> DatasetRecord {
     DatasetRecord {
         id: r[0].i(),
-        tenant_id: r[1].i(),
+        tenant_id: TenantId(r[1].i()),
         name: r[2].t(),
         site: r[3].t(),
         size_bytes: r[4].i(),
@@ -563,14 +575,21 @@ fn dataset(r: &[V]) -> DatasetRecord {
     }
 }
 
-fn tenant(r: &[V]) -> TenantRecord {
-    TenantRecord { id: r[0].i(), name: r[1].t(), kind: r[2].t(), registration_city: r[3].t(), created_ms: r[4].i() }
+fn tenant(r: &[V]) -> Result<TenantRecord, StoreError> {
+    let kind = r[2].t();
+    Ok(TenantRecord {
+        id: TenantId(r[0].i()),
+        name: r[1].t(),
+        kind: TenantKind::parse(&kind).ok_or_else(|| StoreError::Invalid(format!("unknown tenant kind {kind:?}")))?,
+        registration_city: r[3].t(),
+        created_ms: r[4].i(),
+    })
 }
 
 fn job(r: &[V]) -> Result<JobRecord, StoreError> {
     Ok(JobRecord {
         id: r[0].i(),
-        tenant_id: r[1].i(),
+        tenant_id: TenantId(r[1].i()),
         name: r[2].t(),
         spec: r[3].t(),
         state: r[4].t().parse::<JobState>().map_err(StoreError::Invalid)?,
@@ -579,6 +598,10 @@ fn job(r: &[V]) -> Result<JobRecord, StoreError> {
         idempotency_key: r[7].ot(),
         created_ms: r[8].i(),
         updated_ms: r[9].i(),
+        allocation: r[10].ot(),
+        placed_ms: r[11].oi(),
+        started_ms: r[12].oi(),
+        runs: r[13].i(),
     })
 }
 
@@ -680,6 +703,61 @@ fn job_digest(job: &JobRecord) -> String {
     ))
 }
 
+/// The digest of usage event `(source, event_id)` in `table`, if it was recorded.
+async fn usage_digest(tx: &mut Tx, table: &str, source: &str, event_id: &str) -> Result<Option<String>, StoreError> {
+    let rows = tx
+        .rows(
+            &format!("SELECT digest FROM {table} WHERE source = ? AND event_id = ?"),
+            vec![P::T(source.to_owned()), P::T(event_id.to_owned())],
+            &[K::T],
+        )
+        .await?;
+    Ok(rows.first().map(|r| r[0].t()))
+}
+
+/// Records a run the platform metered (once: a known event with the same digest is left as it is).
+async fn record_metered(
+    tx: &mut Tx,
+    chain: &mut Chain,
+    actor: &str,
+    job_id: i64,
+    usage: &MeteredUsage,
+    now: i64,
+) -> Result<(), StoreError> {
+    if usage_digest(tx, "usage_events", "platform", &usage.event_id).await?.is_some() {
+        return Ok(());
+    }
+    tx.exec(
+        "INSERT INTO usage_events (source, event_id, job_id, pool, accelerator_ms, digest, at_ms, run_ms, \
+         rate_millifen_per_hour, contract) VALUES ('platform', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            P::T(usage.event_id.clone()),
+            P::I(job_id),
+            P::T(usage.pool.clone()),
+            P::I(usage.card_ms),
+            P::T(usage.digest.clone()),
+            P::I(now),
+            P::I(usage.run_ms),
+            P::I(usage.rate_millifen_per_hour),
+            P::T(usage.contract.clone()),
+        ],
+    )
+    .await?;
+    chain
+        .append(
+            tx,
+            Change {
+                at_ms: now,
+                actor,
+                action: "usage.record",
+                subject: &format!("job:{job_id}"),
+                before: "-",
+                after: &usage.digest,
+            },
+        )
+        .await
+}
+
 async fn fetch_job(tx: &mut Tx, id: i64) -> Result<Option<JobRecord>, StoreError> {
     let rows = tx.rows(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"), vec![P::I(id)], JOB_KINDS).await?;
     rows.first().map(|r| job(r)).transpose()
@@ -700,20 +778,23 @@ async fn apply(
             let rows = tx
                 .rows(
                     "INSERT INTO tenants (name, kind, registration_city, created_ms) VALUES (?, ?, ?, ?) RETURNING id",
-                    vec![P::T(name.clone()), P::T(kind.clone()), P::T(registration_city.clone()), P::I(now)],
+                    vec![P::T(name.clone()), P::T(kind.as_str().to_owned()), P::T(registration_city.clone()), P::I(now)],
                     &[K::I],
                 )
                 .await?;
             let record = TenantRecord {
-                id: rows[0][0].i(),
+                id: TenantId(rows[0][0].i()),
                 name: name.clone(),
-                kind: kind.clone(),
+                kind: *kind,
                 registration_city: registration_city.clone(),
                 created_ms: now,
             };
             let after = audit::digest(&format!(
                 "tenant {} {} {} {}",
-                record.id, record.name, record.kind, record.registration_city
+                record.id,
+                record.name,
+                record.kind.as_str(),
+                record.registration_city
             ));
             chain
                 .append(
@@ -734,7 +815,7 @@ async fn apply(
             let existing = tx
                 .rows(
                     "SELECT id FROM datasets WHERE tenant_id = ? AND name = ?",
-                    vec![P::I(*tenant_id), P::T(name.clone())],
+                    vec![P::I(tenant_id.0), P::T(name.clone())],
                     &[K::I],
                 )
                 .await?;
@@ -744,7 +825,7 @@ async fn apply(
             let rows = tx
                 .rows(
                     "INSERT INTO datasets (tenant_id, name, site, size_bytes, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
-                    vec![P::I(*tenant_id), P::T(name.clone()), P::T(site.clone()), P::I(*size_bytes), P::I(now)],
+                    vec![P::I(tenant_id.0), P::T(name.clone()), P::T(site.clone()), P::I(*size_bytes), P::I(now)],
                     &[K::I],
                 )
                 .await?;
@@ -782,14 +863,14 @@ async fn apply(
             let rows = tx
                 .rows(
                     "INSERT INTO tokens (hash, role, tenant_id, pool, label, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    vec![P::T(hash.clone()), P::T(role.as_str().to_owned()), P::OI(*tenant_id), P::OT(pool.clone()), P::T(label.clone()), P::I(now), P::OI(*expires_ms)],
+                    vec![P::T(hash.clone()), P::T(role.as_str().to_owned()), P::OI(tenant_id.map(|t| t.0)), P::OT(pool.clone()), P::T(label.clone()), P::I(now), P::OI(*expires_ms)],
                     &[K::I],
                 )
                 .await?;
             let id = rows[0][0].i();
             // The audit log keeps who got which role, never the token or its hash.
             let after =
-                audit::digest(&format!("token {id} {} {tenant_id:?} {pool:?} {label} {expires_ms:?}", role.as_str()));
+                audit::digest(&format!("token {id} {} {:?} {pool:?} {label} {expires_ms:?}", role.as_str(), tenant_id.map(|t| t.0)));
             chain
                 .append(
                     tx,
@@ -812,13 +893,13 @@ async fn apply(
                         &format!(
                             "SELECT {JOB_COLUMNS}, request_digest FROM jobs WHERE tenant_id = ? AND idempotency_key = ?"
                         ),
-                        vec![P::I(*tenant_id), P::T(key.clone())],
+                        vec![P::I(tenant_id.0), P::T(key.clone())],
                         &[JOB_KINDS, &[K::T]].concat(),
                     )
                     .await?;
                 if let Some(r) = rows.first() {
                     let existing = job(r)?;
-                    if r[10].t() != *request_digest {
+                    if r[JOB_KINDS.len()].t() != *request_digest {
                         return Ok(Err(WriteError::IdempotencyConflict { job_id: existing.id }));
                     }
                     return Ok(Ok(Outcome::Job { job: existing, created: false }));
@@ -827,7 +908,7 @@ async fn apply(
             let rows = tx
                 .rows(
                     "INSERT INTO jobs (tenant_id, name, spec, state, idempotency_key, request_digest, created_ms, updated_ms) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
-                    vec![P::I(*tenant_id), P::T(name.clone()), P::T(spec.clone()), P::OT(idempotency_key.clone()), P::T(request_digest.clone()), P::I(now), P::I(now)],
+                    vec![P::I(tenant_id.0), P::T(name.clone()), P::T(spec.clone()), P::OT(idempotency_key.clone()), P::T(request_digest.clone()), P::I(now), P::I(now)],
                     &[K::I],
                 )
                 .await?;
@@ -842,6 +923,10 @@ async fn apply(
                 idempotency_key: idempotency_key.clone(),
                 created_ms: now,
                 updated_ms: now,
+                allocation: None,
+                placed_ms: None,
+                started_ms: None,
+                runs: 0,
             };
             tx.exec(
                 "INSERT INTO job_events (job_id, state, detail, at_ms) VALUES (?, 'queued', 'submitted', ?)",
@@ -863,31 +948,57 @@ async fn apply(
                 .await?;
             Ok(Outcome::Job { job: record, created: true })
         }
-        Write::Transition { job_id, from, to, pool, explanation, detail } => {
+        Write::Transition(Transition { job_id, from, to, pool, explanation, detail, started_ms, usage }) => {
             let Some(before) = fetch_job(tx, *job_id).await? else {
                 return Ok(Err(WriteError::NotFound(format!("job {job_id}"))));
             };
             if !from.contains(&before.state) || !before.state.can_become(*to) {
                 return Ok(Err(WriteError::WrongState { job_id: *job_id, state: before.state, to: *to }));
             }
+            // A metered run is checked before anything changes, so a conflict refuses it all.
+            if let Some(usage) = usage
+                && let Some(existing) = usage_digest(tx, "usage_events", "platform", &usage.event_id).await?
+                && existing != usage.digest
+            {
+                return Ok(Err(WriteError::UsageConflict(usage.event_id.clone())));
+            }
             let mut after = before.clone();
             after.state = *to;
             after.updated_ms = now;
             match pool {
                 PoolChange::Keep => {}
-                PoolChange::Set(name) => after.pool = Some(name.clone()),
-                PoolChange::Clear => after.pool = None,
+                PoolChange::Place { pool, allocation } => {
+                    after.pool = Some(pool.clone());
+                    after.allocation = Some(allocation.clone());
+                    after.placed_ms = Some(now);
+                    after.started_ms = None;
+                }
+                PoolChange::Clear => {
+                    after.pool = None;
+                    after.allocation = None;
+                    after.placed_ms = None;
+                    after.started_ms = None;
+                }
+            }
+            if let Some(at) = started_ms {
+                after.started_ms = Some(*at);
+                after.runs = before.runs.saturating_add(1);
             }
             if let Some(explanation) = explanation {
                 after.explanation = Some(explanation.clone());
             }
             tx.exec(
-                "UPDATE jobs SET state = ?, pool = ?, explanation = ?, updated_ms = ? WHERE id = ?",
+                "UPDATE jobs SET state = ?, pool = ?, explanation = ?, updated_ms = ?, allocation = ?, placed_ms = ?, \
+                 started_ms = ?, runs = ? WHERE id = ?",
                 vec![
                     P::T(to.as_str().to_owned()),
                     P::OT(after.pool.clone()),
                     P::OT(after.explanation.clone()),
                     P::I(now),
+                    P::OT(after.allocation.clone()),
+                    P::OI(after.placed_ms),
+                    P::OI(after.started_ms),
+                    P::I(after.runs),
                     P::I(*job_id),
                 ],
             )
@@ -908,6 +1019,9 @@ async fn apply(
                 after: &after_digest,
             };
             chain.append(tx, change).await?;
+            if let Some(usage) = usage {
+                record_metered(tx, chain, actor, *job_id, usage, now).await?;
+            }
             Ok(Outcome::Transitioned(after))
         }
         Write::AppendLog { job_id, seq, chunk } => {
@@ -919,23 +1033,16 @@ async fn apply(
                 .await?;
             Ok(Outcome::Logged { new: inserted > 0 })
         }
-        Write::RecordUsage { source, event_id, job_id, pool, accelerator_ms, digest } => {
-            let rows = tx
-                .rows(
-                    "SELECT digest FROM usage_events WHERE source = ? AND event_id = ?",
-                    vec![P::T(source.clone()), P::T(event_id.clone())],
-                    &[K::T],
-                )
-                .await?;
-            if let Some(r) = rows.first() {
-                return Ok(if r[0].t() == *digest {
+        Write::ReportUsage { source, event_id, job_id, pool, accelerator_ms, digest } => {
+            if let Some(existing) = usage_digest(tx, "usage_reports", source, event_id).await? {
+                return Ok(if existing == *digest {
                     Ok(Outcome::Usage { new: false })
                 } else {
                     Err(WriteError::UsageConflict(event_id.clone()))
                 });
             }
             tx.exec(
-                "INSERT INTO usage_events (source, event_id, job_id, pool, accelerator_ms, digest, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO usage_reports (source, event_id, job_id, pool, accelerator_ms, digest, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 vec![P::T(source.clone()), P::T(event_id.clone()), P::I(*job_id), P::T(pool.clone()), P::I(*accelerator_ms), P::T(digest.clone()), P::I(now)],
             )
             .await?;
@@ -945,7 +1052,7 @@ async fn apply(
                     Change {
                         at_ms: now,
                         actor,
-                        action: "usage.record",
+                        action: "usage.report",
                         subject: &format!("job:{job_id}"),
                         before: "-",
                         after: digest,

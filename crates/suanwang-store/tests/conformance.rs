@@ -7,7 +7,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use suanwang_store::audit::Verdict;
-use suanwang_store::model::{JobFilter, JobState, Outcome, PoolChange, Role, Write, WriteError};
+use suanwang_model::job::TenantKind;
+use suanwang_model::platform::{JobState, Role, TenantId};
+use suanwang_store::model::{JobFilter, MeteredUsage, Outcome, PoolChange, Transition, Write, WriteError};
 use suanwang_store::store::{Request, Store};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -98,6 +100,7 @@ conformance!(
     data_sets_are_per_tenant_and_unique_by_name,
     ledger_entries_append_in_order_and_survive,
     ledger_commits_catch_up_on_other_writers,
+    runs_are_metered_with_their_transitions,
 );
 
 fn req(write: Write) -> Request {
@@ -108,12 +111,12 @@ async fn one(store: &Store, write: Write) -> Result<Outcome, WriteError> {
     store.write(&[req(write)], 1_000).await.unwrap().remove(0)
 }
 
-async fn new_tenant(store: &Store, name: &str) -> i64 {
+async fn new_tenant(store: &Store, name: &str) -> TenantId {
     match one(
         store,
         Write::CreateTenant {
             name: name.to_owned(),
-            kind: "startup".to_owned(),
+            kind: TenantKind::Startup,
             registration_city: "Shenzhen".to_owned(),
         },
     )
@@ -124,7 +127,7 @@ async fn new_tenant(store: &Store, name: &str) -> i64 {
     }
 }
 
-fn submit(tenant_id: i64, key: Option<&str>, body: &str) -> Write {
+fn submit(tenant_id: TenantId, key: Option<&str>, body: &str) -> Write {
     Write::SubmitJob {
         tenant_id,
         name: "j".to_owned(),
@@ -134,7 +137,7 @@ fn submit(tenant_id: i64, key: Option<&str>, body: &str) -> Write {
     }
 }
 
-async fn new_job(store: &Store, tenant_id: i64) -> i64 {
+async fn new_job(store: &Store, tenant_id: TenantId) -> i64 {
     match one(store, submit(tenant_id, None, "{}")).await {
         Ok(Outcome::Job { job, created: true }) => job.id,
         other => panic!("{other:?}"),
@@ -142,14 +145,75 @@ async fn new_job(store: &Store, tenant_id: i64) -> i64 {
 }
 
 fn transition(job_id: i64, from: &[JobState], to: JobState) -> Write {
-    Write::Transition {
-        job_id,
-        from: from.to_vec(),
-        to,
-        pool: PoolChange::Keep,
-        explanation: None,
-        detail: format!("to {to}"),
+    Write::Transition(Transition::new(job_id, from, to, format!("to {to}")))
+}
+
+fn place(job_id: i64) -> Write {
+    Write::Transition(Transition {
+        pool: PoolChange::Place { pool: "p".to_owned(), allocation: "{\"card_milli\":8000}".to_owned() },
+        ..Transition::new(job_id, &[JobState::Queued], JobState::Placed, "placed")
+    })
+}
+
+fn start(job_id: i64, at_ms: i64) -> Write {
+    Write::Transition(Transition {
+        started_ms: Some(at_ms),
+        ..Transition::new(job_id, &[JobState::Placed], JobState::Running, "started")
+    })
+}
+
+fn end(job_id: i64, usage: MeteredUsage) -> Write {
+    Write::Transition(Transition {
+        usage: Some(usage),
+        ..Transition::new(job_id, &[JobState::Running], JobState::Succeeded, "ended")
+    })
+}
+
+fn metered(event_id: &str, card_ms: i64) -> MeteredUsage {
+    MeteredUsage {
+        event_id: event_id.to_owned(),
+        pool: "p".to_owned(),
+        card_ms,
+        run_ms: 450_000,
+        rate_millifen_per_hour: 6_400_000,
+        contract: "job:1".to_owned(),
+        digest: format!("{event_id} {card_ms}"),
     }
+}
+
+/// A run is metered from the platform's record: placement keeps the allocation, a start counts
+/// the run, and its end records the usage with the transition (once; a conflicting event refuses
+/// the whole transition, so a refused end changes nothing).
+async fn runs_are_metered_with_their_transitions(store: Store, reopen: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let id = new_job(&store, tenant).await;
+    let Ok(Outcome::Transitioned(placed)) = one(&store, place(id)).await else { panic!() };
+    assert_eq!((placed.allocation.as_deref(), placed.placed_ms, placed.runs), (Some("{\"card_milli\":8000}"), Some(1_000), 0));
+    let Ok(Outcome::Transitioned(running)) = one(&store, start(id, 900)).await else { panic!() };
+    assert_eq!((running.started_ms, running.runs), (Some(900), 1));
+    // Another job already used this event id with other figures: the end is refused whole.
+    let other = new_job(&store, tenant).await;
+    one(&store, place(other)).await.unwrap();
+    one(&store, start(other, 950)).await.unwrap();
+    one(&store, end(other, metered("shared", 5))).await.unwrap();
+    assert_eq!(one(&store, end(id, metered("shared", 7))).await, Err(WriteError::UsageConflict("shared".to_owned())));
+    assert_eq!(store.job(id).await.unwrap().unwrap().state, JobState::Running, "nothing changed");
+    one(&store, end(id, metered(&format!("job-{id}-run-1"), 7))).await.unwrap();
+    // Back to the queue forgets the placement but not the count of runs.
+    let again = new_job(&store, tenant).await;
+    one(&store, place(again)).await.unwrap();
+    one(&store, start(again, 1)).await.unwrap();
+    let requeue = Write::Transition(Transition {
+        pool: PoolChange::Clear,
+        ..Transition::new(again, &[JobState::Running], JobState::Queued, "lost")
+    });
+    let Ok(Outcome::Transitioned(queued)) = one(&store, requeue).await else { panic!() };
+    assert_eq!((queued.pool, queued.allocation, queued.placed_ms, queued.started_ms, queued.runs), (None, None, None, None, 1));
+    let reopened = reopen.open().await;
+    assert_eq!(reopened.job_usage_ms(id).await.unwrap(), 7);
+    assert_eq!(reopened.usage_page(None, 10).await.unwrap().len(), 2);
+    assert!(matches!(reopened.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+    reopened.close().await;
 }
 
 async fn tenants_and_tokens(store: Store, _: &Reopen) {
@@ -158,7 +222,7 @@ async fn tenants_and_tokens(store: Store, _: &Reopen) {
     assert_eq!(store.tenant(id).await.unwrap().unwrap().registration_city, "Shenzhen");
     let again = one(
         &store,
-        Write::CreateTenant { name: "acme".to_owned(), kind: "sme".to_owned(), registration_city: "x".to_owned() },
+        Write::CreateTenant { name: "acme".to_owned(), kind: TenantKind::Sme, registration_city: "x".to_owned() },
     )
     .await;
     assert_eq!(again, Err(WriteError::Duplicate("tenant \"acme\"".to_owned())));
@@ -216,14 +280,11 @@ async fn submissions_are_idempotent_by_key(store: Store, _: &Reopen) {
 async fn jobs_move_only_along_legal_transitions(store: Store, _: &Reopen) {
     let tenant = new_tenant(&store, "t").await;
     let id = new_job(&store, tenant).await;
-    let placed = Write::Transition {
-        job_id: id,
-        from: vec![JobState::Queued],
-        to: JobState::Placed,
-        pool: PoolChange::Set("p1".to_owned()),
+    let placed = Write::Transition(Transition {
+        pool: PoolChange::Place { pool: "p1".to_owned(), allocation: "{}".to_owned() },
         explanation: Some("cheapest".to_owned()),
-        detail: "placed".to_owned(),
-    };
+        ..Transition::new(id, &[JobState::Queued], JobState::Placed, "placed")
+    });
     let Ok(Outcome::Transitioned(job)) = one(&store, placed).await else { panic!() };
     assert_eq!(
         (job.state, job.pool.as_deref(), job.explanation.as_deref()),
@@ -300,7 +361,7 @@ async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
     assert_eq!(store.job_logs(id, 1, 10).await.unwrap().len(), 1);
     assert_eq!(store.job_logs_tail(id, 1).await.unwrap(), vec![(2, "world\n".to_owned())], "the last chunk");
     assert_eq!(store.job_logs_tail(id, 10).await.unwrap().len(), 2, "oldest first");
-    let usage = |digest: &str| Write::RecordUsage {
+    let usage = |digest: &str| Write::ReportUsage {
         source: "agent:p".to_owned(),
         event_id: "e1".to_owned(),
         job_id: id,
@@ -311,22 +372,21 @@ async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
     assert_eq!(one(&store, usage("d1")).await, Ok(Outcome::Usage { new: true }));
     assert_eq!(one(&store, usage("d1")).await, Ok(Outcome::Usage { new: false }), "a replay is recorded once");
     assert_eq!(one(&store, usage("d2")).await, Err(WriteError::UsageConflict("e1".to_owned())));
-    assert_eq!(store.job_usage_ms(id).await.unwrap(), 3_600_000);
-    // The biller's pages: in recorded order, after a key.
-    let more = |event: &str| Write::RecordUsage {
-        source: "agent:p".to_owned(),
-        event_id: event.to_owned(),
-        job_id: id,
-        pool: "p".to_owned(),
-        accelerator_ms: 1,
-        digest: event.to_owned(),
-    };
-    for e in ["e3", "e2"] {
-        one(&store, more(e)).await.unwrap();
+    assert_eq!(store.job_usage_ms(id).await.unwrap(), 0, "an agent's report is evidence, not usage");
+    // Metered runs: recorded with the transition that ends each run.
+    let mut runs = Vec::new();
+    for (run, card_ms) in [(1, 3_600_000), (2, 1), (3, 1)] {
+        let job = new_job(&store, tenant).await;
+        one(&store, place(job)).await.unwrap();
+        one(&store, start(job, 100)).await.unwrap();
+        one(&store, end(job, metered(&format!("job-{job}-run-{run}"), card_ms))).await.unwrap();
+        runs.push(job);
     }
+    assert_eq!(store.job_usage_ms(runs[0]).await.unwrap(), 3_600_000);
     let all = store.usage_page(None, 10).await.unwrap();
     assert_eq!(all.len(), 3);
-    assert_eq!((all[0].event_id.as_str(), all[0].accelerator_ms), ("e1", 3_600_000));
+    assert_eq!((all[0].job_id, all[0].accelerator_ms), (runs[0], 3_600_000));
+    assert_eq!(all[0].run.as_ref().map(|r| (r.run_ms, r.contract.as_str())), Some((450_000, "job:1")));
     let first = &all[0];
     let rest = store.usage_page(Some((first.at_ms, first.source.clone(), first.event_id.clone())), 10).await.unwrap();
     assert_eq!(rest, all[1..].to_vec());
@@ -342,7 +402,7 @@ async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
 
 async fn a_refused_write_does_not_spoil_its_batch(store: Store, _: &Reopen) {
     let tenant = new_tenant(&store, "t").await;
-    let dup = Write::CreateTenant { name: "t".to_owned(), kind: "sme".to_owned(), registration_city: "x".to_owned() };
+    let dup = Write::CreateTenant { name: "t".to_owned(), kind: TenantKind::Sme, registration_city: "x".to_owned() };
     let outcomes =
         store.write(&[req(submit(tenant, None, "{}")), req(dup), req(submit(tenant, None, "{}"))], 9).await.unwrap();
     assert!(outcomes[0].is_ok() && outcomes[1].is_err() && outcomes[2].is_ok());
@@ -400,7 +460,7 @@ async fn one_server_leads_at_a_time(store: Store, reopen: &Reopen) {
 
 async fn data_sets_are_per_tenant_and_unique_by_name(store: Store, reopen: &Reopen) {
     let (a, b) = (new_tenant(&store, "a").await, new_tenant(&store, "b").await);
-    let register = |tenant_id: i64, name: &str, size_bytes: i64| Write::RegisterDataset {
+    let register = |tenant_id: TenantId, name: &str, size_bytes: i64| Write::RegisterDataset {
         tenant_id,
         name: name.to_owned(),
         site: "shaoguan-hub".to_owned(),

@@ -77,6 +77,7 @@ fn synthetic_job(rng: &mut Pcg64Mcg, index: u64) -> JobSpec {
         price_fen_per_card_hour_max: None,
         deadline_unix_s: None,
         runtime_estimate_s: None,
+        speeds: Vec::new(),
     }
 }
 

@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 use super::cli::{SlurmCli, SlurmError};
 use super::{SlurmJob, SlurmNode, SlurmState, job_name, sbatch_args, usage_event_id};
 use crate::backend::{LOG_LINE_MAX, truncate_on_char};
-use crate::protocol::{
-    Capacity, Heartbeat, JobRef, LogChunk, Platform, PlatformError, RunState, StateReport, UsageReport, Work,
-};
+use suanwang_api::agent::{Capacity, Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work};
+
+use crate::protocol::{Platform, PlatformError};
+use crate::run::wall_ms;
 use crate::run::RUNNING_MAX;
 
 /// The longest wait between polls while Slurm is away.
@@ -66,6 +67,8 @@ struct Tracked {
     started: bool,
     /// When the agent first saw it running (for a run time Slurm cannot give).
     seen_running: Option<Instant>,
+    /// How long Slurm said it had run when the agent first saw it running (an adopted job).
+    ran_before_seen_ms: i64,
     /// Bytes of the output file sent so far.
     offset: u64,
     /// The platform cancelled it: its end is not reported as a state.
@@ -293,19 +296,21 @@ impl<P: Platform> SlurmAgent<P> {
                 if (tracked.started || tracked.seen_running.is_some()) && accounting != Accounting::Away {
                     tracked.ending = Some(Ending {
                         usage: None,
-                        state: Some(StateReport {
-                            state: RunState::Failed,
-                            detail: format!(
+                        state: Some(StateReport::now(
+                            RunState::Failed,
+                            format!(
                                 "Slurm no longer knows job {} (it ended while the agent could not see it)",
                                 tracked.slurm_id
                             ),
-                        }),
+                        )),
                     });
                 }
                 continue;
             };
             if job.state != SlurmState::Pending && tracked.seen_running.is_none() {
                 tracked.seen_running = Some(Instant::now());
+                tracked.ran_before_seen_ms =
+                    i64::try_from(job.run_time_s.unwrap_or(0).saturating_mul(1000)).unwrap_or(0);
             }
             if matches!(job.state, SlurmState::Pending | SlurmState::Running) {
                 continue;
@@ -326,7 +331,16 @@ impl<P: Platform> SlurmAgent<P> {
                 job_id: id,
                 accelerator_ms: i64::try_from(accelerator_ms).unwrap_or(i64::MAX),
             });
-            tracked.ending = Some(Ending { usage, state: final_state(job, tracked.cancelled) });
+            // Slurm's run time dates the run: it ended now (as far as the agent can tell), so it
+            // started that long ago.
+            let ended_ms = wall_ms();
+            let started_ms = ended_ms.saturating_sub(i64::try_from(run_time_s.saturating_mul(1000)).unwrap_or(0));
+            let state = final_state(job, tracked.cancelled).map(|mut report| {
+                report.at_ms = Some(ended_ms);
+                report.started_ms = Some(started_ms);
+                report
+            });
+            tracked.ending = Some(Ending { usage, state });
         }
     }
 
@@ -338,9 +352,13 @@ impl<P: Platform> SlurmAgent<P> {
         for id in ids {
             let Some(tracked) = self.tracked.get_mut(&id) else { continue };
             if !tracked.started && !tracked.cancelled && tracked.seen_running.is_some() {
+                // When Slurm started it (its run time so far, back from now).
+                let ran_ms = tracked.seen_running.map_or(0, |t| i64::try_from(t.elapsed().as_millis()).unwrap_or(0));
                 let report = StateReport {
                     state: RunState::Running,
                     detail: format!("running in Slurm as job {}", tracked.slurm_id),
+                    at_ms: Some(wall_ms().saturating_sub(ran_ms.saturating_add(tracked.ran_before_seen_ms))),
+                    started_ms: None,
                 };
                 match self.platform.report_state(id, report).await {
                     Ok(()) => tracked.started = true,
@@ -451,7 +469,7 @@ impl<P: Platform> SlurmAgent<P> {
         tracing::warn!(job_id = id, reason, "job refused");
         let mut detail = reason.to_owned();
         truncate_on_char(&mut detail, 1000);
-        if let Err(e) = self.platform.report_state(id, StateReport { state: RunState::Failed, detail }).await {
+        if let Err(e) = self.platform.report_state(id, StateReport::now(RunState::Failed, detail)).await {
             tracing::warn!(job_id = id, error = %e, "cannot report the refusal; it is tried again next poll");
         }
     }
@@ -465,6 +483,7 @@ impl Tracked {
             output,
             started: false,
             seen_running: None,
+            ran_before_seen_ms: 0,
             offset: 0,
             cancelled: false,
             ending: None,
@@ -479,17 +498,15 @@ fn final_state(job: &SlurmJob, cancelled_by_platform: bool) -> Option<StateRepor
     let exit = job.exit_code.map_or_else(String::new, |c| format!(", exit code {c}"));
     match job.state {
         SlurmState::Completed => {
-            Some(StateReport { state: RunState::Succeeded, detail: format!("Slurm job {}: COMPLETED{exit}", job.id) })
+            Some(StateReport::now(RunState::Succeeded, format!("Slurm job {}: COMPLETED{exit}", job.id)))
         }
-        SlurmState::Failed => Some(StateReport {
-            state: RunState::Failed,
-            detail: format!("Slurm job {}: {}{reason}{exit}", job.id, job.state_text),
-        }),
+        SlurmState::Failed => {
+            Some(StateReport::now(RunState::Failed, format!("Slurm job {}: {}{reason}{exit}", job.id, job.state_text)))
+        }
         SlurmState::Cancelled if cancelled_by_platform => None,
-        SlurmState::Cancelled => Some(StateReport {
-            state: RunState::Failed,
-            detail: format!("Slurm job {} was cancelled in Slurm{reason}", job.id),
-        }),
+        SlurmState::Cancelled => {
+            Some(StateReport::now(RunState::Failed, format!("Slurm job {} was cancelled in Slurm{reason}", job.id)))
+        }
         SlurmState::Pending | SlurmState::Running => None,
     }
 }
