@@ -13,6 +13,10 @@
 //! - A contract fixes the price of the buyer's usage on the seller's pool in its window, for up to
 //!   its cards: jobs that name it are rated at its price. No money moves when it is made
 //!   (take-or-pay is not modelled).
+//! - **Conservation.** A pool never promises more cards than it has: at every instant, its
+//!   contracts and its resting sell orders together hold at most its cards. A sell order that
+//!   would break this is refused (`oversold`); an auction leaves out, and takes from the book,
+//!   any sell order that would (one placed before a pool shrank).
 
 use std::collections::BTreeMap;
 
@@ -146,6 +150,8 @@ pub struct NewOrder {
     pub standing: bool,
     /// Idempotency key (1–128 characters).
     pub key: String,
+    /// For a sell: the selling pool's cards (what it may promise at any instant).
+    pub pool_cards: Option<u32>,
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -271,6 +277,21 @@ impl Books {
         if self.market.orders.len() >= BOOK_MAX {
             return Err(err(ErrorKind::Conflict, "book_full", format!("the book holds {BOOK_MAX} orders")));
         }
+        if let (Side::Sell, Owner::Pool(pool)) = (new.side, &new.owner) {
+            let cards = new.pool_cards.unwrap_or(0);
+            let promised = self.promised_cards(pool, new.start_s, new.end_s, None);
+            if u64::from(promised) + u64::from(new.cards) > u64::from(cards) {
+                return Err(err(
+                    ErrorKind::Conflict,
+                    "oversold",
+                    format!(
+                        "pool {pool} has {cards} cards and already promises {promised} of them in that window \
+                         (contracts and resting sell orders); it can sell at most {} more",
+                        cards.saturating_sub(promised)
+                    ),
+                ));
+            }
+        }
         let stored = BookOrder {
             id: self.market.next_order + 1,
             owner: new.owner,
@@ -300,11 +321,48 @@ impl Books {
         Ok(order)
     }
 
-    /// Runs a call auction over the book now.
-    pub fn run_auction(&mut self, now_ms: i64) -> AuctionRecord {
+    /// The most cards `pool` promises at any instant of `[start_s, end_s)`: its contracts and its
+    /// resting sell orders (leaving out order `except`).
+    pub fn promised_cards(&self, pool: &str, start_s: u64, end_s: u64, except: Option<u64>) -> u32 {
+        let mut spans: Vec<(u64, u64, u32)> = self
+            .market
+            .contracts
+            .iter()
+            .filter(|c| c.pool == pool)
+            .map(|c| (c.start_s, c.end_s, c.cards))
+            .collect();
+        spans.extend(
+            self.market
+                .orders
+                .values()
+                .filter(|o| o.side == "sell" && Some(o.id) != except && o.owner == Owner::Pool(pool.to_owned()))
+                .map(|o| (o.start_s, o.end_s, o.cards)),
+        );
+        promised_at_peak(&spans, start_s, end_s)
+    }
+
+    /// Runs a call auction over the book now. `pool_cards` gives each pool's cards: a sell order
+    /// that would make its pool promise more than it has is left out and leaves the book.
+    pub fn run_auction(&mut self, now_ms: i64, pool_cards: &BTreeMap<String, u32>) -> AuctionRecord {
+        // Conservation: sell orders in id order, each kept only if its pool can still keep it.
+        let mut kept: BTreeMap<String, Vec<(u64, u64, u32)>> = BTreeMap::new();
+        for c in &self.market.contracts {
+            kept.entry(c.pool.clone()).or_default().push((c.start_s, c.end_s, c.cards));
+        }
+        let mut excluded = std::collections::BTreeSet::new();
+        for o in self.market.orders.values().filter(|o| o.side == "sell") {
+            let Owner::Pool(pool) = &o.owner else { continue };
+            let spans = kept.entry(pool.clone()).or_default();
+            let promised = promised_at_peak(spans, o.start_s, o.end_s);
+            if u64::from(promised) + u64::from(o.cards) > u64::from(pool_cards.get(pool).copied().unwrap_or(0)) {
+                excluded.insert(o.id);
+            } else {
+                spans.push((o.start_s, o.end_s, o.cards));
+            }
+        }
         let mut classes: BTreeMap<(String, String), u32> = BTreeMap::new();
         let mut orders = Vec::new();
-        for o in self.market.orders.values() {
+        for o in self.market.orders.values().filter(|o| !excluded.contains(&o.id)) {
             let n = classes.len() as u32;
             let class = *classes.entry((o.model.clone(), o.region.clone())).or_insert(n);
             orders.push(Order {
@@ -354,9 +412,32 @@ impl Books {
             at_ms: now_ms,
             prices,
             contracts,
-            book_after: clearing.book.iter().map(|o| (o.id, o.cards)).collect(),
+            book_after: clearing.book.iter().filter(|o| !excluded.contains(&o.id)).map(|o| (o.id, o.cards)).collect(),
         };
         self.record(Fact::Auctioned { auction: auction.clone() });
         auction
+    }
+}
+
+/// The most cards the spans `(start, end, cards)` hold together at any instant of `[start_s,
+/// end_s)`: the peak is at the window's start or at a span's start inside it.
+pub fn promised_at_peak(spans: &[(u64, u64, u32)], start_s: u64, end_s: u64) -> u32 {
+    let at = |t: u64| -> u64 { spans.iter().filter(|(s, e, _)| *s <= t && t < *e).map(|(_, _, c)| u64::from(*c)).sum() };
+    let instants = std::iter::once(start_s).chain(spans.iter().map(|(s, _, _)| *s).filter(|s| (start_s..end_s).contains(s)));
+    u32::try_from(instants.map(at).max().unwrap_or(0)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peak_is_where_spans_overlap_most() {
+        let spans = [(0, 10, 4), (5, 15, 3), (12, 20, 2)];
+        assert_eq!(promised_at_peak(&spans, 0, 20), 7);
+        assert_eq!(promised_at_peak(&spans, 10, 20), 5);
+        assert_eq!(promised_at_peak(&spans, 15, 20), 2);
+        assert_eq!(promised_at_peak(&spans, 20, 30), 0);
+        assert_eq!(promised_at_peak(&[], 0, 1), 0);
     }
 }

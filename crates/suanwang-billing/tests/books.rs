@@ -272,8 +272,22 @@ fn orders_clear_into_contracts_that_replay() {
         all_or_none: false,
         standing: true,
         key: key.into(),
+        pool_cards: Some(20),
     };
     let (sell, new) = books.place_order(order(Owner::Pool("gpu".into()), Side::Sell, 16, 1_000, "s1"), now()).unwrap();
+    // The pool has 20 cards and offers 16 already: it cannot offer 5 more for an overlapping window.
+    let mut later = order(Owner::Pool("gpu".into()), Side::Sell, 5, 1_000, "s2");
+    later.start_s += 3_600;
+    assert_eq!(books.place_order(later.clone(), now()).unwrap_err().code, "oversold");
+    // Nor can it sell more than it has at all, but after the window it may.
+    later.cards = 4;
+    books.place_order(later.clone(), now()).unwrap();
+    later.start_s = start + 86_400;
+    later.end_s = start + 2 * 86_400;
+    later.cards = 20;
+    later.key = "s3".into();
+    let (after_window, _) = books.place_order(later, now()).unwrap();
+    books.cancel_order(&Owner::Pool("gpu".into()), after_window.id).unwrap();
     assert!(new);
     let (buy, _) = books.place_order(order(Owner::Tenant(7), Side::Buy, 8, 1_200, "b1"), now()).unwrap();
     // The same key again is the same order; with other fields, a conflict.
@@ -299,7 +313,10 @@ fn orders_clear_into_contracts_that_replay() {
         "price_invalid"
     );
 
-    let auction = books.run_auction(now());
+    let cards = std::collections::BTreeMap::from([("gpu".to_owned(), 20)]);
+    let s2 = books.book().find(|o| o.key == "s2").unwrap().id;
+    books.cancel_order(&Owner::Pool("gpu".into()), s2).unwrap();
+    let auction = books.run_auction(now(), &cards);
     assert_eq!(auction.contracts.len(), 1);
     let c = &books.contracts()[0];
     assert_eq!((c.tenant, c.pool.as_str(), c.cards, c.orders), (7, "gpu", 8, (buy.id, sell.id)));

@@ -240,12 +240,19 @@ fn whole_reference(text: &str) -> Option<(&str, Option<i64>)> {
 
 /// Fills a template value; `None` when it names an optional parameter left out.
 fn fill(template: &Value, values: &Map<String, Value>) -> Result<Option<Value>, ExpandError> {
+    fill_in(template, values, false)
+}
+
+/// `in_list`: an item of a list (a command's arguments, models) stays text even when it is
+/// exactly a number's placeholder.
+fn fill_in(template: &Value, values: &Map<String, Value>, in_list: bool) -> Result<Option<Value>, ExpandError> {
     Ok(match template {
         Value::String(text) => {
             if placeholders(text).iter().any(|name| !values.contains_key(*name)) {
                 return Ok(None);
             }
-            if let Some((name, factor)) = whole_reference(text)
+            if !in_list
+                && let Some((name, factor)) = whole_reference(text)
                 && let Some(Value::Number(n)) = values.get(name)
             {
                 let n = n.as_i64().unwrap_or(0);
@@ -268,7 +275,7 @@ fn fill(template: &Value, values: &Map<String, Value>) -> Result<Option<Value>, 
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
-                match fill(item, values)? {
+                match fill_in(item, values, true)? {
                     Some(v) => out.push(v),
                     None => return Ok(None),
                 }
@@ -378,7 +385,15 @@ mod tests {
             }
             let job = app.expand(&given).unwrap();
             assert!(job.contains_key("name"), "{}: {job:?}", app.name);
+            // A command is text, even an argument that is exactly a number's placeholder.
+            for arg in job.get("command").and_then(Value::as_array).into_iter().flatten() {
+                assert!(arg.is_string(), "{}: command argument {arg}", app.name);
+            }
         }
+        let serve = catalog.get("inference-endpoint").unwrap();
+        let job = serve.expand(&params(json!({"model": "qwen2-7b", "cards": 2}))).unwrap();
+        assert_eq!(job["command"], json!(["vllm", "serve", "qwen2-7b", "--tensor-parallel-size", "2"]));
+        assert_eq!(job["accelerators"], 2);
     }
 
     #[test]

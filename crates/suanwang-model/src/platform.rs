@@ -74,7 +74,7 @@ impl JobState {
             (Queued, Placed | Cancelled | Failed)
                 | (Placed, Running | Queued | Cancelled | Failed | Succeeded)
                 | (Running, Succeeded | Failed | Cancelled | Preempted | Queued)
-                | (Preempted, Queued | Cancelled)
+                | (Preempted, Queued | Placed | Cancelled)
         )
     }
 }

@@ -90,6 +90,24 @@ pub enum Decision {
     },
 }
 
+/// What the scheduler would do with a job in one pool (see [`Scheduler::quote`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PoolQuote {
+    /// It could never run there; why, in words.
+    Never(String),
+    /// It could run there, on cards of `model`, at `speed` times the reference.
+    Runs {
+        /// The model its cards would be (`None` for CPU-only work).
+        model: Option<AcceleratorId>,
+        /// Its speed there.
+        speed: f64,
+        /// Whether a pass now would start it there.
+        now: bool,
+        /// Why it would wait, when it would.
+        waits: Option<String>,
+    },
+}
+
 /// Why a job was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -427,6 +445,106 @@ impl Scheduler {
         });
         self.enqueue(id);
         Ok(id)
+    }
+
+    /// What would become of `job` in each pool now, changing nothing: whether it could ever run
+    /// there (the same feasibility as [`submit`](Self::submit)) and, if it could, on which model,
+    /// and whether a pass now would start it there: the pool is healthy and undrained, contracts'
+    /// holds leave it room, the whole gang fits the nodes as they are now (tried and rolled
+    /// back), and no queued job that could use the pool is ahead of it (with backfilling, later
+    /// jobs may start around waiting ones, so only room counts).
+    pub fn quote(&mut self, job: &Job, now: u64) -> Vec<(PoolId, PoolQuote)> {
+        let spec = &job.spec;
+        let slots = self.empty_slots.entry(spec.task).or_insert_with(|| {
+            self.federation.pools().map(|(_, pool)| crate::pools::empty_slots(pool, &spec.task)).collect()
+        });
+        let slots = slots.clone();
+        let mut out = Vec::new();
+        let ids: Vec<PoolId> = self.federation.pools().map(|(id, _)| id).collect();
+        for id in ids {
+            if job.pool.is_some_and(|pinned| pinned != id) {
+                out.push((id, PoolQuote::Never("the job names another pool".to_owned())));
+                continue;
+            }
+            let pool = self.federation.pool(id);
+            if let Some(reason) = infeasible_reason(&self.federation, pool, spec, |_, _| slots[id.index()]) {
+                out.push((id, PoolQuote::Never(reason)));
+                continue;
+            }
+            let accepted = spec.task.accepted_models();
+            let first_model = self.books[id.index()].models.iter().copied().find(|m| accepted.contains(*m));
+            let model = if spec.task.accelerators().count() == 0 { None } else { first_model };
+            let runtime = &self.pools[id.index()];
+            let need = spec.total_accelerator_milli();
+            let free = runtime.cluster.gpu_milli_capacity() - runtime.cluster.gpu_milli_allocated();
+            let waits = if !runtime.healthy {
+                Some("the pool is not reporting or not healthy".to_owned())
+            } else if !runtime.accepting {
+                Some("the pool is drained".to_owned())
+            } else if need > 0 && free.saturating_sub(self.held_for_others(id, spec.tenant, now)) < need {
+                Some(if free >= need {
+                    "its free cards are held for other tenants' contracts".to_owned()
+                } else {
+                    format!("{:.1} cards are free, it needs {:.1}", free as f64 / 1000.0, need as f64 / 1000.0)
+                })
+            } else if !self.quick_fit(id, &spec.task, spec.gang_size) || !self.fits_now(id, job) {
+                Some("no nodes are free enough for it now".to_owned())
+            } else if !self.config.policy.backfill && self.queued_could_use(id) {
+                Some("jobs queued ahead of it could use the pool".to_owned())
+            } else {
+                None
+            };
+            let model = match (model, &waits) {
+                (Some(_), None) => self.trial_model(id, job).or(model),
+                _ => model,
+            };
+            let speed = speed(self.federation.catalog(), spec, model, &self.config.choice);
+            out.push((id, PoolQuote::Runs { model, speed, now: waits.is_none(), waits }));
+        }
+        out
+    }
+
+    /// Whether every task of `job` fits `pool`'s nodes now (tried, then rolled back).
+    fn fits_now(&mut self, pool: PoolId, job: &Job) -> bool {
+        self.trial(pool, job).is_some()
+    }
+
+    /// The model of the cards a placement of `job` in `pool` now would get.
+    fn trial_model(&mut self, pool: PoolId, job: &Job) -> Option<AcceleratorId> {
+        self.trial(pool, job).flatten()
+    }
+
+    /// Places `job`'s gang in `pool` and takes it back: `Some(model of the first task)` if it fit.
+    fn trial(&mut self, pool: PoolId, job: &Job) -> Option<Option<AcceleratorId>> {
+        let task = job.spec.task;
+        let mut placed: Vec<Assignment> = Vec::with_capacity(usize::from(job.spec.gang_size));
+        let mut fits = true;
+        for _ in 0..job.spec.gang_size {
+            let runtime = &mut self.pools[pool.index()];
+            match runtime.node_policy.select(&runtime.cluster, &runtime.order, &task) {
+                Some(assignment) => {
+                    self.allocate(pool, assignment, &task);
+                    placed.push(assignment);
+                }
+                None => {
+                    fits = false;
+                    break;
+                }
+            }
+        }
+        let model = placed.first().and_then(|a| self.pools[pool.index()].cluster.node(a.node).model());
+        for assignment in placed.into_iter().rev() {
+            self.release(pool, assignment, &task);
+        }
+        fits.then_some(model)
+    }
+
+    /// Whether a queued job could use `pool`.
+    fn queued_could_use(&self, pool: PoolId) -> bool {
+        self.shape_specs
+            .iter()
+            .enumerate()
+            .any(|(shape, (_, _, feasible))| self.shape_queued[shape] > 0 && feasible.contains(&pool))
     }
 
     /// A running job finished at `now`: its resources are released.

@@ -2,10 +2,15 @@
 //! to a batch), writes it in one transaction, and answers each request once it is durable. A 2xx
 //! is only ever sent after this answer.
 
+use std::sync::Arc;
+
 use suanwang_store::error::StoreError;
 use suanwang_store::model::{Outcome, Write, WriteError};
 use suanwang_store::store::{BATCH_MAX, Request, Store};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::error::Error;
 
 /// Writes that may wait at once; past this the API answers 503.
 pub const QUEUE_MAX: usize = 65_536;
@@ -30,8 +35,8 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the task; `now_ms` gives the commit time.
-    pub fn start(store: Store, now_ms: fn() -> i64) -> Self {
+    /// Starts the task; `clock` gives the commit time.
+    pub fn start(store: Store, clock: Arc<dyn Clock>) -> Self {
         let (queue, mut waiting) = mpsc::channel::<Pending>(QUEUE_MAX);
         tokio::spawn(async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_MAX);
@@ -44,7 +49,7 @@ impl Committer {
                     }
                 }
                 let requests: Vec<Request> = batch.iter().map(|(r, _)| r.clone()).collect();
-                let result: Result<_, StoreError> = store.write(&requests, now_ms()).await;
+                let result: Result<_, StoreError> = store.write(&requests, clock.now_ms()).await;
                 match result {
                     Ok(outcomes) => {
                         for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
@@ -71,15 +76,15 @@ impl Committer {
     }
 }
 
-impl From<Failure> for crate::error::ApiError {
+impl From<Failure> for Error {
     fn from(failure: Failure) -> Self {
         match failure {
             Failure::Refused(error) => error.into(),
             Failure::Store(message) => {
                 tracing::error!(error = %message, "a write batch failed");
-                crate::error::ApiError::unavailable("the database is unavailable; try again")
+                Error::unavailable("the database is unavailable; try again")
             }
-            Failure::Busy => crate::error::ApiError::unavailable("too many writes are waiting; try again shortly"),
+            Failure::Busy => Error::unavailable("too many writes are waiting; try again shortly"),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The scheduler task: the same `Scheduler` the simulator drives, driven by the wall clock.
+//! The scheduler task: the same `Scheduler` the simulator drives, driven by the control plane's
+//! clock.
 //!
 //! One server schedules at a time (the leader: on PostgreSQL the holder of an advisory lock; on
 //! SQLite the only server). The others serve the API and wait for the role. On taking it, the task
@@ -11,21 +12,31 @@
 //! other servers accepted, and how it recovers from any message it missed. A pool whose agent has
 //! not reported within the heartbeat timeout is unhealthy: its placed and running jobs go back to
 //! the queue (failover).
+//!
+//! Each placement records what the job holds (the model of its cards, its resources, the tariff's
+//! rate at the list or contract price); each preemption and failover meters the run it ends
+//! ([`crate::metering`]). The task also answers quotes: the scheduler's own view of where a job
+//! would run and whether it would start now.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use suanwang_api::jobs::JobRequest;
 use suanwang_model::federation::PoolId;
+use suanwang_model::platform::JobState;
+use suanwang_model::tariff::Allocation;
 use suanwang_placement::profile::WorkloadProfile;
-use suanwang_sched::job::{Job, JobId};
-use suanwang_sched::scheduler::{Decision, Scheduler, SchedulerConfig};
-use suanwang_store::model::{JobFilter, JobRecord, JobState, PoolChange, Write};
-use tokio::sync::mpsc;
+use suanwang_sched::job::{Job, JobId, Status};
+use suanwang_sched::scheduler::{Decision, PoolQuote, Scheduler, SchedulerConfig};
+use suanwang_store::model::{JobFilter, JobRecord, PoolChange, Transition, Write};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::jobs::{SubmitJob, scheduler_job};
-use crate::state::{AppState, now_ms};
+use crate::Control;
+use crate::error::Error;
+use crate::fit::scheduler_job;
+use crate::metering::{AllocationRecord, Leave, RunEnd, leave};
 
 /// Messages the scheduler task may wait in its mailbox at once.
 pub const MAILBOX_MAX: usize = 65_536;
@@ -45,6 +56,8 @@ pub enum SchedulerMsg {
         job_id: i64,
         /// What the scheduler needs.
         job: Box<Job>,
+        /// Its body as stored.
+        request: Box<JobRequest>,
     },
     /// A job ended (finished or cancelled, durably).
     Ended {
@@ -70,13 +83,20 @@ pub enum SchedulerMsg {
         /// Drained.
         drained: bool,
     },
+    /// What would become of a job in each pool now (changes nothing).
+    Quote {
+        /// The job.
+        job: Box<Job>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Vec<(PoolId, PoolQuote)>>,
+    },
 }
 
 /// Jobs in states the scheduler must know about after a restart.
-const OPEN: [JobState; 4] = [JobState::Queued, JobState::Placed, JobState::Running, JobState::Preempted];
+const OPEN: [JobState; 4] = JobState::OPEN;
 
 struct Task {
-    state: AppState,
+    ctl: Control,
     scheduler: Scheduler,
     /// Store id → scheduler id, for the jobs the scheduler holds.
     ids: HashMap<i64, JobId>,
@@ -90,18 +110,19 @@ struct Task {
     started_ms: i64,
     /// The change feed has been read up to here.
     feed: i64,
-}
-
-fn now_s() -> u64 {
-    (now_ms() / 1000) as u64
+    /// The card price of each active contract (`contract:ID`), for placements under it.
+    contract_prices: HashMap<String, i64>,
+    /// What a placement needs of each open job's body beyond the scheduler's job: its contract
+    /// and time limit (released when the job ends).
+    requests: HashMap<i64, JobRequest>,
 }
 
 /// Runs the scheduler task until the mailbox closes: waits for the leader's role, then schedules
 /// until the role is lost, and so on.
-pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
+pub async fn run(ctl: Control, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
     loop {
         let mut leadership = loop {
-            match state.store.try_lead().await {
+            match ctl.store.try_lead().await {
                 Ok(Some(leadership)) => break leadership,
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot ask for the leader's role"),
@@ -117,17 +138,17 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
                 }
             }
         };
-        state.leader.store(true, Ordering::Relaxed);
-        let mut task = match Task::start(state.clone()).await {
+        ctl.leader.store(true, Ordering::Relaxed);
+        let mut task = match Task::start(ctl.clone()).await {
             Ok(task) => task,
             Err(e) => {
                 tracing::error!(error = ?e, "cannot rebuild from the store");
-                state.leader.store(false, Ordering::Relaxed);
+                ctl.leader.store(false, Ordering::Relaxed);
                 tokio::time::sleep(LEADER_RETRY).await;
                 continue;
             }
         };
-        let tick = state.config.tick;
+        let tick = ctl.config.tick;
         let mut last_sync = Instant::now();
         task.publish();
         loop {
@@ -153,38 +174,44 @@ pub async fn run(state: AppState, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
             }
             task.check_heartbeats().await;
             let waiting =
-                task.started.elapsed() < state.config.startup_grace && task.last_seen.iter().any(Option::is_none);
+                task.started.elapsed() < ctl.config.startup_grace && task.last_seen.iter().any(Option::is_none);
             if !waiting {
                 task.pass().await;
             }
         }
-        state.leader.store(false, Ordering::Relaxed);
-        state.metrics.publish(None);
+        ctl.leader.store(false, Ordering::Relaxed);
+        ctl.metrics.publish(None);
     }
 }
 
 impl Task {
     /// A fresh scheduler with every pool unhealthy until its agent reports, rebuilt from the store.
-    async fn start(state: AppState) -> Result<Task, crate::error::ApiError> {
-        let config = SchedulerConfig { policy: state.config.policy, ..SchedulerConfig::default() };
-        let scheduler = Scheduler::new(&state.federation, 1, config, &WorkloadProfile::default());
-        let pools = state.federation.pool_count();
+    async fn start(ctl: Control) -> Result<Task, Error> {
+        let config =
+            SchedulerConfig { policy: ctl.config.policy, choice: ctl.config.choice, ..SchedulerConfig::default() };
+        let scheduler = Scheduler::new(&ctl.federation, 1, config, &WorkloadProfile::default());
+        let pools = ctl.federation.pool_count();
         // Changes committed from here on are read again from the feed; applying one twice is
         // harmless.
-        let feed = state.store.audit_head().await?;
+        let feed = ctl.store.audit_head().await?;
+        let started_ms = ctl.now_ms();
         let mut task = Task {
-            state,
+            ctl,
             scheduler,
             ids: HashMap::new(),
             store_ids: Vec::new(),
             placed_ms: HashMap::new(),
             last_seen: vec![None; pools],
             started: Instant::now(),
-            started_ms: now_ms(),
+            started_ms,
             feed,
+            contract_prices: HashMap::new(),
+            requests: HashMap::new(),
         };
+        task.hold_contracts().await;
+        let now = task.now_s();
         for p in 0..pools {
-            task.scheduler.set_pool_health(PoolId::from_index(p), false, now_s());
+            task.scheduler.set_pool_health(PoolId::from_index(p), false, now);
         }
         let rebuilding = Instant::now();
         task.rebuild().await?;
@@ -196,26 +223,33 @@ impl Task {
         Ok(task)
     }
 
+    fn now_ms(&self) -> i64 {
+        self.ctl.now_ms()
+    }
+
+    fn now_s(&self) -> u64 {
+        u64::try_from(self.ctl.now_ms() / 1000).unwrap_or(0)
+    }
+
     /// Gives the scheduler the capacity market contracts hold (each a tenant's cards in a pool for
-    /// a window), so other tenants' jobs leave it free.
+    /// a window), so other tenants' jobs leave it free; and remembers their prices.
     async fn hold_contracts(&mut self) {
-        let now = now_s();
+        let now = self.now_s();
         let contracts = match self
-            .state
-            .ledger
-            .read(&self.state.store, |books| {
-                books.contracts().iter().filter(|c| c.end_s > now).cloned().collect::<Vec<_>>()
-            })
+            .ctl
+            .read_books(|books| books.contracts().iter().filter(|c| c.end_s > now).cloned().collect::<Vec<_>>())
             .await
         {
             Ok(c) => c,
             Err(e) => return tracing::warn!(error = %e.message, "cannot read the contracts"),
         };
         let mut holds: Vec<Vec<suanwang_sched::scheduler::CapacityHold>> =
-            vec![Vec::new(); self.state.federation.pool_count()];
+            vec![Vec::new(); self.ctl.federation.pool_count()];
+        self.contract_prices =
+            contracts.iter().map(|c| (format!("contract:{}", c.id), c.price_fen_per_card_hour)).collect();
         for c in contracts {
             let (Some((id, _)), Ok(tenant)) =
-                (self.state.federation.pools().find(|(_, p)| p.name == c.pool), u32::try_from(c.tenant))
+                (self.ctl.federation.pools().find(|(_, p)| p.name == c.pool), u32::try_from(c.tenant))
             else {
                 continue;
             };
@@ -234,7 +268,7 @@ impl Task {
 
     /// Publishes the queue and each pool's use for `/metrics`.
     fn publish(&self) {
-        let pools = (0..self.state.federation.pool_count())
+        let pools = (0..self.ctl.federation.pool_count())
             .map(|p| {
                 let cluster = &self.scheduler.pool(PoolId::from_index(p)).cluster;
                 let mut used = crate::metrics::PoolUse {
@@ -252,15 +286,15 @@ impl Task {
             })
             .collect();
         let view = crate::metrics::SchedulerView { queued: self.scheduler.queued() as u64, pools };
-        self.state.metrics.publish(Some(view));
+        self.ctl.metrics.publish(Some(view));
     }
 
     fn pool_id(&self, name: &str) -> Option<PoolId> {
-        self.state.federation.pools().find(|(_, p)| p.name == name).map(|(id, _)| id)
+        self.ctl.federation.pools().find(|(_, p)| p.name == name).map(|(id, _)| id)
     }
 
     fn is_running(&self, id: JobId) -> bool {
-        matches!(self.scheduler.state(id), suanwang_sched::job::JobState::Running { .. })
+        matches!(self.scheduler.state(id), Status::Running { .. })
     }
 
     /// Gives a job the scheduler has running back to the queue, as it was first accepted.
@@ -270,8 +304,8 @@ impl Task {
             return;
         }
         let job = self.scheduler.job(id).clone();
-        self.scheduler.cancel(id, now_s());
-        match self.scheduler.submit(job, now_s()) {
+        self.scheduler.cancel(id, self.now_s());
+        match self.scheduler.submit(job, self.now_s()) {
             Ok(new) => self.track(job_id, new),
             Err(e) => {
                 self.ids.remove(&job_id);
@@ -283,10 +317,10 @@ impl Task {
     /// Learns from the store what this server's messages did not say: jobs other servers accepted,
     /// changed or ended, and reports agents made to other servers.
     async fn sync(&mut self) {
-        if let Ok(statuses) = self.state.store.pool_statuses().await {
+        if let Ok(statuses) = self.ctl.store.pool_statuses().await {
             for status in statuses {
                 let Some(pool) = self.pool_id(&status.name) else { continue };
-                let fresh = now_ms() - status.last_seen_ms < self.state.config.heartbeat_timeout.as_millis() as i64;
+                let fresh = self.now_ms() - status.last_seen_ms < self.ctl.config.heartbeat_timeout.as_millis() as i64;
                 if fresh && status.last_seen_ms > self.last_seen[pool.index()].unwrap_or(0) {
                     self.seen(pool, status.healthy, status.last_seen_ms);
                 }
@@ -294,7 +328,7 @@ impl Task {
             }
         }
         loop {
-            let changes = match self.state.store.changes(self.feed, suanwang_store::store::CHANGES_MAX).await {
+            let changes = match self.ctl.store.changes(self.feed, suanwang_store::store::CHANGES_MAX).await {
                 Ok(changes) => changes,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the change feed");
@@ -312,7 +346,8 @@ impl Task {
                 match (change.action.as_str(), tracked) {
                     ("job.succeeded" | "job.failed" | "job.cancelled", Some(id)) => {
                         self.ids.remove(&job_id);
-                        self.scheduler.cancel(id, now_s());
+                        self.requests.remove(&job_id);
+                        self.scheduler.cancel(id, self.now_s());
                     }
                     ("job.queued" | "job.preempted", Some(_))
                         if change.at_ms > self.placed_ms.get(&job_id).copied().unwrap_or(0) =>
@@ -321,7 +356,7 @@ impl Task {
                     }
                     ("job.submit" | "job.queued" | "job.preempted" | "job.placed" | "job.running", None) => {
                         // Accepted or placed through another server (or a message was lost).
-                        if let Ok(Some(record)) = self.state.store.job(job_id).await
+                        if let Ok(Some(record)) = self.ctl.store.job(job_id).await
                             && !record.state.is_terminal()
                         {
                             self.restore(record).await;
@@ -343,7 +378,7 @@ impl Task {
         self.last_seen[pool.index()] = Some(at_ms);
         if self.scheduler.pool(pool).healthy != healthy {
             if healthy {
-                self.scheduler.set_pool_health(pool, true, now_s());
+                self.scheduler.set_pool_health(pool, true, self.now_s());
             } else {
                 self.scheduler.pause_pool(pool);
             }
@@ -358,16 +393,16 @@ impl Task {
         self.store_ids[id.index()] = store_id;
     }
 
-    async fn rebuild(&mut self) -> Result<(), crate::error::ApiError> {
-        for status in self.state.store.pool_statuses().await? {
-            if let Some((id, _)) = self.state.federation.pools().find(|(_, p)| p.name == status.name) {
+    async fn rebuild(&mut self) -> Result<(), Error> {
+        for status in self.ctl.store.pool_statuses().await? {
+            if let Some((id, _)) = self.ctl.federation.pools().find(|(_, p)| p.name == status.name) {
                 self.scheduler.set_pool_accepting(id, !status.drained);
             }
         }
         let mut after = 0;
         loop {
             let page = self
-                .state
+                .ctl
                 .store
                 .jobs(&JobFilter { states: OPEN.to_vec(), ..JobFilter::default() }, after, 1000)
                 .await?;
@@ -381,116 +416,129 @@ impl Task {
     }
 
     async fn restore(&mut self, record: JobRecord) {
-        let body: Result<SubmitJob, _> = serde_json::from_str(&record.spec);
-        let job = body.map_err(|e| e.to_string()).and_then(|b| {
-            scheduler_job(&self.state.federation, record.tenant_id, &b, (record.created_ms / 1000) as u64)
-                .map_err(|e| e.message)
+        // Exactly what was stored (the platform's defaults were applied at submission).
+        let job = serde_json::from_str::<JobRequest>(&record.spec).map_err(|e| e.to_string()).and_then(|body| {
+            let tenant = crate::jobs::tenant_index(record.tenant_id).unwrap_or(u32::MAX);
+            let job = scheduler_job(
+                &self.ctl.federation,
+                &self.ctl.adaptation,
+                tenant,
+                &body,
+                (record.created_ms / 1000) as u64,
+            )
+            .map_err(|e| e.message)?;
+            self.requests.insert(record.id, body);
+            Ok(job)
         });
         let job = match job {
             Ok(job) => job,
             Err(reason) => {
-                self.transition(
-                    record.id,
-                    &OPEN,
-                    JobState::Failed,
-                    PoolChange::Keep,
-                    None,
-                    format!("cannot be scheduled after a restart: {reason}"),
-                )
-                .await;
+                let failed = Leave {
+                    job_id: record.id,
+                    from: &OPEN,
+                    to: JobState::Failed,
+                    pool: PoolChange::Keep,
+                    detail: format!("cannot be scheduled after a restart: {reason}"),
+                    end: RunEnd::At(self.now_ms()),
+                };
+                if let Err(e) = leave(&self.ctl, "scheduler", failed).await {
+                    tracing::warn!(job_id = record.id, error = ?e, "a job that cannot be scheduled could not be failed");
+                }
                 return;
             }
         };
-        self.scheduler.ensure_tenants(record.tenant_id as usize + 1);
-        let pool = record
-            .pool
-            .as_ref()
-            .and_then(|name| self.state.federation.pools().find(|(_, p)| &p.name == name).map(|(id, _)| id));
+        self.scheduler.ensure_tenants(job.spec.tenant as usize + 1);
+        let pool = record.pool.as_deref().and_then(|name| self.pool_id(name));
         match (record.state, pool) {
             (JobState::Placed | JobState::Running, Some(pool)) => {
                 // Its pool's agent still has it: account for it there, healthy or not. (If the
                 // pool never reports, `check_heartbeats` fails the job over after the timeout.)
-                match self.scheduler.restore_running(job, pool, now_s()) {
+                match self.scheduler.restore_running(job, pool, self.now_s()) {
                     Ok(id) => self.track(record.id, id),
                     Err(e) => {
                         tracing::warn!(job_id = record.id, error = %e, "a job could not be restored in its pool");
                     }
                 }
             }
-            _ => {
-                if record.state == JobState::Preempted {
-                    self.transition(
-                        record.id,
-                        &[JobState::Preempted],
-                        JobState::Queued,
-                        PoolChange::Clear,
-                        None,
-                        "queued again after a restart".to_owned(),
-                    )
-                    .await;
-                }
-                match self.scheduler.submit(job, now_s()) {
-                    Ok(id) => self.track(record.id, id),
-                    Err(e) => {
-                        self.transition(record.id, &OPEN, JobState::Failed, PoolChange::Keep, None, e.to_string()).await
+            _ => match self.scheduler.submit(job, self.now_s()) {
+                // A preempted job waits as preempted (its agent is told to stop it) until it is
+                // placed again.
+                Ok(id) => self.track(record.id, id),
+                Err(e) => {
+                    let failed = Leave {
+                        job_id: record.id,
+                        from: &OPEN,
+                        to: JobState::Failed,
+                        pool: PoolChange::Keep,
+                        detail: e.to_string(),
+                        end: RunEnd::At(self.now_ms()),
+                    };
+                    if let Err(e) = leave(&self.ctl, "scheduler", failed).await {
+                        tracing::warn!(job_id = record.id, error = ?e, "an unschedulable job could not be failed");
                     }
                 }
-            }
+            },
         }
     }
 
     fn handle(&mut self, message: SchedulerMsg) {
         match message {
-            SchedulerMsg::Submitted { job_id, job } => {
+            SchedulerMsg::Submitted { job_id, job, request } => {
                 if self.ids.contains_key(&job_id) {
                     return; // the change feed brought it first
                 }
+                self.requests.insert(job_id, *request);
                 self.scheduler.ensure_tenants(job.spec.tenant as usize + 1);
-                match self.scheduler.submit(*job, now_s()) {
+                match self.scheduler.submit(*job, self.now_s()) {
                     Ok(id) => self.track(job_id, id),
                     Err(e) => {
-                        let state = self.state.clone();
+                        let ctl = self.ctl.clone();
                         tokio::spawn(async move {
-                            let write = Write::Transition {
-                                job_id,
-                                from: vec![JobState::Queued],
-                                to: JobState::Failed,
-                                pool: PoolChange::Keep,
+                            let write = Write::Transition(Transition {
                                 explanation: Some(e.to_string()),
-                                detail: format!("unschedulable: {e}"),
-                            };
-                            let _ = state.committer.write("scheduler", write).await;
+                                ..Transition::new(job_id, &[JobState::Queued], JobState::Failed, format!("unschedulable: {e}"))
+                            });
+                            let _ = ctl.committer.write("scheduler", write).await;
                         });
                     }
                 }
             }
             SchedulerMsg::Ended { job_id } => {
+                self.requests.remove(&job_id);
                 if let Some(id) = self.ids.remove(&job_id) {
-                    self.scheduler.cancel(id, now_s());
+                    self.scheduler.cancel(id, self.now_s());
                 }
             }
             SchedulerMsg::Requeue { job_id } => self.requeue(job_id),
-            SchedulerMsg::Seen { pool, healthy } => self.seen(pool, healthy, now_ms()),
+            SchedulerMsg::Seen { pool, healthy } => self.seen(pool, healthy, self.now_ms()),
             SchedulerMsg::Drain { pool, drained } => self.scheduler.set_pool_accepting(pool, !drained),
+            SchedulerMsg::Quote { job, reply } => {
+                self.scheduler.ensure_tenants(job.spec.tenant as usize + 1);
+                let now = self.now_s();
+                let _ = reply.send(self.scheduler.quote(&job, now));
+            }
         }
     }
 
+    /// Gives a silent pool's jobs back to the queue; a run is metered until the pool's last
+    /// report (after that nobody can tell it ran).
     fn fail_over(&self, victims: Vec<JobId>, pool: PoolId) {
-        let name = self.state.federation.pool(pool).name.clone();
+        let name = self.ctl.federation.pool(pool).name.clone();
+        let last_seen = self.last_seen[pool.index()].unwrap_or(self.started_ms);
         for victim in victims {
             let job_id = self.store_ids[victim.index()];
-            let state = self.state.clone();
+            let ctl = self.ctl.clone();
             let detail = format!("failed over: pool {name} is unhealthy");
             tokio::spawn(async move {
-                let write = Write::Transition {
+                let failover = Leave {
                     job_id,
-                    from: vec![JobState::Placed, JobState::Running],
+                    from: &[JobState::Placed, JobState::Running],
                     to: JobState::Queued,
                     pool: PoolChange::Clear,
-                    explanation: None,
                     detail,
+                    end: RunEnd::At(last_seen),
                 };
-                let _ = state.committer.write("scheduler", write).await;
+                let _ = leave(&ctl, "scheduler", failover).await;
             });
         }
     }
@@ -499,22 +547,22 @@ impl Task {
     /// over then too, except a cluster pool's (`slurm`, `kubernetes`), which wait for the
     /// cluster failover timeout (the cluster runs them without its agent).
     async fn check_heartbeats(&mut self) {
-        let timeout = self.state.config.heartbeat_timeout.as_millis() as i64;
+        let timeout = self.ctl.config.heartbeat_timeout.as_millis() as i64;
         for p in 0..self.last_seen.len() {
             let pool = PoolId::from_index(p);
-            let silent_ms = now_ms() - self.last_seen[p].unwrap_or(self.started_ms);
+            let silent_ms = self.now_ms() - self.last_seen[p].unwrap_or(self.started_ms);
             let healthy = self.scheduler.pool(pool).healthy;
             // An unhealthy pool may still hold jobs restored from the store at start.
             let holds_jobs = self.scheduler.running_in(pool).next().is_some();
-            let failover = if self.state.federation.pool(pool).backend.runs_jobs_without_agent() {
-                self.state.config.cluster_failover_timeout.as_millis() as i64
+            let failover = if self.ctl.federation.pool(pool).backend.runs_jobs_without_agent() {
+                self.ctl.config.cluster_failover_timeout.as_millis() as i64
             } else {
                 timeout
             };
-            let name = || self.state.federation.pool(pool).name.clone();
+            let name = || self.ctl.federation.pool(pool).name.clone();
             if (healthy || holds_jobs) && silent_ms > failover {
                 tracing::warn!(pool = %name(), silent_s = silent_ms / 1000, "the pool stopped reporting; its jobs fail over");
-                let victims = self.scheduler.set_pool_health(pool, false, now_s());
+                let victims = self.scheduler.set_pool_health(pool, false, self.now_s());
                 // The pool is recorded unhealthy before its jobs are requeued, so whoever sees
                 // a job failed over also sees why.
                 if healthy {
@@ -537,54 +585,73 @@ impl Task {
     /// Writes a pool down as unhealthy, keeping its drain flag and last report as they are.
     async fn record_unhealthy(&self, name: String) {
         let current =
-            self.state.store.pool_statuses().await.ok().and_then(|all| all.into_iter().find(|s| s.name == name));
+            self.ctl.store.pool_statuses().await.ok().and_then(|all| all.into_iter().find(|s| s.name == name));
         let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
-        let _ = self
-            .state
+        let _ = self.ctl
             .committer
             .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
             .await;
     }
 
+    /// What a job starting in `pool` holds there, as the store keeps it.
+    fn allocation(&self, job_id: i64, job: JobId, pool: PoolId) -> String {
+        let model = match self.scheduler.state(job) {
+            Status::Running { assignments, .. } => assignments.first().and_then(|a| self.scheduler.model_of(pool, a)),
+            _ => None,
+        };
+        let spec = &self.scheduler.job(job).spec;
+        let allocation = Allocation::of(spec, model);
+        let request = self.requests.get(&job_id).cloned().unwrap_or_else(|| JobRequest::named(spec.name.clone()));
+        let contract = request.contract.as_ref().and_then(|c| self.contract_prices.get(c).map(|p| (c.clone(), *p)));
+        let record = AllocationRecord::new(&self.ctl, job_id, &request, pool, &allocation, contract);
+        serde_json::to_string(&record).unwrap_or_default()
+    }
+
     async fn pass(&mut self) {
-        let decisions = self.scheduler.schedule(now_s());
+        let now_s = self.now_s();
+        let decisions = self.scheduler.schedule(now_s);
         if decisions.is_empty() {
             return;
         }
-        self.state.metrics.decisions.inc_by(decisions.len() as u64);
+        self.ctl.metrics.decisions.inc_by(decisions.len() as u64);
         let mut writes = JoinSet::new();
         for decision in decisions {
             match decision {
                 Decision::Start { job, pool, explanation } => {
                     let job_id = self.store_ids[job.index()];
-                    self.placed_ms.insert(job_id, now_ms());
-                    let name = self.state.federation.pool(pool).name.clone();
-                    let state = self.state.clone();
+                    self.placed_ms.insert(job_id, self.now_ms());
+                    let name = self.ctl.federation.pool(pool).name.clone();
+                    let allocation = self.allocation(job_id, job, pool);
+                    let ctl = self.ctl.clone();
                     writes.spawn(async move {
-                        let write = Write::Transition {
-                            job_id,
-                            from: vec![JobState::Queued],
-                            to: JobState::Placed,
-                            pool: PoolChange::Set(name.clone()),
+                        let write = Write::Transition(Transition {
+                            pool: PoolChange::Place { pool: name.clone(), allocation },
                             explanation: Some(explanation),
-                            detail: format!("placed in {name}"),
-                        };
-                        (job, state.committer.write("scheduler", write).await.is_ok())
+                            ..Transition::new(
+                                job_id,
+                                &[JobState::Queued, JobState::Preempted],
+                                JobState::Placed,
+                                format!("placed in {name}"),
+                            )
+                        });
+                        (job, ctl.committer.write("scheduler", write).await.is_ok())
                     });
                 }
-                Decision::Preempt { job, .. } => {
+                Decision::Preempt { job, for_job } => {
                     let job_id = self.store_ids[job.index()];
-                    let state = self.state.clone();
+                    let for_id = self.store_ids[for_job.index()];
+                    let ctl = self.ctl.clone();
+                    let now = self.now_ms();
                     writes.spawn(async move {
-                        let write = Write::Transition {
+                        let preempt = Leave {
                             job_id,
-                            from: vec![JobState::Running],
+                            from: &[JobState::Running, JobState::Placed],
                             to: JobState::Preempted,
                             pool: PoolChange::Keep,
-                            explanation: None,
-                            detail: "preempted".to_owned(),
+                            detail: format!("preempted for job {for_id}; its agent stops it"),
+                            end: RunEnd::At(now),
                         };
-                        (job, state.committer.write("scheduler", write).await.is_ok())
+                        (job, leave(&ctl, "scheduler", preempt).await.is_ok())
                     });
                 }
             }
@@ -600,31 +667,16 @@ impl Task {
             // changed through another path meanwhile): forget it, and take it again as the store
             // has it now.
             let job_id = self.store_ids[job.index()];
-            self.scheduler.cancel(job, now_s());
+            self.scheduler.cancel(job, self.now_s());
             if self.ids.get(&job_id) == Some(&job) {
                 self.ids.remove(&job_id);
             }
-            if let Ok(Some(record)) = self.state.store.job(job_id).await
+            if let Ok(Some(record)) = self.ctl.store.job(job_id).await
                 && !record.state.is_terminal()
                 && !self.ids.contains_key(&job_id)
             {
                 self.restore(record).await;
             }
-        }
-    }
-
-    async fn transition(
-        &self,
-        job_id: i64,
-        from: &[JobState],
-        to: JobState,
-        pool: PoolChange,
-        explanation: Option<String>,
-        detail: String,
-    ) {
-        let write = Write::Transition { job_id, from: from.to_vec(), to, pool, explanation, detail };
-        if let Err(e) = self.state.committer.write("scheduler", write).await {
-            tracing::warn!(job_id, error = ?e, "a transition was refused");
         }
     }
 }

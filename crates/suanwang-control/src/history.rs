@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use crate::state::{AppState, now_ms};
+use crate::Control;
 
 /// Samples kept (a day at one a minute).
 pub const SAMPLES_MAX: usize = 1440;
@@ -48,14 +48,14 @@ impl History {
 }
 
 /// Samples the scheduler's published view every `config.sample_interval` while this server leads.
-pub async fn run(state: AppState) {
+pub async fn run(ctl: Control) {
     loop {
-        tokio::time::sleep(state.config.sample_interval).await;
-        let view = state.metrics.view.lock().ok().and_then(|v| v.clone());
+        tokio::time::sleep(ctl.config.sample_interval).await;
+        let view = ctl.metrics.view.lock().ok().and_then(|v| v.clone());
         if let Some(view) = view {
             let (allocated_milli, cards_milli) =
                 view.pools.iter().fold((0, 0), |(a, c), p| (a + p.gpu_milli_allocated, c + p.gpu_milli_capacity));
-            state.history.push(Sample { at_ms: now_ms(), queued: view.queued, allocated_milli, cards_milli });
+            ctl.history.push(Sample { at_ms: ctl.now_ms(), queued: view.queued, allocated_milli, cards_milli });
         }
     }
 }

@@ -1,0 +1,254 @@
+//! The agent protocol: a pool's agent, with a provider token scoped to that pool, reports health,
+//! pulls placed work, and reports state, logs and its own measure of usage. The same operations
+//! serve in-process agents. Runs are metered here from the platform's record
+//! ([`crate::metering`]): the agent says when, within bounds.
+
+use suanwang_api::agent::{Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem};
+use suanwang_model::federation::PoolId;
+use suanwang_model::platform::JobState;
+use suanwang_store::model::{JobFilter, JobRecord, Outcome, PAGE_MAX, PoolChange, Transition, Write, WriteError};
+
+use crate::Control;
+use crate::access::{Action, Owner, may, require};
+use crate::auth::Caller;
+use crate::committer::Failure;
+use crate::error::{Error, Kind};
+use crate::metering::{Leave, RunEnd, leave, start_of_run};
+use crate::scheduler::SchedulerMsg;
+
+/// Most jobs handed to an agent per pull.
+pub const WORK_MAX: u32 = 256;
+
+/// How far back cancelled jobs are listed for agents to stop.
+const STOP_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// Longest log chunk.
+pub const LOG_CHUNK_MAX: usize = 64 * 1024;
+
+/// Longest detail of a state report.
+pub const DETAIL_MAX: usize = 1024;
+
+/// The pool an agent token speaks for.
+fn agent_pool(ctl: &Control, caller: &Caller) -> Result<(PoolId, String), Error> {
+    require(caller, Action::Agent)?;
+    let name = caller.pool().ok_or_else(|| Error::forbidden("this provider token is not scoped to a pool"))?.to_owned();
+    let id = ctl
+        .federation
+        .pools()
+        .find(|(_, p)| p.name == name)
+        .map(|(id, _)| id)
+        .ok_or_else(|| Error::not_found(format!("pool {name:?}")))?;
+    Ok((id, name))
+}
+
+/// Records a heartbeat; jobs running here by the platform's books but not by the agent's were lost
+/// (the agent restarted) and are queued again, their run metered until the agent's previous
+/// report, unless the agent says it cannot tell. A pool reported unhealthy takes no new work; its
+/// jobs stay (see the scheduler's `seen`).
+pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Result<(), Error> {
+    let (id, name) = agent_pool(ctl, caller)?;
+    if beat.running.len() > suanwang_agent::run::RUNNING_MAX {
+        return Err(Error::bad_request(
+            "invalid_heartbeat",
+            format!("an agent runs at most {} jobs", suanwang_agent::run::RUNNING_MAX),
+        ));
+    }
+    if let Some(capacity) = beat.capacity
+        && let Ok(mut reported) = ctl.reported.lock()
+    {
+        reported.insert(name.clone(), capacity);
+    }
+    let previous = ctl.store.pool_statuses().await?.into_iter().find(|s| s.name == name);
+    let now = ctl.now_ms();
+    // An agent that cannot tell what runs (its cluster is unreachable) loses nothing by saying so.
+    let running = if beat.running_unknown {
+        Vec::new()
+    } else {
+        ctl.store
+            .jobs(
+                &JobFilter { pool: Some(name.clone()), states: vec![JobState::Running], ..JobFilter::default() },
+                0,
+                PAGE_MAX,
+            )
+            .await?
+    };
+    let last_seen = previous.as_ref().map_or(now, |s| s.last_seen_ms.min(now));
+    for job in running.into_iter().filter(|j| !beat.running.contains(&j.id)) {
+        let lost = Leave {
+            job_id: job.id,
+            from: &[JobState::Running],
+            to: JobState::Queued,
+            pool: PoolChange::Clear,
+            detail: format!("queued again: the agent of {name} no longer runs it"),
+            end: RunEnd::At(last_seen),
+        };
+        if leave(ctl, &format!("agent:{name}"), lost).await.is_ok() {
+            let _ = ctl.scheduler.try_send(SchedulerMsg::Requeue { job_id: job.id });
+        }
+    }
+    let drained = previous.is_some_and(|s| s.drained);
+    ctl.committer
+        .write(format!("agent:{name}"), Write::SetPoolStatus { name, healthy: beat.healthy, drained, last_seen_ms: now })
+        .await?;
+    ctl.scheduler
+        .try_send(SchedulerMsg::Seen { pool: id, healthy: beat.healthy })
+        .map_err(|_| Error::unavailable("the scheduler is busy"))?;
+    Ok(())
+}
+
+/// What the agent should start and stop.
+pub async fn work(ctl: &Control, caller: &Caller) -> Result<Work, Error> {
+    let (_, name) = agent_pool(ctl, caller)?;
+    let placed = ctl
+        .store
+        .jobs(&JobFilter { pool: Some(name.clone()), states: vec![JobState::Placed], ..JobFilter::default() }, 0, WORK_MAX)
+        .await?;
+    let running = ctl
+        .store
+        .jobs(
+            &JobFilter { pool: Some(name.clone()), states: vec![JobState::Running], ..JobFilter::default() },
+            0,
+            PAGE_MAX,
+        )
+        .await?;
+    // Stop what was cancelled or preempted here (a preempted job keeps its pool until it is
+    // placed again).
+    let cancelled = ctl
+        .store
+        .jobs(
+            &JobFilter {
+                pool: Some(name),
+                states: vec![JobState::Cancelled, JobState::Preempted],
+                updated_after_ms: Some(ctl.now_ms() - STOP_WINDOW_MS),
+                ..JobFilter::default()
+            },
+            0,
+            WORK_MAX,
+        )
+        .await?;
+    let mut start = Vec::with_capacity(placed.len());
+    for job in placed {
+        let Ok(request) = serde_json::from_str(&job.spec) else {
+            tracing::error!(job_id = job.id, "a stored job body does not read; it is not handed out");
+            continue;
+        };
+        let model = crate::metering::allocation_of(ctl, &job).and_then(|a| a.model);
+        start.push(WorkItem { id: job.id, request, created_ms: job.created_ms, model });
+    }
+    Ok(Work {
+        start,
+        stop: cancelled.into_iter().map(|j| j.id).collect(),
+        running: running.into_iter().map(|j| JobRef { id: j.id, created_ms: j.created_ms }).collect(),
+    })
+}
+
+/// A job of the agent's pool, or "unknown job".
+async fn pool_job(ctl: &Control, caller: &Caller, job_id: i64) -> Result<(String, JobRecord), Error> {
+    let (_, name) = agent_pool(ctl, caller)?;
+    let unknown = || Error::new(Kind::NotFound, "unknown_job", format!("job {job_id} is not placed in pool {name}"));
+    let job = ctl.store.job(job_id).await?.ok_or_else(unknown)?;
+    if !may(caller, Action::Agent, Owner::pool(job.pool.as_deref().unwrap_or_default())) {
+        return Err(unknown());
+    }
+    Ok((name, job))
+}
+
+/// A job's state from its agent. A start is recorded at the agent's time within the record; an
+/// end meters the run.
+pub async fn report_state(ctl: &Control, caller: &Caller, job_id: i64, report: StateReport) -> Result<(), Error> {
+    let (name, job) = pool_job(ctl, caller, job_id).await?;
+    if report.detail.len() > DETAIL_MAX || report.detail.contains('\0') {
+        return Err(Error::bad_request("invalid_report", format!("detail is at most {DETAIL_MAX} bytes")).at("detail"));
+    }
+    let actor = format!("agent:{name}");
+    let to = match report.state {
+        RunState::Running => JobState::Running,
+        RunState::Succeeded => JobState::Succeeded,
+        RunState::Failed => JobState::Failed,
+    };
+    let outcome = match report.state {
+        RunState::Running => {
+            let started = start_of_run(&job, report.at_ms, ctl.now_ms());
+            let transition = Transition {
+                started_ms: Some(started),
+                ..Transition::new(job_id, &[JobState::Placed], JobState::Running, report.detail)
+            };
+            ctl.committer.write(actor, Write::Transition(transition)).await.map(|_| ())
+        }
+        RunState::Succeeded | RunState::Failed => {
+            let end = Leave {
+                job_id,
+                from: &[JobState::Running, JobState::Placed],
+                to,
+                pool: PoolChange::Keep,
+                detail: report.detail,
+                end: RunEnd::Reported { at_ms: report.at_ms, started_ms: report.started_ms },
+            };
+            leave(ctl, &actor, end).await.map(|_| ())
+        }
+    };
+    match outcome {
+        Ok(()) => {}
+        // A repeat (the agent retried after a lost answer) is not an error.
+        Err(Failure::Refused(WriteError::WrongState { state: now, .. })) if now == to => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if to.is_terminal() {
+        let _ = ctl.scheduler.try_send(SchedulerMsg::Ended { job_id });
+    }
+    Ok(())
+}
+
+/// A piece of a job's log from its agent.
+pub async fn report_log(ctl: &Control, caller: &Caller, job_id: i64, chunk: LogChunk) -> Result<(), Error> {
+    let (name, _) = pool_job(ctl, caller, job_id).await?;
+    if chunk.chunk.len() > LOG_CHUNK_MAX || chunk.seq < 1 {
+        return Err(Error::bad_request(
+            "invalid_log",
+            format!("a chunk has seq ≥ 1 and at most {LOG_CHUNK_MAX} bytes"),
+        ));
+    }
+    // NUL cannot be stored as text everywhere: it is shown as U+FFFD.
+    let text = if chunk.chunk.contains('\0') { chunk.chunk.replace('\0', "\u{fffd}") } else { chunk.chunk };
+    ctl.committer.write(format!("agent:{name}"), Write::AppendLog { job_id, seq: chunk.seq, chunk: text }).await?;
+    Ok(())
+}
+
+/// The agent's own measure of a run: evidence, kept once per event id, never billed. A figure
+/// no run of the job could reach (more than its allocation for as long as it has existed) is
+/// refused.
+pub async fn report_usage(ctl: &Control, caller: &Caller, usage: UsageReport) -> Result<bool, Error> {
+    let (name, job) = pool_job(ctl, caller, usage.job_id).await?;
+    if usage.event_id.is_empty() || usage.event_id.len() > 128 || usage.event_id.contains('\0') {
+        return Err(Error::bad_request("invalid_usage", "usage needs an event_id of 1–128 characters").at("event_id"));
+    }
+    if usage.accelerator_ms < 0 {
+        return Err(Error::bad_request("invalid_usage", "accelerator_ms must be 0 or more").at("accelerator_ms"));
+    }
+    let card_milli = crate::metering::allocation_of(ctl, &job).map_or(16_000 * 4_096, |a| a.card_milli.max(1000));
+    let lived_ms = u128::try_from((ctl.now_ms() - job.created_ms).max(0)).unwrap_or(0);
+    let most = u128::from(card_milli) * lived_ms / 1000 + 60_000 * u128::from(card_milli) / 1000;
+    if u128::try_from(usage.accelerator_ms).unwrap_or(u128::MAX) > most {
+        return Err(Error::unprocessable(
+            "usage_out_of_bounds",
+            format!(
+                "job {} could have used at most {} card-ms since it was accepted; the report says {}",
+                job.id, most, usage.accelerator_ms
+            ),
+        )
+        .at("accelerator_ms"));
+    }
+    let digest = suanwang_store::audit::digest(&format!("{} {} {}", usage.job_id, name, usage.accelerator_ms));
+    let write = Write::ReportUsage {
+        source: format!("agent:{name}"),
+        event_id: usage.event_id,
+        job_id: usage.job_id,
+        pool: name.clone(),
+        accelerator_ms: usage.accelerator_ms,
+        digest,
+    };
+    match ctl.committer.write(format!("agent:{name}"), write).await? {
+        Outcome::Usage { new } => Ok(new),
+        other => Err(Error::unavailable(format!("unexpected write outcome {other:?}"))),
+    }
+}
