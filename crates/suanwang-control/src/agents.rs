@@ -88,7 +88,10 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
     }
     let drained = previous.is_some_and(|s| s.drained);
     ctl.committer
-        .write(format!("agent:{name}"), Write::SetPoolStatus { name, healthy: beat.healthy, drained, last_seen_ms: now })
+        .write(
+            format!("agent:{name}"),
+            Write::SetPoolStatus { name, healthy: beat.healthy, drained, last_seen_ms: now },
+        )
         .await?;
     ctl.scheduler
         .try_send(SchedulerMsg::Seen { pool: id, healthy: beat.healthy })
@@ -101,7 +104,11 @@ pub async fn work(ctl: &Control, caller: &Caller) -> Result<Work, Error> {
     let (_, name) = agent_pool(ctl, caller)?;
     let placed = ctl
         .store
-        .jobs(&JobFilter { pool: Some(name.clone()), states: vec![JobState::Placed], ..JobFilter::default() }, 0, WORK_MAX)
+        .jobs(
+            &JobFilter { pool: Some(name.clone()), states: vec![JobState::Placed], ..JobFilter::default() },
+            0,
+            WORK_MAX,
+        )
         .await?;
     let running = ctl
         .store

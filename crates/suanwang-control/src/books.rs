@@ -116,7 +116,11 @@ impl Control {
     }
 
     /// Runs `write` on the caught-up books and commits what it adds (see [`BooksState::write`]).
-    pub async fn write_books<R: Send>(&self, actor: &str, write: impl FnOnce(&mut Books) -> R + Send) -> Result<R, Error> {
+    pub async fn write_books<R: Send>(
+        &self,
+        actor: &str,
+        write: impl FnOnce(&mut Books) -> R + Send,
+    ) -> Result<R, Error> {
         self.books.write(&self.store, actor, self.now_ms(), write).await
     }
 }

@@ -83,7 +83,9 @@ pub fn check_limits(body: &JobRequest) -> Result<(), Error> {
         return Err(invalid(format!("time_limit_s is 1 to {TIME_LIMIT_MAX_S} (a year)")).at("time_limit_s"));
     }
     if let Some(DatasetField::Given(d)) = &body.dataset
-        && (d.site.is_empty() || d.site.len() > REFERENCE_MAX || d.name.as_ref().is_some_and(|n| n.len() > REFERENCE_MAX))
+        && (d.site.is_empty()
+            || d.site.len() > REFERENCE_MAX
+            || d.name.as_ref().is_some_and(|n| n.len() > REFERENCE_MAX))
     {
         return Err(invalid(format!("dataset.site is 1 to {REFERENCE_MAX} characters")).at("dataset"));
     }
@@ -142,8 +144,8 @@ pub fn scheduler_job(
     } else {
         "body"
     };
-    let task =
-        TaskSpec::new(body.cpu_milli, body.memory_mib, request, models).map_err(|e| invalid(e.to_string()).at(field))?;
+    let task = TaskSpec::new(body.cpu_milli, body.memory_mib, request, models)
+        .map_err(|e| invalid(e.to_string()).at(field))?;
     let site = |name: &str, field: &'static str| {
         federation
             .site_id(name)
@@ -373,17 +375,44 @@ mod tests {
     fn refusals_say_why_no_pool_could_ever_run_it() {
         check(r#"{"name":"j","accelerators":8}"#, None);
         check(r#"{"name":"j","accelerators":17}"#, Some(("invalid_job", "accelerators", "at most 16")));
-        check(r#"{"name":"j","accelerators":16}"#, Some(("unschedulable", "accelerators", "no node with cards it accepts has more than 8")));
-        check(r#"{"name":"j","accelerators":1,"framework":"jax","accelerator_models":["Ascend-910B"]}"#, Some(("unschedulable", "framework", "no accepted accelerator model runs jax")));
-        check(r#"{"name":"j","accelerators":1,"framework":"tensorflow","accelerator_models":["MLU370-X8"]}"#, Some(("unschedulable", "framework", "runs tensorflow")));
-        check(r#"{"name":"j","accelerators":1,"framework":"fortran"}"#, Some(("unknown_framework", "framework", "known frameworks")));
-        check(r#"{"name":"j","accelerators":1,"residency_region":"CN-BJ"}"#, Some(("unschedulable", "residency_region", "no pool is in region \"CN-BJ\"")));
-        check(r#"{"name":"j","accelerators":1,"max_price_fen_per_card_hour":10}"#, Some(("unschedulable", "max_price_fen_per_card_hour", "below every price")));
+        check(
+            r#"{"name":"j","accelerators":16}"#,
+            Some(("unschedulable", "accelerators", "no node with cards it accepts has more than 8")),
+        );
+        check(
+            r#"{"name":"j","accelerators":1,"framework":"jax","accelerator_models":["Ascend-910B"]}"#,
+            Some(("unschedulable", "framework", "no accepted accelerator model runs jax")),
+        );
+        check(
+            r#"{"name":"j","accelerators":1,"framework":"tensorflow","accelerator_models":["MLU370-X8"]}"#,
+            Some(("unschedulable", "framework", "runs tensorflow")),
+        );
+        check(
+            r#"{"name":"j","accelerators":1,"framework":"fortran"}"#,
+            Some(("unknown_framework", "framework", "known frameworks")),
+        );
+        check(
+            r#"{"name":"j","accelerators":1,"residency_region":"CN-BJ"}"#,
+            Some(("unschedulable", "residency_region", "no pool is in region \"CN-BJ\"")),
+        );
+        check(
+            r#"{"name":"j","accelerators":1,"max_price_fen_per_card_hour":10}"#,
+            Some(("unschedulable", "max_price_fen_per_card_hour", "below every price")),
+        );
         check(r#"{"name":"j","cpu_milli":5000000}"#, Some(("invalid_job", "cpu_milli", "at most")));
         check(r#"{"name":"j","cpu_milli":1000000}"#, Some(("unschedulable", "cpu_milli", "more than any node")));
-        check(r#"{"name":"j","accelerators":8,"tasks":4000}"#, Some(("unschedulable", "tasks", "no pool has room for 4000 tasks")));
-        check(r#"{"name":"j","accelerators":1,"latency":{"site":"huizhou-zhongkai","max_ms":0.0}}"#, Some(("unschedulable", "latency", "near enough")));
-        check(r#"{"name":"j","accelerators":1,"pool":"zhongshan-inference","accelerator_models":["A800"]}"#, Some(("unschedulable", "pool", "no pool has cards it accepts")));
+        check(
+            r#"{"name":"j","accelerators":8,"tasks":4000}"#,
+            Some(("unschedulable", "tasks", "no pool has room for 4000 tasks")),
+        );
+        check(
+            r#"{"name":"j","accelerators":1,"latency":{"site":"huizhou-zhongkai","max_ms":0.0}}"#,
+            Some(("unschedulable", "latency", "near enough")),
+        );
+        check(
+            r#"{"name":"j","accelerators":1,"pool":"zhongshan-inference","accelerator_models":["A800"]}"#,
+            Some(("unschedulable", "pool", "no pool has cards it accepts")),
+        );
     }
 
     #[test]
@@ -401,8 +430,14 @@ mod tests {
         }
         let federation = federation();
         let adaptation = suanwang_formats::catalog::builtin_adaptation();
-        let job = scheduler_job(&federation, &adaptation, 0, &with_defaults(body(r#"{"name":"j","accelerators":8}"#), &config), 0)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let job = scheduler_job(
+            &federation,
+            &adaptation,
+            0,
+            &with_defaults(body(r#"{"name":"j","accelerators":8}"#), &config),
+            0,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let mlu = federation.catalog().lookup("MLU370-X8").unwrap_or_else(|| panic!("MLU370"));
         let ascend = federation.catalog().lookup("Ascend-910B").unwrap_or_else(|| panic!("910B"));
         let a800 = federation.catalog().lookup("A800").unwrap_or_else(|| panic!("A800"));
@@ -414,7 +449,9 @@ mod tests {
     fn speeds_come_with_their_models() {
         let federation = federation();
         let adaptation = suanwang_formats::catalog::builtin_adaptation();
-        let b = body(r#"{"name":"j","accelerators":1,"framework":"pytorch","accelerator_models":[{"model":"Ascend-910B","speed":0.8},"A800"]}"#);
+        let b = body(
+            r#"{"name":"j","accelerators":1,"framework":"pytorch","accelerator_models":[{"model":"Ascend-910B","speed":0.8},"A800"]}"#,
+        );
         let job = scheduler_job(&federation, &adaptation, 0, &b, 0).unwrap_or_else(|e| panic!("{e}"));
         let ascend = federation.catalog().lookup("Ascend-910B").unwrap_or_else(|| panic!("910B"));
         assert_eq!(job.spec.speeds, vec![(ascend, 800)]);

@@ -135,8 +135,11 @@ pub async fn submit(
     let tenant_id = crate::apps::acting_tenant(ctl, caller, body.tenant.as_deref(), "invalid_job").await?;
     if let Some(DatasetField::Named(name)) = &body.dataset {
         let found = ctl.store.dataset(tenant_id, name).await?.ok_or_else(|| {
-            Error::bad_request("unknown_dataset", format!("no data set {name:?}; register it with POST /api/v1/datasets"))
-                .at("dataset")
+            Error::bad_request(
+                "unknown_dataset",
+                format!("no data set {name:?}; register it with POST /api/v1/datasets"),
+            )
+            .at("dataset")
         })?;
         body.dataset = Some(DatasetField::Given(DatasetBody {
             name: Some(found.name),
@@ -172,20 +175,25 @@ pub async fn submit(
     let canonical = serde_json::to_string(&body).map_err(|e| Error::bad_request("invalid_job", e.to_string()))?;
     let digest = suanwang_store::audit::digest(&canonical);
     let body = crate::fit::with_defaults(body, &ctl.config);
-    let tenant_index = u32::try_from(tenant_id.0).map_err(|_| Error::bad_request("invalid_job", "tenant id out of range"))?;
+    let tenant_index =
+        u32::try_from(tenant_id.0).map_err(|_| Error::bad_request("invalid_job", "tenant id out of range"))?;
     let job = crate::fit::scheduler_job(&ctl.federation, &ctl.adaptation, tenant_index, &body, (now / 1000) as u64)?;
     if let Some(refusal) = crate::fit::unschedulable(&ctl.federation, &job) {
         return Err(refusal);
     }
     let spec = serde_json::to_string(&body).map_err(|e| Error::bad_request("invalid_job", e.to_string()))?;
-    let write = Write::SubmitJob { tenant_id, name: body.name.clone(), spec, idempotency_key: key, request_digest: digest };
+    let write =
+        Write::SubmitJob { tenant_id, name: body.name.clone(), spec, idempotency_key: key, request_digest: digest };
     match ctl.committer.write(caller.actor(), write).await? {
         Outcome::Job { job: record, created } => {
             if created {
-                let submitted = SchedulerMsg::Submitted { job_id: record.id, job: Box::new(job), request: Box::new(body) };
-                ctl.scheduler.try_send(submitted).map_err(
-                    |_| Error::unavailable("the scheduler is busy; the job is stored and will be scheduled when it catches up"),
-                )?;
+                let submitted =
+                    SchedulerMsg::Submitted { job_id: record.id, job: Box::new(job), request: Box::new(body) };
+                ctl.scheduler.try_send(submitted).map_err(|_| {
+                    Error::unavailable(
+                        "the scheduler is busy; the job is stored and will be scheduled when it catches up",
+                    )
+                })?;
             }
             Ok((view(&record), created))
         }
@@ -200,7 +208,9 @@ pub async fn list(ctl: &Control, caller: &Caller, query: &ListQuery) -> Result<J
         None | Some("asc") => false,
         Some("desc") => true,
         Some(other) => {
-            return Err(Error::bad_request("invalid_query", format!("order {other:?}: expected asc or desc")).at("order"));
+            return Err(
+                Error::bad_request("invalid_query", format!("order {other:?}: expected asc or desc")).at("order")
+            );
         }
     };
     let mut filter = JobFilter { pool: query.pool.clone(), newest_first, ..JobFilter::default() };
@@ -216,7 +226,11 @@ pub async fn list(ctl: &Control, caller: &Caller, query: &ListQuery) -> Result<J
         Scope::All => {
             if let Some(name) = &query.tenant {
                 filter.tenant_id = Some(
-                    ctl.store.tenant_by_name(name).await?.ok_or_else(|| Error::not_found(format!("tenant {name:?}")))?.id,
+                    ctl.store
+                        .tenant_by_name(name)
+                        .await?
+                        .ok_or_else(|| Error::not_found(format!("tenant {name:?}")))?
+                        .id,
                 );
             }
         }
@@ -335,8 +349,9 @@ mod tests {
     fn submissions_are_jobs_or_templates() {
         let job = parse_submission(serde_json::json!({"name": "j", "cpu_milli": 1})).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(job, Submission::Job(_)));
-        let template = parse_submission(serde_json::json!({"template": "fine-tune", "params": {"model": "m"}, "priority": 3}))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let template =
+            parse_submission(serde_json::json!({"template": "fine-tune", "params": {"model": "m"}, "priority": 3}))
+                .unwrap_or_else(|e| panic!("{e}"));
         let Submission::Template { template, params, fields } = template else { panic!("a template") };
         assert_eq!((template.as_str(), params.len(), fields.len()), ("fine-tune", 1, 1));
         let bad = parse_submission(serde_json::json!({"name": "j", "cpu_milli": "x"})).unwrap_err();

@@ -125,12 +125,7 @@ pub fn start(store: Store, federation: Federation, config: ControlConfig) -> Con
 }
 
 /// [`start`] with another clock.
-pub fn start_with_clock(
-    store: Store,
-    federation: Federation,
-    config: ControlConfig,
-    clock: Arc<dyn Clock>,
-) -> Control {
+pub fn start_with_clock(store: Store, federation: Federation, config: ControlConfig, clock: Arc<dyn Clock>) -> Control {
     let committer = Committer::start(store.clone(), Arc::clone(&clock));
     let (scheduler, mailbox) = mpsc::channel(scheduler::MAILBOX_MAX);
     let control = Control(Arc::new(Inner {

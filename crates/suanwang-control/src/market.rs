@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use suanwang_api::market::{
-    AuctionSummary, BookView, Depth, Level, OrderBody, PoolPrice, Prices, Quote, QuoteAbsent, QuoteOption,
-    QuoteRequest,
-};
 use suanwang_api::jobs::JobRequest;
+use suanwang_api::market::{
+    AuctionSummary, BookView, Depth, Level, OrderBody, PoolPrice, Prices, Quote, QuoteAbsent, QuoteOption, QuoteRequest,
+};
 use suanwang_billing::market::{AuctionRecord, BookOrder, MarketContract, NewOrder, Owner};
 use suanwang_billing::rating::{run_cost_fen, spot_price_fen};
 use suanwang_formats::trace::ModelChoice;
@@ -97,14 +96,18 @@ pub async fn place_order(
         .ok_or_else(|| Error::bad_request("idempotency_key_required", "send an Idempotency-Key header"))?;
     let (side, model, region, pool_cards) = match (&owner, body.side.as_str()) {
         (Owner::Tenant(_), "buy") => {
-            let model =
-                body.model.clone().ok_or_else(|| Error::bad_request("invalid_order", "a buy names a model").at("model"))?;
+            let model = body
+                .model
+                .clone()
+                .ok_or_else(|| Error::bad_request("invalid_order", "a buy names a model").at("model"))?;
             let region = body
                 .region
                 .clone()
                 .ok_or_else(|| Error::bad_request("invalid_order", "a buy names a region").at("region"))?;
             if ctl.federation.catalog().lookup(&model).is_none() {
-                return Err(Error::bad_request("unknown_model", format!("unknown accelerator model {model:?}")).at("model"));
+                return Err(
+                    Error::bad_request("unknown_model", format!("unknown accelerator model {model:?}")).at("model")
+                );
             }
             if region.len() > 64 {
                 return Err(Error::bad_request("invalid_order", "a region is at most 64 characters").at("region"));
@@ -152,9 +155,7 @@ pub async fn place_order(
         pool_cards,
     };
     let now = ctl.now_ms();
-    ctl.write_books(&caller.actor(), move |books| books.place_order(new, now))
-        .await?
-        .map_err(|e| order_field(e.into()))
+    ctl.write_books(&caller.actor(), move |books| books.place_order(new, now)).await?.map_err(|e| order_field(e.into()))
 }
 
 /// The body field an order's refusal is about (forms show the message next to it).
@@ -258,7 +259,11 @@ pub async fn contracts(ctl: &Control, caller: &Caller) -> Result<Vec<MarketContr
                 may(
                     caller,
                     Action::ReadContracts,
-                    Whose { tenant: Some(suanwang_model::platform::TenantId(c.tenant)), pool: Some(&c.pool), program: None },
+                    Whose {
+                        tenant: Some(suanwang_model::platform::TenantId(c.tenant)),
+                        pool: Some(&c.pool),
+                        program: None,
+                    },
                 )
             })
             .cloned()
@@ -288,7 +293,9 @@ fn quote_job(body: &QuoteRequest) -> Result<JobRequest, Error> {
     let accelerators = u8::try_from(body.accelerators)
         .ok()
         .filter(|&a| a <= suanwang_model::federation::limits::ACCELERATORS_PER_NODE_MAX)
-        .ok_or_else(|| Error::bad_request("invalid_quote", "accelerators is 0 to 16 cards per task").at("accelerators"))?;
+        .ok_or_else(|| {
+            Error::bad_request("invalid_quote", "accelerators is 0 to 16 cards per task").at("accelerators")
+        })?;
     let tasks = u16::try_from(body.tasks)
         .ok()
         .filter(|&t| (1..=suanwang_model::job::limits::GANG_SIZE_MAX).contains(&t))

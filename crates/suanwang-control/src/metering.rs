@@ -144,7 +144,15 @@ pub fn metered_run(job: &JobRecord, allocation: &AllocationRecord, end: RunEnd, 
     let pool = job.pool.clone()?;
     let event_id = format!("job-{}-run-{run}", job.id);
     let digest = digest(&format!("{event_id} {pool} {run_ms} {card_ms} {rate} {}", allocation.contract));
-    Some(MeteredUsage { event_id, pool, card_ms, run_ms, rate_millifen_per_hour: rate, contract: allocation.contract.clone(), digest })
+    Some(MeteredUsage {
+        event_id,
+        pool,
+        card_ms,
+        run_ms,
+        rate_millifen_per_hour: rate,
+        contract: allocation.contract.clone(),
+        digest,
+    })
 }
 
 /// A job leaves its state (one of `from`) for `to`: the run it had going, if any, is metered with
@@ -248,7 +256,10 @@ mod tests {
         assert_eq!(run_ms(&running, reported(None), 20_000 + 86_400_000), Some(3_600_000));
         // A half card: card-ms are half the run's ms.
         let usage = metered_run(&running, &allocation(), reported(Some(80_000)), 90_000).unwrap();
-        assert_eq!((usage.card_ms, usage.event_id.as_str(), usage.rate_millifen_per_hour), (30_000, "job-7-run-1", 600_000));
+        assert_eq!(
+            (usage.card_ms, usage.event_id.as_str(), usage.rate_millifen_per_hour),
+            (30_000, "job-7-run-1", 600_000)
+        );
         // Starts: not before the placement, not after now.
         assert_eq!(start_of_run(&running, Some(0), 50_000), 10_000);
         assert_eq!(start_of_run(&running, Some(i64::MAX), 50_000), 50_000);
@@ -261,7 +272,10 @@ mod tests {
         assert_eq!(run_ms(&placed, RunEnd::At(50_000), 50_000), None);
         assert_eq!(run_ms(&placed, RunEnd::Reported { at_ms: Some(40_000), started_ms: None }, 50_000), None);
         // An end reported for a run the platform never saw start, with its start.
-        assert_eq!(run_ms(&placed, RunEnd::Reported { at_ms: Some(40_000), started_ms: Some(15_000) }, 50_000), Some(25_000));
+        assert_eq!(
+            run_ms(&placed, RunEnd::Reported { at_ms: Some(40_000), started_ms: Some(15_000) }, 50_000),
+            Some(25_000)
+        );
         assert_eq!(run_ms(&job(JobState::Queued, None, None), RunEnd::At(50_000), 50_000), None);
         // A run since before starts were kept bills from the placement.
         assert_eq!(run_ms(&job(JobState::Running, Some(10_000), None), RunEnd::At(50_000), 50_000), Some(40_000));

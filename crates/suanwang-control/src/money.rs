@@ -4,8 +4,8 @@
 //! need and asks the access policy who may do what.
 
 use suanwang_api::money::{
-    BalanceView, DecisionBody, EarningsView, InvoiceSummary, InvoiceView, LineView, Movement, NewApplication,
-    NewClaim, NewRedemption, ProgramView, RedemptionView, SubsidyView,
+    BalanceView, DecisionBody, EarningsView, InvoiceSummary, InvoiceView, LineView, Movement, NewApplication, NewClaim,
+    NewRedemption, ProgramView, RedemptionView, SubsidyView,
 };
 use suanwang_billing::books::{Application, Claim, Line};
 use suanwang_billing::rating::is_period;
@@ -86,8 +86,11 @@ pub async fn bill(ctl: &Control) -> Result<usize, Error> {
 }
 
 async fn usage_of(ctl: &Control, u: &UsageRecord) -> Result<Usage, Error> {
-    let job =
-        ctl.store.job(u.job_id).await?.ok_or_else(|| Error::unavailable(format!("usage for unknown job {}", u.job_id)))?;
+    let job = ctl
+        .store
+        .job(u.job_id)
+        .await?
+        .ok_or_else(|| Error::unavailable(format!("usage for unknown job {}", u.job_id)))?;
     // A pool no longer in the federation: its facts are the name alone.
     let pool = pool_facts(ctl, &u.pool).unwrap_or_else(|| PoolFacts {
         pool: u.pool.clone(),
@@ -410,8 +413,9 @@ pub async fn apply(
     let t = ctl.store.tenant(tenant_id).await?.ok_or_else(|| Error::not_found(format!("tenant {tenant_id}")))?;
     let facts = TenantFacts { id: t.id.0, kind: t.kind.as_str().to_owned(), registration_city: t.registration_city };
     if body.affiliations.len() > 100 || body.affiliations.iter().any(|a| a.len() > 200) {
-        return Err(Error::bad_request("invalid_application", "at most 100 affiliations of 200 characters")
-            .at("affiliations"));
+        return Err(
+            Error::bad_request("invalid_application", "at most 100 affiliations of 200 characters").at("affiliations")
+        );
     }
     let now = ctl.now_ms();
     let program = program.to_owned();
@@ -430,7 +434,11 @@ fn sees_record(caller: &Caller, program: &str, tenant: i64) -> bool {
 }
 
 /// The applications the caller may see.
-pub async fn list_applications(ctl: &Control, caller: &Caller, program: Option<&str>) -> Result<Vec<Application>, Error> {
+pub async fn list_applications(
+    ctl: &Control,
+    caller: &Caller,
+    program: Option<&str>,
+) -> Result<Vec<Application>, Error> {
     require(caller, Action::ReadVouchers)?;
     ctl.read_books(|books| {
         books
@@ -448,9 +456,9 @@ pub async fn list_applications(ctl: &Control, caller: &Caller, program: Option<&
 pub async fn decide(ctl: &Control, caller: &Caller, id: u64, body: DecisionBody) -> Result<Application, Error> {
     require(caller, Action::Decide)?;
     let program = ctl.read_books(|books| books.application(id).map(|a| a.program.clone())).await?;
-    let program = program.filter(|p| sees_record(caller, p, -1)).ok_or_else(|| {
-        Error::new(Kind::NotFound, "application_not_found", format!("no application {id}"))
-    })?;
+    let program = program
+        .filter(|p| sees_record(caller, p, -1))
+        .ok_or_else(|| Error::new(Kind::NotFound, "application_not_found", format!("no application {id}")))?;
     if !may(caller, Action::Decide, Owner::program(&program)) {
         return Err(Error::forbidden("only the programme's administrator or the operator decides"));
     }
@@ -458,7 +466,9 @@ pub async fn decide(ctl: &Control, caller: &Caller, id: u64, body: DecisionBody)
         return Err(Error::bad_request("invalid_decision", "the reason is at most 1,000 characters").at("reason"));
     }
     let now = ctl.now_ms();
-    ctl.write_books(&caller.actor(), move |books| books.decide(id, body.approve, &body.reason, now)).await?.map_err(Error::from)
+    ctl.write_books(&caller.actor(), move |books| books.decide(id, body.approve, &body.reason, now))
+        .await?
+        .map_err(Error::from)
 }
 
 /// A market contract (`contract:ID`) of the tenant's, or `contract_not_found`.

@@ -401,11 +401,8 @@ impl Task {
         }
         let mut after = 0;
         loop {
-            let page = self
-                .ctl
-                .store
-                .jobs(&JobFilter { states: OPEN.to_vec(), ..JobFilter::default() }, after, 1000)
-                .await?;
+            let page =
+                self.ctl.store.jobs(&JobFilter { states: OPEN.to_vec(), ..JobFilter::default() }, after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
             for record in page {
@@ -496,7 +493,12 @@ impl Task {
                         tokio::spawn(async move {
                             let write = Write::Transition(Transition {
                                 explanation: Some(e.to_string()),
-                                ..Transition::new(job_id, &[JobState::Queued], JobState::Failed, format!("unschedulable: {e}"))
+                                ..Transition::new(
+                                    job_id,
+                                    &[JobState::Queued],
+                                    JobState::Failed,
+                                    format!("unschedulable: {e}"),
+                                )
                             });
                             let _ = ctl.committer.write("scheduler", write).await;
                         });
@@ -587,7 +589,8 @@ impl Task {
         let current =
             self.ctl.store.pool_statuses().await.ok().and_then(|all| all.into_iter().find(|s| s.name == name));
         let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
-        let _ = self.ctl
+        let _ = self
+            .ctl
             .committer
             .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
             .await;

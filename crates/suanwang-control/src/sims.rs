@@ -30,7 +30,7 @@ pub const UPLOAD_BYTES_MAX: usize = 8 << 20;
 pub const JOBS_MAX: usize = 200_000;
 
 /// Built-in example federations (also in `examples/federations`).
-const EXAMPLES: &[(&str, &str)] = &[
+pub const EXAMPLES: &[(&str, &str)] = &[
     ("greater-bay-area", include_str!("../../../examples/federations/greater-bay-area.toml")),
     ("philly", include_str!("../../../examples/federations/philly.toml")),
 ];
@@ -213,11 +213,7 @@ pub async fn run(ctl: &Control, caller: &Caller, body: NewRun) -> Result<RunView
         None => guessed.unwrap_or(TraceFormat::Jsonl),
     };
     let Ok(_gate) = ctl.simulations.busy.try_lock() else {
-        return Err(Error::new(
-            Kind::TooMany,
-            "busy",
-            "a simulation is running; try again when it ends",
-        ));
+        return Err(Error::new(Kind::TooMany, "busy", "a simulation is running; try again when it ends"));
     };
     let by = caller.actor();
     let at_ms = ctl.now_ms();
@@ -282,6 +278,8 @@ pub fn list(ctl: &Control, caller: &Caller) -> Result<Vec<RunView>, Error> {
 pub fn show(ctl: &Control, caller: &Caller, id: u64) -> Result<RunView, Error> {
     require(caller, Action::Simulate)?;
     let runs = ctl.simulations.runs.lock().map_err(|_| Error::unavailable("simulations are unavailable"))?;
-    runs.iter().find(|r| r.id == id && sees(caller, r)).cloned().ok_or_else(|| Error::not_found(format!("simulation {id}")))
+    runs.iter()
+        .find(|r| r.id == id && sees(caller, r))
+        .cloned()
+        .ok_or_else(|| Error::not_found(format!("simulation {id}")))
 }
-

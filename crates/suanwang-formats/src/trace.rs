@@ -621,7 +621,9 @@ pub fn to_jsonl(trace: &Trace, catalog: &Catalog) -> String {
                 .iter()
                 .filter(|(id, _)| models.contains(*id))
                 .map(|(id, a)| match job.speeds.iter().find(|(m, _)| *m == id) {
-                    Some(&(_, milli)) => ModelChoice::WithSpeed { model: a.model.clone(), speed: f64::from(milli) / 1000.0 },
+                    Some(&(_, milli)) => {
+                        ModelChoice::WithSpeed { model: a.model.clone(), speed: f64::from(milli) / 1000.0 }
+                    }
                     None => ModelChoice::Name(a.model.clone()),
                 })
                 .collect()

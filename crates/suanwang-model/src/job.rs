@@ -296,12 +296,18 @@ impl JobSpec {
             if !(limits::SPEED_MILLI_MIN..=limits::SPEED_MILLI_MAX).contains(&milli) {
                 return Err(ModelError::out_of_range(
                     "speed",
-                    format!("between {} and {}", limits::SPEED_MILLI_MIN as f64 / 1000.0, limits::SPEED_MILLI_MAX / 1000),
+                    format!(
+                        "between {} and {}",
+                        limits::SPEED_MILLI_MIN as f64 / 1000.0,
+                        limits::SPEED_MILLI_MAX / 1000
+                    ),
                     milli as f64 / 1000.0,
                 ));
             }
             if !self.task.accepted_models().contains(model) {
-                return Err(ModelError::Inconsistent("a speed is given for a model the job does not accept".to_owned()));
+                return Err(ModelError::Inconsistent(
+                    "a speed is given for a model the job does not accept".to_owned(),
+                ));
             }
             if self.speeds[..i].iter().any(|(m, _)| *m == model) {
                 return Err(ModelError::Inconsistent("a model's speed is given twice".to_owned()));

@@ -79,7 +79,8 @@ mod tests {
     }
 
     fn spec(cards: u8, milli: u16, cpu_milli: u32, memory_mib: u32, gang: u16) -> JobSpec {
-        let request = AcceleratorRequest::new(cards, if cards == 0 { 0 } else { milli }).unwrap_or(AcceleratorRequest::NONE);
+        let request =
+            AcceleratorRequest::new(cards, if cards == 0 { 0 } else { milli }).unwrap_or(AcceleratorRequest::NONE);
         JobSpec {
             name: "j".to_owned(),
             tenant: 0,

@@ -12,7 +12,7 @@ use axum::http::{Method, StatusCode};
 use common::{HELLO, Harness, fast};
 use serde_json::json;
 use suanwang_agent::backend::Backend;
-use suanwang_server::state::ServerConfig;
+use suanwang_control::config::ControlConfig as ServerConfig;
 
 #[tokio::test]
 async fn the_smallest_job_runs_and_its_output_is_kept() {
@@ -218,7 +218,7 @@ async fn list_filters_and_pages() {
 /// Only the GPU pool's agent runs, and only until a long job runs there: the job's id.
 async fn run_a_long_job_then_silence_the_gpu_agent(h: &Harness, token: &str) -> i64 {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
+    suanwang_control::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
     let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
     let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(token), Some(&body)).await;
     let id = job["id"].as_i64().unwrap();
@@ -238,7 +238,7 @@ async fn a_pool_whose_agent_stops_reporting_fails_its_jobs_over() {
     let (_, pool) = h.call(Method::GET, "/api/v1/pools/gpu", Some(&token), None).await;
     assert_eq!(pool["healthy"], false);
     // The agent comes back: the job runs again.
-    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
+    suanwang_control::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
     h.wait_for_state(&token, id, "running").await;
     h.audit_verifies().await;
 }
@@ -282,7 +282,7 @@ async fn a_cluster_pool_whose_agent_goes_silent_keeps_its_jobs_until_the_failove
     let (_, waits) = h.call(Method::GET, &format!("/api/v1/jobs/{}", waits["id"]), Some(&token), None).await;
     assert_eq!(waits["state"], "queued", "nothing is placed in a silent pool: {waits:#}");
     // The agent comes back: the job runs again.
-    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
+    suanwang_control::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
     h.wait_for_state(&token, id, "running").await;
     h.audit_verifies().await;
 }
@@ -395,14 +395,14 @@ async fn jobs_an_agent_lost_in_a_restart_are_queued_again() {
     let h = Harness::new(fast()).await;
     let token = h.tenant("acme").await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
+    suanwang_control::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &stopped);
     let body = json!({"name": "long", "accelerators": 8, "duration_s": 3600}).to_string();
     let (_, job) = h.call(Method::POST, "/api/v1/jobs", Some(&token), Some(&body)).await;
     let id = job["id"].as_i64().unwrap();
     h.wait_for_state(&token, id, "running").await;
     // The agent restarts at once (well inside the heartbeat timeout): its new self runs nothing.
     stop.send(true).unwrap();
-    suanwang_server::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
+    suanwang_control::start_agents(&h.state, &[("gpu".to_owned(), Backend::Sim)], &h.shutdown.subscribe());
     let job = wait_for_second_run(&h, &token, id).await;
     let history = job["history"].as_array().unwrap();
     assert!(history.iter().any(|e| e["detail"].as_str().unwrap().contains("no longer runs it")), "{job:#}");

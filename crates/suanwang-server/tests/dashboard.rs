@@ -21,7 +21,7 @@ use std::time::Duration;
 use cdp::Browser;
 use common::{Harness, fast, post, program, tenant, this_year, token};
 use serde_json::{Value, json};
-use suanwang_server::state::ServerConfig;
+use suanwang_control::config::ControlConfig as ServerConfig;
 
 /// A small trace for the simulations page.
 const TRACE: &str = r#"{"id":"a","tenant":"x","submit_s":0,"duration_s":3600,"gpus_per_task":8}
@@ -144,7 +144,7 @@ async fn the_dashboard_in_a_real_browser() {
     let agent = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
     let usage = json!({"job_id": gpu_job, "event_id": "long-run", "accelerator_ms": 36_000_000});
     assert_eq!(post(&h, &agent, "/api/v1/agent/usage", usage).await.0, 200);
-    suanwang_server::money::bill(&h.state).await.unwrap();
+    suanwang_control::money::bill(&h.state).await.unwrap();
     let expiring = token(&h, json!({"role": "auditor", "ttl_seconds": 1})).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -7,9 +7,18 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::http::{Method, StatusCode};
-use common::{Harness, fast, get, post, program, tenant, this_year, token};
+use common::{Harness, fast, get, post, program, run_as_agent, tenant, this_year, token, wall_ms};
 use serde_json::{Value, json};
+use suanwang_control::clock::ManualClock;
+
+/// A server for tests that move its clock by hand: agents are not timed out meanwhile.
+fn metered() -> suanwang_control::config::ControlConfig {
+    suanwang_control::config::ControlConfig { heartbeat_timeout: Duration::from_secs(1_000_000), ..fast() }
+}
 
 async fn submit(h: &Harness, token: &str) -> i64 {
     let body = json!({"name": "train", "command": ["train"], "accelerators": 8, "duration_s": 1});
@@ -28,8 +37,10 @@ async fn trial_balance(h: &Harness) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
-    let h = Harness::new(fast()).await;
-    h.start_agents();
+    // The test is the gpu pool's agent, on a clock it moves: a run of 1 h 15 min on 8 cards is
+    // 10 card-hours, metered by the platform from its own record.
+    let clock = Arc::new(ManualClock::at(wall_ms()));
+    let h = Harness::with_clock(metered(), clock.clone()).await;
     let op = h.operator.clone();
     let (status, p) =
         post(&h, &op, "/api/v1/programs", program("sz-test", this_year(), 10_000_000, Some(50_000))).await;
@@ -43,18 +54,24 @@ async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
     let (tid, t) = tenant(&h, "acme", "startup", "Shenzhen").await;
     let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
 
-    // A job runs on the GPU pool; its agent reports 10 card-hours more (as a long run would).
+    // A job runs on the GPU pool for 1 h 15 min; its agent's own measure is only evidence.
     let job = submit(&h, &t).await;
+    let agent = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
+    run_as_agent(&h, &clock, &agent, job, 4_500_000).await;
     let done = h.wait_for_state(&t, job, "succeeded").await;
     assert_eq!(done["pool"], "gpu");
-    let agent = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
+    assert_eq!(done["usage_accelerator_s"], 36_000.0, "{done}");
     let usage = json!({"job_id": job, "event_id": "long-run-1", "accelerator_ms": 36_000_000});
-    for _ in 0..2 {
+    for recorded in [true, false] {
         let (status, r) = post(&h, &agent, "/api/v1/agent/usage", usage.clone()).await;
-        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!((status, r["recorded"].as_bool()), (StatusCode::OK, Some(recorded)), "{r}");
     }
-    suanwang_server::money::bill(&h.state).await.unwrap();
-    assert_eq!(suanwang_server::money::bill(&h.state).await.unwrap(), 0, "billing again rates nothing");
+    // A figure no run of the job could reach is refused, and no report is billed.
+    let absurd = json!({"job_id": job, "event_id": "absurd", "accelerator_ms": i64::MAX});
+    let (status, e) = post(&h, &agent, "/api/v1/agent/usage", absurd).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("usage_out_of_bounds")));
+    suanwang_control::money::bill(&h.state).await.unwrap();
+    assert_eq!(suanwang_control::money::bill(&h.state).await.unwrap(), 0, "billing again rates nothing");
     let (status, list) = get(&h, &t, "/api/v1/invoices").await;
     assert_eq!(status, StatusCode::OK);
     let period = list[0]["period"].as_str().unwrap().to_owned();
@@ -62,8 +79,8 @@ async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
     assert_eq!(status, StatusCode::OK, "{invoice}");
     let line = &invoice["lines"][0];
     let amount = line["amount_fen"].as_u64().unwrap();
-    // 10 card-hours at 12.00 yuan, plus the simulated second of 8 cards (floor: 2 fen).
-    assert!((12_000..12_010).contains(&amount), "{invoice}");
+    // 10 card-hours at 12.00 yuan, exactly.
+    assert_eq!(amount, 12_000, "{invoice}");
     // The provider is owed the charges less the 5% fee; the tenant owes them.
     let (_, earnings) = get(&h, &agent, "/api/v1/pools/gpu/earnings").await;
     let fee = amount * 500 / 10_000;
@@ -73,14 +90,14 @@ async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
     // Other people's money is not found.
     assert_eq!(get(&h, &other, &format!("/api/v1/invoices/{tid}/{period}")).await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&h, &other, &format!("/api/v1/tenants/{tid}/balance")).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get(&h, &t, "/api/v1/pools/gpu/earnings").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&h, &t, "/api/v1/pools/gpu/earnings").await.0, StatusCode::FORBIDDEN, "a tenant reads no earnings");
 
     // Apply, decide, claim, redeem.
     let (status, a) = post(&h, &t, "/api/v1/programs/sz-test/applications", json!({})).await;
     assert_eq!(status, StatusCode::CREATED, "{a}");
     let (status, _) =
         post(&h, &t, &format!("/api/v1/applications/{}/decision", a["id"]), json!({"approve": true})).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a tenant does not decide");
+    assert_eq!(status, StatusCode::FORBIDDEN, "a tenant does not decide");
     let (status, a) =
         post(&h, &admin, &format!("/api/v1/applications/{}/decision", a["id"]), json!({"approve": true})).await;
     assert_eq!((status, a["state"].as_str()), (StatusCode::OK, Some("approved")), "{a}");
@@ -113,7 +130,7 @@ async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
     assert_eq!(post(&h, &op, "/api/v1/programs", expired).await.0, StatusCode::CREATED);
     let after_load = trial_balance(&h).await;
     // The leader ends a programme whose year is over.
-    assert_eq!(suanwang_server::money::expire_ended_programs(&h.state).await.unwrap(), vec!["old".to_owned()]);
+    assert_eq!(suanwang_control::money::expire_ended_programs(&h.state).await.unwrap(), vec!["old".to_owned()]);
     let (_, old) = get(&h, &op, "/api/v1/programs/old").await;
     assert_eq!(old["expired"], true);
     for (who, path, body, status, code) in [
@@ -207,7 +224,7 @@ async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
     let (status, entries) = get(&h, &auditor, "/api/v1/ledger/entries?limit=5").await;
     assert_eq!((status, entries["entries"].as_array().unwrap().len()), (StatusCode::OK, 5));
     h.audit_verifies().await;
-    let again = Harness::open(h.dir.clone(), fast()).await;
+    let again = Harness::open(h.dir.clone(), metered()).await;
     assert_eq!(trial_balance(&again).await, total);
     let (_, report2) = get(&again, &op, "/api/v1/programs/sz-test").await;
     assert_eq!(report2["report"]["paid_fen"], r["subsidy_fen"]);
@@ -268,13 +285,14 @@ async fn concurrent_claims_on_two_servers_never_pass_the_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_clear_into_contracts_that_jobs_run_under() {
-    let h = Harness::new(fast()).await;
-    h.start_agents();
+    let clock = Arc::new(ManualClock::at(wall_ms()));
+    let h = Harness::with_clock(metered(), clock.clone()).await;
     let op = h.operator.clone();
     let (tid, t) = tenant(&h, "acme", "sme", "Shenzhen").await;
     let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
     let seller = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
-    let now_s = u64::try_from(suanwang_server::state::now_ms() / 1000).unwrap();
+    let now_s =
+        u64::try_from(suanwang_control::clock::Clock::now_ms(&suanwang_control::clock::SystemClock) / 1000).unwrap();
     let (start, end) = (now_s + 3_600, now_s + 3_600 + 86_400);
     let order = |side: &str, cards: u32, limit: i64| {
         json!({"side": side, "model": "A800-SXM4-80GB", "region": "CN-GD", "start_s": start, "end_s": end,
@@ -308,6 +326,8 @@ async fn orders_clear_into_contracts_that_jobs_run_under() {
         (t.clone(), "b3", order("buy", 8, 0), 400, "price_invalid"),
         (t.clone(), "b4", order("sell", 8, 1_000), 400, "invalid_order"),
         (seller.clone(), "s2", order("sell", 999, 1_000), 400, "cards_invalid"),
+        // The pool has 16 cards and offers them all already: it cannot promise a 17th.
+        (seller.clone(), "s3", order("sell", 1, 900), 409, "oversold"),
         (op.clone(), "o1", order("buy", 8, 1_000), 403, "forbidden"),
     ] {
         let (got, e) = place(token, key, body.clone()).await;
@@ -352,7 +372,9 @@ async fn orders_clear_into_contracts_that_jobs_run_under() {
     assert_eq!(prices["last_clearing"][0][4].as_u64(), Some(price));
     let (status, quote) = post(&h, &t, "/api/v1/quotes", json!({"accelerators": 8, "duration_s": 3600})).await;
     assert_eq!(status, StatusCode::OK, "{quote}");
-    assert_eq!((quote[0]["pool"].as_str(), quote[0]["cost_fen"].as_u64()), (Some("gpu"), Some(9_600)), "{quote}");
+    let best = &quote["options"][0];
+    assert_eq!((best["pool"].as_str(), best["cost_fen"].as_u64()), (Some("gpu"), Some(9_600)), "{quote}");
+    assert_eq!(quote["absent"][0]["pool"], "local", "{quote}");
     let (status, e) = post(&h, &t, "/api/v1/quotes", json!({"accelerators": 0, "duration_s": 3600})).await;
     assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_quote")));
 
@@ -366,18 +388,17 @@ async fn orders_clear_into_contracts_that_jobs_run_under() {
     assert_eq!(post(&h, &t, "/api/v1/jobs", bad).await.1["error"]["code"], "exceeds_contract");
     let theirs = json!({"name": "x", "command": ["x"], "accelerators": 1, "contract": id});
     assert_eq!(post(&h, &other, "/api/v1/jobs", theirs).await.1["error"]["code"], "contract_not_found");
-    h.wait_for_state(&t, job_id, "succeeded").await;
     let agent = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
-    let usage = json!({"job_id": job_id, "event_id": "reserved-1", "accelerator_ms": 36_000_000});
-    assert_eq!(post(&h, &agent, "/api/v1/agent/usage", usage).await.0, StatusCode::OK);
-    suanwang_server::money::bill(&h.state).await.unwrap();
+    run_as_agent(&h, &clock, &agent, job_id, 4_500_000).await;
+    h.wait_for_state(&t, job_id, "succeeded").await;
+    suanwang_control::money::bill(&h.state).await.unwrap();
     let (_, list) = get(&h, &t, "/api/v1/invoices").await;
     let period = list[0]["period"].as_str().unwrap().to_owned();
     let (_, invoice) = get(&h, &t, &format!("/api/v1/invoices/{tid}/{period}")).await;
     let line = &invoice["lines"][0];
     assert_eq!(line["contract"].as_str(), Some(id.as_str()), "{invoice}");
     let amount = line["amount_fen"].as_u64().unwrap();
-    assert!(amount >= 10 * price && amount < 10 * price + 10, "10 card-hours at the contract's price: {invoice}");
+    assert_eq!(amount, 10 * price, "10 card-hours at the contract's price: {invoice}");
 
     // A claim for the contract knows its value: at most the ratio of it.
     let program = program("contract-test", this_year(), 100_000_000, None);
@@ -408,7 +429,8 @@ async fn the_scheduler_keeps_a_contracts_cards_for_its_tenant() {
     let (_, t) = tenant(&h, "acme", "sme", "Shenzhen").await;
     let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
     let seller = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
-    let now_s = u64::try_from(suanwang_server::state::now_ms() / 1000).unwrap();
+    let now_s =
+        u64::try_from(suanwang_control::clock::Clock::now_ms(&suanwang_control::clock::SystemClock) / 1000).unwrap();
     let order = |side: &str| {
         json!({"side": side, "model": "A800-SXM4-80GB", "region": "CN-GD", "start_s": now_s + 1,
                "end_s": now_s + 86_400, "cards": 8, "limit_fen_per_card_hour": 1_000})

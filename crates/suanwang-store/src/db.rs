@@ -31,7 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_token_expiry.sql"),
         include_str!("../migrations/postgres/0005_token_expiry.sql"),
     ),
-    (6, include_str!("../migrations/sqlite/0006_metering.sql"), include_str!("../migrations/postgres/0006_metering.sql")),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_metering.sql"),
+        include_str!("../migrations/postgres/0006_metering.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.

@@ -50,8 +50,7 @@ const VERIFY_PAGE: i64 = 10_000;
 
 const JOB_COLUMNS: &str = "id, tenant_id, name, spec, state, pool, explanation, idempotency_key, created_ms, \
      updated_ms, allocation, placed_ms, started_ms, runs";
-const JOB_KINDS: &[K] =
-    &[K::I, K::I, K::T, K::T, K::T, K::OT, K::OT, K::OT, K::I, K::I, K::OT, K::OI, K::OI, K::I];
+const JOB_KINDS: &[K] = &[K::I, K::I, K::T, K::T, K::T, K::OT, K::OT, K::OT, K::I, K::I, K::OT, K::OI, K::OI, K::I];
 
 /// One write of a batch and who asked for it (recorded in the audit log).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -778,7 +777,12 @@ async fn apply(
             let rows = tx
                 .rows(
                     "INSERT INTO tenants (name, kind, registration_city, created_ms) VALUES (?, ?, ?, ?) RETURNING id",
-                    vec![P::T(name.clone()), P::T(kind.as_str().to_owned()), P::T(registration_city.clone()), P::I(now)],
+                    vec![
+                        P::T(name.clone()),
+                        P::T(kind.as_str().to_owned()),
+                        P::T(registration_city.clone()),
+                        P::I(now),
+                    ],
                     &[K::I],
                 )
                 .await?;
@@ -869,8 +873,11 @@ async fn apply(
                 .await?;
             let id = rows[0][0].i();
             // The audit log keeps who got which role, never the token or its hash.
-            let after =
-                audit::digest(&format!("token {id} {} {:?} {pool:?} {label} {expires_ms:?}", role.as_str(), tenant_id.map(|t| t.0)));
+            let after = audit::digest(&format!(
+                "token {id} {} {:?} {pool:?} {label} {expires_ms:?}",
+                role.as_str(),
+                tenant_id.map(|t| t.0)
+            ));
             chain
                 .append(
                     tx,

@@ -6,9 +6,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use suanwang_store::audit::Verdict;
 use suanwang_model::job::TenantKind;
 use suanwang_model::platform::{JobState, Role, TenantId};
+use suanwang_store::audit::Verdict;
 use suanwang_store::model::{JobFilter, MeteredUsage, Outcome, PoolChange, Transition, Write, WriteError};
 use suanwang_store::store::{Request, Store};
 
@@ -188,7 +188,10 @@ async fn runs_are_metered_with_their_transitions(store: Store, reopen: &Reopen) 
     let tenant = new_tenant(&store, "t").await;
     let id = new_job(&store, tenant).await;
     let Ok(Outcome::Transitioned(placed)) = one(&store, place(id)).await else { panic!() };
-    assert_eq!((placed.allocation.as_deref(), placed.placed_ms, placed.runs), (Some("{\"card_milli\":8000}"), Some(1_000), 0));
+    assert_eq!(
+        (placed.allocation.as_deref(), placed.placed_ms, placed.runs),
+        (Some("{\"card_milli\":8000}"), Some(1_000), 0)
+    );
     let Ok(Outcome::Transitioned(running)) = one(&store, start(id, 900)).await else { panic!() };
     assert_eq!((running.started_ms, running.runs), (Some(900), 1));
     // Another job already used this event id with other figures: the end is refused whole.
@@ -208,7 +211,10 @@ async fn runs_are_metered_with_their_transitions(store: Store, reopen: &Reopen) 
         ..Transition::new(again, &[JobState::Running], JobState::Queued, "lost")
     });
     let Ok(Outcome::Transitioned(queued)) = one(&store, requeue).await else { panic!() };
-    assert_eq!((queued.pool, queued.allocation, queued.placed_ms, queued.started_ms, queued.runs), (None, None, None, None, 1));
+    assert_eq!(
+        (queued.pool, queued.allocation, queued.placed_ms, queued.started_ms, queued.runs),
+        (None, None, None, None, 1)
+    );
     let reopened = reopen.open().await;
     assert_eq!(reopened.job_usage_ms(id).await.unwrap(), 7);
     assert_eq!(reopened.usage_page(None, 10).await.unwrap().len(), 2);

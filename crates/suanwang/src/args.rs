@@ -167,12 +167,27 @@ pub struct QuoteArgs {
     /// Tasks (a gang).
     #[arg(long, default_value_t = 1)]
     pub tasks: u32,
-    /// Expected run time, seconds.
+    /// Expected run time on an A100-class card, seconds.
     #[arg(long)]
     pub duration_s: u64,
     /// Only this accelerator model.
     #[arg(long)]
     pub model: Option<String>,
+    /// The framework it runs (as for `job submit`).
+    #[arg(long, value_name = "NAME")]
+    pub framework: Option<String>,
+    /// An accepted model, optionally with its speed: `Ascend-910B:0.8` (repeatable).
+    #[arg(long = "accelerator-model", value_name = "MODEL[:SPEED]", value_parser = parse_model_choice)]
+    pub accelerator_models: Vec<(String, Option<f64>)>,
+    /// CPU per task, thousandths of a core.
+    #[arg(long, default_value_t = 0)]
+    pub cpu_milli: u32,
+    /// Memory per task, MiB.
+    #[arg(long, default_value_t = 0)]
+    pub memory_mib: u32,
+    /// Also list the pools that could never run it, and why.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -614,6 +629,23 @@ pub struct JobSubmitArgs {
     /// Accelerators per task [default: 0].
     #[arg(long)]
     pub accelerators: Option<u8>,
+    /// The framework it runs (pytorch, mindspore, paddlepaddle, tensorflow, jax, vllm, cuda): it
+    /// runs only on cards whose software stack supports it. A card job that names neither a
+    /// framework, models nor a pool runs cuda (code built for NVIDIA cards).
+    #[arg(long, value_name = "NAME")]
+    pub framework: Option<String>,
+    /// An accepted accelerator model, optionally with the job's speed on it relative to an
+    /// A100-class card: `Ascend-910B:0.8` (repeatable; default: any the framework runs on).
+    #[arg(long = "accelerator-model", value_name = "MODEL[:SPEED]", value_parser = parse_model_choice)]
+    pub accelerator_models: Vec<(String, Option<f64>)>,
+    /// Expected run time on an A100-class card (`90`, `90s`, `30m`, `8h`, `2d`), for the
+    /// scheduler's estimates and backfilling.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s)]
+    pub estimate: Option<u64>,
+    /// The longest one run may take (`8h`, `2d`); the platform bills no run for longer
+    /// [default: 7 days].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_s)]
+    pub time_limit: Option<u64>,
     /// CPU per task, thousandths of a core [default: 1000].
     #[arg(long)]
     pub cpu_milli: Option<u32>,
@@ -641,6 +673,39 @@ pub struct JobSubmitArgs {
     /// The program and its arguments.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `MODEL` or `MODEL:SPEED`.
+pub fn parse_model_choice(text: &str) -> Result<(String, Option<f64>), String> {
+    match text.rsplit_once(':') {
+        Some((model, speed)) if !model.is_empty() => {
+            let speed: f64 = speed.parse().map_err(|_| format!("{speed:?} is not a speed (a number such as 0.8)"))?;
+            if !(speed.is_finite() && (0.001..=100.0).contains(&speed)) {
+                return Err(format!("a speed is 0.001 to 100 times an A100-class card, not {speed}"));
+            }
+            Ok((model.to_owned(), Some(speed)))
+        }
+        _ if !text.is_empty() => Ok((text.to_owned(), None)),
+        _ => Err("give a model name (suanwang catalog lists them)".to_owned()),
+    }
+}
+
+/// Seconds from `90`, `90s`, `30m`, `8h` or `2d`.
+pub fn parse_duration_s(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&text[..i], &text[i..]),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 30m, 8h or 2d"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
+    };
+    n.checked_mul(factor).filter(|&s| s <= 366 * 86_400).ok_or_else(|| format!("{text:?} is longer than a year"))
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {

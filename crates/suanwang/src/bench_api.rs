@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::json;
+use suanwang_api::jobs::JobRequest;
 
 use crate::args::{BenchApiArgs, Format};
 use crate::error::CliError;
@@ -63,39 +63,31 @@ pub fn run(args: &BenchApiArgs) -> Result<(), CliError> {
     std::thread::scope(|scope| {
         for _ in 0..args.concurrency {
             scope.spawn(|| {
-                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).max_idle_connections_per_host(1).build();
+                let client = suanwang_client::Client::new(&server, Some(&args.token), Duration::from_secs(60));
                 let mut mine = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= args.jobs {
                         break;
                     }
-                    let mut body = json!({"name": format!("bench-{i}"), "command": ["true"], "cpu_milli": 100, "memory_mib": 64, "duration_s": 1});
-                    if let Some(tenant) = &args.tenant {
-                        body["tenant"] = json!(tenant);
-                    }
+                    let body = JobRequest {
+                        command: vec!["true".to_owned()],
+                        cpu_milli: 100,
+                        memory_mib: 64,
+                        duration_s: Some(1),
+                        tenant: args.tenant.clone(),
+                        ..JobRequest::named(format!("bench-{i}"))
+                    };
                     let key = format!("bench-{run_id}-{i}");
                     let t = Instant::now();
-                    let response = agent
-                        .post(&format!("{server}/api/v1/jobs"))
-                        .set("Authorization", &format!("Bearer {}", args.token))
-                        .set("Idempotency-Key", &key)
-                        .send_json(&body);
+                    let response = client.as_ref().map_err(Clone::clone).and_then(|c| c.submit_job(&body, Some(&key)));
                     let elapsed = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
                     match response {
-                        Ok(r) => {
-                            // Read the body so the connection can be reused.
-                            let _ = r.into_string();
-                            mine.push(elapsed);
-                        }
+                        Ok(_) => mine.push(elapsed),
                         Err(e) => {
                             errors.fetch_add(1, Ordering::Relaxed);
-                            let text = match e {
-                                ureq::Error::Status(code, r) => format!("{code}: {}", r.into_string().unwrap_or_default()),
-                                other => other.to_string(),
-                            };
                             if let Ok(mut first) = first_error.lock() {
-                                first.get_or_insert(text);
+                                first.get_or_insert(e.to_string());
                             }
                         }
                     }

@@ -114,7 +114,14 @@ fn db(e: suanwang_store::error::StoreError) -> CliError {
 async fn persist(store: &Store, ledger: &Ledger, written: &mut usize) -> Result<(), CliError> {
     let new: Vec<String> = ledger.events()[*written..].iter().map(Event::encode).collect();
     for chunk in new.chunks(suanwang_store::store::LEDGER_APPEND_MAX) {
-        store.append_ledger("bench", chunk, suanwang_server::state::now_ms()).await.map_err(db)?;
+        store
+            .append_ledger(
+                "bench",
+                chunk,
+                suanwang_control::clock::Clock::now_ms(&suanwang_control::clock::SystemClock),
+            )
+            .await
+            .map_err(db)?;
     }
     *written = ledger.events().len();
     Ok(())

@@ -1,10 +1,17 @@
-//! The CLI as a client of `serve`: jobs, pools, tenants and tokens over the REST API. Human tables
-//! by default, the API's JSON with `--format json`.
+//! The CLI as a client of `serve`: jobs, pools, tenants, tokens, applications and data sets over
+//! the REST API, through the one typed client (`suanwang-client`). Human tables by default, the
+//! API's JSON with `--format json`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use suanwang_api::admin::{NewTenant, NewToken, PoolView};
+use suanwang_api::apps::NewDataset;
+use suanwang_api::jobs::{DatasetField, JobRequest, JobView, ListQuery, LogQuery};
+use suanwang_client::ClientError;
+use suanwang_formats::trace::ModelChoice;
 
 use crate::args::{
     AppCommand, ClientArgs, DatasetCommand, Format, JobCommand, JobIdArgs, JobListArgs, JobSubmitArgs, PoolCommand,
@@ -14,7 +21,7 @@ use crate::error::CliError;
 use crate::output::{Table, print};
 
 /// Where the server is when nothing says otherwise.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_SERVER: &str = suanwang_client::DEFAULT_SERVER;
 
 /// Seconds before a request gives up.
 const TIMEOUT_S: u64 = 60;
@@ -42,11 +49,24 @@ fn config_file() -> Result<ConfigFile, CliError> {
     toml::from_str(&text).map_err(|e| CliError::input("invalid_config", format!("{}: {e}", path.display())))
 }
 
-/// A connection to the platform.
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        let message = match &e.field {
+            Some(field) => format!("{} (field {field})", e.message),
+            None => e.message.clone(),
+        };
+        if e.is_refusal() || e.code == "no_token" || e.code == "invalid_server" {
+            CliError::input(e.code, message)
+        } else {
+            CliError::internal(e.code, message)
+        }
+    }
+}
+
+/// A connection to the platform and how to print its answers.
 pub struct Client {
-    server: String,
-    token: Option<String>,
-    agent: ureq::Agent,
+    /// The typed client.
+    pub api: suanwang_client::Client,
     /// How to print.
     pub format: Format,
 }
@@ -65,58 +85,12 @@ impl Client {
             token = token.or(file.token);
         }
         let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-        if !(server.starts_with("http://") || server.starts_with("https://")) {
-            return Err(CliError::input(
-                "invalid_server",
-                format!("the server must be an http:// URL, not {server:?}"),
-            ));
-        }
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(TIMEOUT_S)).build();
-        Ok(Client { server: server.trim_end_matches('/').to_owned(), token, agent, format: args.format })
+        let api = suanwang_client::Client::new(&server, token.as_deref(), Duration::from_secs(TIMEOUT_S))?;
+        Ok(Client { api, format: args.format })
     }
 
-    /// Calls the API; API errors become CLI errors with the API's code (exit 2 for 4xx).
-    pub fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-    ) -> Result<Value, CliError> {
-        let token = self.token.as_deref().ok_or_else(|| {
-            CliError::input(
-                "no_token",
-                "no token: pass --token, set SUANWANG_TOKEN, or put token = \"…\" in the config file",
-            )
-        })?;
-        let mut request = self
-            .agent
-            .request(method, &format!("{}{path}", self.server))
-            .set("Authorization", &format!("Bearer {token}"));
-        for (name, value) in headers {
-            request = request.set(name, value);
-        }
-        let response = match body {
-            Some(body) => request.send_json(body),
-            None => request.call(),
-        };
-        match response {
-            Ok(r) => r
-                .into_json()
-                .map_err(|e| CliError::internal("invalid_response", format!("the server's answer is not JSON: {e}"))),
-            Err(ureq::Error::Status(status, r)) => {
-                let body: Value = r.into_json().unwrap_or_default();
-                let code = body["error"]["code"].as_str().unwrap_or("http_error").to_owned();
-                let message = body["error"]["message"]
-                    .as_str()
-                    .map_or_else(|| format!("the server answered {status}"), str::to_owned);
-                Err(if status < 500 { CliError::input(code, message) } else { CliError::internal(code, message) })
-            }
-            Err(e) => Err(CliError::internal("unreachable", format!("cannot reach {}: {e}", self.server))),
-        }
-    }
-
-    pub(crate) fn show(&self, value: &Value, human: impl FnOnce(&Value) -> String) -> Result<(), CliError> {
+    /// Prints an answer: the API's JSON, or `human`'s text.
+    pub(crate) fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) -> Result<(), CliError> {
         match self.format {
             Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default())),
             Format::Table => print(&human(value)),
@@ -124,29 +98,12 @@ impl Client {
     }
 }
 
-pub(crate) fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// `-` for nothing.
+pub(crate) fn or_dash(value: Option<impl ToString>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// Percent-encodes a query value.
-pub(crate) fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.,~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// The body `job submit` sends.
+/// The body `job submit` sends: a job (from flags or a file) or a template with parameters.
 pub fn submit_body(args: &JobSubmitArgs) -> Result<Value, CliError> {
     if let Some(file) = &args.file {
         let text = if file.as_os_str() == "-" {
@@ -160,52 +117,72 @@ pub fn submit_body(args: &JobSubmitArgs) -> Result<Value, CliError> {
         return serde_json::from_str(&text)
             .map_err(|e| CliError::input("malformed_json", format!("{}: {e}", file.display())));
     }
-    let mut body = serde_json::Map::new();
-    match &args.template {
-        Some(template) => {
-            body.insert("template".to_owned(), Value::from(template.clone()));
-            let params: serde_json::Map<String, Value> = args
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.parse::<i64>().map_or_else(|_| Value::from(v.clone()), Value::from)))
-                .collect();
-            body.insert("params".to_owned(), Value::Object(params));
-        }
-        None => {
-            if args.name.is_none() {
-                return Err(CliError::input(
-                    "usage",
-                    "give --name (and the command after --), --template APP, or --file",
-                ));
+    let models: Vec<ModelChoice> = args
+        .accelerator_models
+        .iter()
+        .map(|(model, speed)| match speed {
+            Some(speed) => ModelChoice::WithSpeed { model: model.clone(), speed: *speed },
+            None => ModelChoice::Name(model.clone()),
+        })
+        .collect();
+    if let Some(template) = &args.template {
+        // The template's fields, with whatever flags were given over them.
+        let mut fields = Map::new();
+        let mut set = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                fields.insert(key.to_owned(), value);
             }
-            // Without a template, unset flags take their documented defaults.
-            body.insert("accelerators".to_owned(), Value::from(args.accelerators.unwrap_or(0)));
-            body.insert("cpu_milli".to_owned(), Value::from(args.cpu_milli.unwrap_or(1000)));
-            body.insert("memory_mib".to_owned(), Value::from(args.memory_mib.unwrap_or(1024)));
-            body.insert("tasks".to_owned(), Value::from(args.tasks.unwrap_or(1)));
-            body.insert("priority".to_owned(), Value::from(args.priority.unwrap_or(0)));
+        };
+        set("name", args.name.clone().map(Value::from));
+        set("accelerators", args.accelerators.map(Value::from));
+        set("cpu_milli", args.cpu_milli.map(Value::from));
+        set("memory_mib", args.memory_mib.map(Value::from));
+        set("tasks", args.tasks.map(Value::from));
+        set("priority", args.priority.map(Value::from));
+        set("pool", args.pool.clone().map(Value::from));
+        set("duration_s", args.duration_s.map(Value::from));
+        set("estimate_s", args.estimate.map(Value::from));
+        set("time_limit_s", args.time_limit.map(Value::from));
+        set("tenant", args.tenant.clone().map(Value::from));
+        set("dataset", args.dataset.clone().map(Value::from));
+        set("framework", args.framework.clone().map(Value::from));
+        if !models.is_empty() {
+            set("accelerator_models", serde_json::to_value(&models).ok());
         }
-    }
-    if !args.command.is_empty() || args.template.is_none() {
-        body.insert("command".to_owned(), Value::from(args.command.clone()));
-    }
-    for (key, value) in [
-        ("name", args.name.clone().map(Value::from)),
-        ("accelerators", args.accelerators.map(Value::from)),
-        ("cpu_milli", args.cpu_milli.map(Value::from)),
-        ("memory_mib", args.memory_mib.map(Value::from)),
-        ("tasks", args.tasks.map(Value::from)),
-        ("priority", args.priority.map(Value::from)),
-        ("pool", args.pool.clone().map(Value::from)),
-        ("duration_s", args.duration_s.map(Value::from)),
-        ("tenant", args.tenant.clone().map(Value::from)),
-        ("dataset", args.dataset.clone().map(Value::from)),
-    ] {
-        if let Some(value) = value {
-            body.insert(key.to_owned(), value);
+        if !args.command.is_empty() {
+            set("command", Some(Value::from(args.command.clone())));
         }
+        let params: Map<String, Value> = args
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.parse::<i64>().map_or_else(|_| Value::from(v.clone()), Value::from)))
+            .collect();
+        fields.insert("template".to_owned(), Value::from(template.clone()));
+        fields.insert("params".to_owned(), Value::Object(params));
+        return Ok(Value::Object(fields));
     }
-    Ok(Value::Object(body))
+    let Some(name) = &args.name else {
+        return Err(CliError::input("usage", "give --name (and the command after --), --template APP, or --file"));
+    };
+    // Without a template, unset flags take their documented defaults.
+    let job = JobRequest {
+        command: args.command.clone(),
+        accelerators: args.accelerators.unwrap_or(0),
+        accelerator_models: models,
+        cpu_milli: args.cpu_milli.unwrap_or(1000),
+        memory_mib: args.memory_mib.unwrap_or(1024),
+        tasks: args.tasks.unwrap_or(1),
+        priority: args.priority.unwrap_or(0),
+        pool: args.pool.clone(),
+        estimate_s: args.estimate,
+        duration_s: args.duration_s,
+        dataset: args.dataset.clone().map(DatasetField::Named),
+        tenant: args.tenant.clone(),
+        framework: args.framework.clone(),
+        time_limit_s: args.time_limit,
+        ..JobRequest::named(name.clone())
+    };
+    serde_json::to_value(&job).map_err(|e| CliError::internal("serialize", e.to_string()))
 }
 
 /// `suanwang app ls|show`.
@@ -213,24 +190,20 @@ pub fn app(command: &AppCommand) -> Result<(), CliError> {
     match command {
         AppCommand::Ls(args) => {
             let client = Client::new(&args.client)?;
-            let apps = client.call("GET", "/api/v1/apps", None, &[])?;
+            let apps = client.api.apps()?;
             client.show(&apps, |apps| {
                 let mut table = Table::new(&["name", "kind", "title", "标题", "parameters"]);
-                for app in apps.as_array().into_iter().flatten() {
-                    let params: Vec<String> = app["param"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|p| {
-                            let name = text(&p["name"]);
-                            if p["required"] == true { name } else { format!("[{name}]") }
-                        })
+                for app in apps {
+                    let params: Vec<String> = app
+                        .params
+                        .iter()
+                        .map(|p| if p.required { p.name.clone() } else { format!("[{}]", p.name) })
                         .collect();
                     table.row(vec![
-                        text(&app["name"]),
-                        text(&app["kind"]),
-                        text(&app["title"]),
-                        text(&app["title_zh"]),
+                        app.name.clone(),
+                        app.kind.clone(),
+                        app.title.clone(),
+                        app.title_zh.clone(),
                         params.join(" "),
                     ]);
                 }
@@ -239,37 +212,37 @@ pub fn app(command: &AppCommand) -> Result<(), CliError> {
         }
         AppCommand::Show(args) => {
             let client = Client::new(&args.client)?;
-            let app = client.call("GET", &format!("/api/v1/apps/{}", encode(&args.name)), None, &[])?;
+            let app = client.api.app(&args.name)?;
             client.show(&app, |app| {
-                let mut out = format!(
-                    "{} — {} ({})\n{}\n\n{}\n\n",
-                    text(&app["name"]),
-                    text(&app["title"]),
-                    text(&app["kind"]),
-                    text(&app["title_zh"]),
-                    text(&app["description"])
-                );
+                let mut out =
+                    format!("{} — {} ({})\n{}\n\n{}\n\n", app.name, app.title, app.kind, app.title_zh, app.description);
                 let mut table = Table::new(&["parameter", "type", "required", "default", "range", "meaning"]);
-                for p in app["param"].as_array().into_iter().flatten() {
-                    let range = match (p["min"].as_i64(), p["max"].as_i64()) {
+                for p in &app.params {
+                    let range = match (p.min, p.max) {
                         (Some(lo), Some(hi)) => format!("{lo}..={hi}"),
                         (Some(lo), None) => format!(">= {lo}"),
                         (None, Some(hi)) => format!("<= {hi}"),
                         (None, None) => String::new(),
                     };
                     table.row(vec![
-                        text(&p["name"]),
-                        text(&p["type"]),
-                        if p["required"] == true { "yes".to_owned() } else { String::new() },
-                        text(&p["default"]),
+                        p.name.clone(),
+                        serde_json::to_value(p.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        if p.required { "yes".to_owned() } else { String::new() },
+                        p.default.as_ref().map_or_else(String::new, |d| match d {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        }),
                         range,
-                        text(&p["description"]),
+                        p.description.clone(),
                     ]);
                 }
                 out.push_str(&table.render());
                 out.push_str(&format!(
                     "\njob template:\n{}\n",
-                    serde_json::to_string_pretty(&app["job"]).unwrap_or_default()
+                    serde_json::to_string_pretty(&app.job).unwrap_or_default()
                 ));
                 out
             })
@@ -282,25 +255,28 @@ pub fn dataset(command: &DatasetCommand) -> Result<(), CliError> {
     match command {
         DatasetCommand::Register(args) => {
             let client = Client::new(&args.client)?;
-            let body = json!({"name": args.name, "site": args.site, "size_bytes": args.size, "tenant": args.tenant});
-            let dataset = client.call("POST", "/api/v1/datasets", Some(&body), &[])?;
-            client.show(&dataset, |d| {
-                format!("data set {} registered at {} (id {})\n", text(&d["name"]), text(&d["site"]), text(&d["id"]))
-            })
+            let body = NewDataset {
+                name: args.name.clone(),
+                site: args.site.clone(),
+                size_bytes: args.size,
+                tenant: args.tenant.clone(),
+            };
+            let dataset = client.api.register_dataset(&body)?;
+            client.show(&dataset, |d| format!("data set {} registered at {} (id {})\n", d.name, d.site, d.id))
         }
         DatasetCommand::Ls(args) => {
             let client = Client::new(&args.client)?;
-            let datasets = client.call("GET", "/api/v1/datasets", None, &[])?;
+            let datasets = client.api.datasets()?;
             client.show(&datasets, |ds| {
                 let mut table = Table::new(&["id", "tenant", "name", "site", "size", "registered"]);
-                for d in ds.as_array().into_iter().flatten() {
+                for d in ds {
                     table.row(vec![
-                        text(&d["id"]),
-                        text(&d["tenant_id"]),
-                        text(&d["name"]),
-                        text(&d["site"]),
-                        human_bytes(d["size_bytes"].as_u64().unwrap_or(0)),
-                        text(&d["created_at"]),
+                        d.id.to_string(),
+                        d.tenant_id.to_string(),
+                        d.name.clone(),
+                        d.site.clone(),
+                        human_bytes(u64::try_from(d.size_bytes).unwrap_or(0)),
+                        d.created_at.clone(),
                     ]);
                 }
                 table.render()
@@ -320,15 +296,15 @@ fn human_bytes(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
-fn job_table(jobs: &[Value]) -> String {
+fn job_table(jobs: &[JobView]) -> String {
     let mut table = Table::new(&["id", "name", "state", "pool", "created"]);
     for job in jobs {
         table.row(vec![
-            text(&job["id"]),
-            text(&job["name"]),
-            text(&job["state"]),
-            text(&job["pool"]),
-            text(&job["created_at"]),
+            job.id.to_string(),
+            job.name.clone(),
+            job.state.to_string(),
+            or_dash(job.pool.as_ref()),
+            job.created_at.clone(),
         ]);
     }
     table.render()
@@ -340,33 +316,44 @@ pub fn job(command: &JobCommand) -> Result<(), CliError> {
         JobCommand::Submit(args) => {
             let client = Client::new(&args.client)?;
             let body = submit_body(args)?;
-            let headers: Vec<(&str, &str)> =
-                args.idempotency_key.as_deref().map(|k| ("Idempotency-Key", k)).into_iter().collect();
-            let job = client.call("POST", "/api/v1/jobs", Some(&body), &headers)?;
-            client.show(&job, |j| format!("job {} {}\n", text(&j["id"]), text(&j["state"])))
+            let job = client.api.submit(&body, args.idempotency_key.as_deref())?;
+            client.show(&job, |j| format!("job {} {}\n", j.id, j.state))
         }
         JobCommand::Ls(args) => list(args),
         JobCommand::Show(JobIdArgs { client, id }) => {
             let client = Client::new(client)?;
-            let job = client.call("GET", &format!("/api/v1/jobs/{id}"), None, &[])?;
+            let job = client.api.job(*id)?;
             client.show(&job, |j| {
                 let mut out = String::new();
-                for key in [
-                    "id",
-                    "name",
-                    "tenant_id",
-                    "state",
-                    "pool",
-                    "explanation",
-                    "created_at",
-                    "updated_at",
-                    "usage_accelerator_s",
+                let v = &j.job;
+                for (key, value) in [
+                    ("id", v.id.to_string()),
+                    ("name", v.name.clone()),
+                    ("tenant_id", v.tenant_id.to_string()),
+                    ("state", v.state.to_string()),
+                    ("pool", or_dash(v.pool.as_ref())),
+                    ("explanation", or_dash(v.explanation.as_ref())),
+                    ("created_at", v.created_at.clone()),
+                    ("updated_at", v.updated_at.clone()),
+                    ("usage_accelerator_s", j.usage_accelerator_s.to_string()),
                 ] {
-                    out.push_str(&format!("{key:<20} {}\n", text(&j[key])));
+                    out.push_str(&format!("{key:<20} {value}\n"));
+                }
+                if let Some(a) = &j.allocation {
+                    out.push_str(&format!(
+                        "{:<20} {} × {}, {} cores, {} MiB at ¥{}/h ({})\n",
+                        "holds",
+                        a.card_milli as f64 / 1000.0,
+                        a.model.as_deref().unwrap_or("no card"),
+                        a.cpu_milli as f64 / 1000.0,
+                        a.memory_mib,
+                        a.rate_millifen_per_hour as f64 / 100_000.0,
+                        a.contract
+                    ));
                 }
                 let mut history = Table::new(&["at", "state", "detail"]);
-                for e in j["history"].as_array().into_iter().flatten() {
-                    history.row(vec![text(&e["at"]), text(&e["state"]), text(&e["detail"])]);
+                for e in &j.history {
+                    history.row(vec![e.at.clone(), e.state.to_string(), e.detail.clone()]);
                 }
                 out.push('\n');
                 out.push_str(&history.render());
@@ -375,36 +362,33 @@ pub fn job(command: &JobCommand) -> Result<(), CliError> {
         }
         JobCommand::Cancel(JobIdArgs { client, id }) => {
             let client = Client::new(client)?;
-            let job = client.call("POST", &format!("/api/v1/jobs/{id}/cancel"), None, &[])?;
-            client.show(&job, |j| format!("job {} {}\n", text(&j["id"]), text(&j["state"])))
+            let job = client.api.cancel_job(*id)?;
+            client.show(&job, |j| format!("job {} {}\n", j.id, j.state))
         }
         JobCommand::Logs(JobIdArgs { client, id }) => {
             let client = Client::new(client)?;
             let (mut after, mut all) = (0, Vec::new());
             loop {
-                let page = client.call("GET", &format!("/api/v1/jobs/{id}/logs?after={after}"), None, &[])?;
-                let chunks = page["chunks"].as_array().cloned().unwrap_or_default();
-                if chunks.is_empty() {
+                let page = client.api.logs(*id, &LogQuery { after: Some(after), ..LogQuery::default() })?;
+                if page.chunks.is_empty() {
                     break;
                 }
-                after = page["next_after"].as_i64().unwrap_or(after);
-                all.extend(chunks);
+                after = page.next_after;
+                all.extend(page.chunks);
             }
-            let value = json!({"chunks": all});
-            client.show(&value, |v| {
-                v["chunks"].as_array().into_iter().flatten().map(|c| c[1].as_str().unwrap_or("").to_owned()).collect()
-            })
+            let value = suanwang_api::jobs::LogPage { chunks: all, next_after: after };
+            client.show(&value, |v| v.chunks.iter().map(|(_, text)| text.as_str()).collect())
         }
         JobCommand::Explain(JobIdArgs { client, id }) => {
             let client = Client::new(client)?;
-            let why = client.call("GET", &format!("/api/v1/jobs/{id}/explain"), None, &[])?;
+            let why = client.api.explain(*id)?;
             client.show(&why, |w| {
                 format!(
                     "job {} {} in {}: {}\n",
-                    text(&w["id"]),
-                    text(&w["state"]),
-                    text(&w["pool"]),
-                    text(&w["explanation"])
+                    w.id,
+                    w.state,
+                    or_dash(w.pool.as_ref()),
+                    or_dash(w.explanation.as_ref())
                 )
             })
         }
@@ -413,37 +397,36 @@ pub fn job(command: &JobCommand) -> Result<(), CliError> {
 
 fn list(args: &JobListArgs) -> Result<(), CliError> {
     let client = Client::new(&args.client)?;
-    let mut query = format!("limit={}", args.limit);
-    for (key, value) in [("state", &args.state), ("pool", &args.pool), ("tenant", &args.tenant)] {
-        if let Some(value) = value {
-            query.push_str(&format!("&{key}={}", encode(value)));
-        }
-    }
-    if let Some(after) = args.after {
-        query.push_str(&format!("&after={after}"));
-    }
-    let page = client.call("GET", &format!("/api/v1/jobs?{query}"), None, &[])?;
+    let query = ListQuery {
+        state: args.state.clone(),
+        pool: args.pool.clone(),
+        tenant: args.tenant.clone(),
+        after: args.after,
+        limit: Some(args.limit),
+        order: None,
+    };
+    let page = client.api.jobs(&query)?;
     client.show(&page, |p| {
-        let mut out = job_table(p["jobs"].as_array().map_or(&[][..], Vec::as_slice));
-        if let Some(next) = p["next_after"].as_i64() {
+        let mut out = job_table(&p.jobs);
+        if let Some(next) = p.next_after {
             out.push_str(&format!("(more: --after {next})\n"));
         }
         out
     })
 }
 
-fn pool_table(pools: &[Value]) -> String {
+fn pool_table(pools: &[PoolView]) -> String {
     let mut table = Table::new(&["name", "site", "backend", "nodes", "cards", "healthy", "drained", "last seen"]);
     for p in pools {
         table.row(vec![
-            text(&p["name"]),
-            text(&p["site"]),
-            text(&p["backend"]),
-            text(&p["nodes"]),
-            text(&p["cards"]),
-            if p["healthy"] == true { "yes" } else { "no" }.to_owned(),
-            if p["drained"] == true { "yes" } else { "no" }.to_owned(),
-            text(&p["last_seen_at"]),
+            p.name.clone(),
+            p.site.clone(),
+            p.backend.clone(),
+            p.nodes.to_string(),
+            p.cards.to_string(),
+            if p.healthy { "yes" } else { "no" }.to_owned(),
+            if p.drained { "yes" } else { "no" }.to_owned(),
+            or_dash(p.last_seen_at.as_ref()),
         ]);
     }
     table.render()
@@ -451,18 +434,22 @@ fn pool_table(pools: &[Value]) -> String {
 
 /// `suanwang pool …`.
 pub fn pool(command: &PoolCommand) -> Result<(), CliError> {
-    let (client, path, method) = match command {
-        PoolCommand::Ls(args) => (&args.client, "/api/v1/pools".to_owned(), "GET"),
-        PoolCommand::Show(args) => (&args.client, format!("/api/v1/pools/{}", encode(&args.name)), "GET"),
-        PoolCommand::Drain(args) => (&args.client, format!("/api/v1/pools/{}/drain", encode(&args.name)), "POST"),
-        PoolCommand::Undrain(args) => (&args.client, format!("/api/v1/pools/{}/undrain", encode(&args.name)), "POST"),
-    };
-    let client = Client::new(client)?;
-    let value = client.call(method, &path, None, &[])?;
-    client.show(&value, |v| match v.as_array() {
-        Some(pools) => pool_table(pools),
-        None => pool_table(std::slice::from_ref(v)),
-    })
+    match command {
+        PoolCommand::Ls(args) => {
+            let client = Client::new(&args.client)?;
+            let pools = client.api.pools()?;
+            client.show(&pools, |p| pool_table(p))
+        }
+        PoolCommand::Show(args) | PoolCommand::Drain(args) | PoolCommand::Undrain(args) => {
+            let client = Client::new(&args.client)?;
+            let pool = match command {
+                PoolCommand::Drain(_) => client.api.drain(&args.name, true)?,
+                PoolCommand::Undrain(_) => client.api.drain(&args.name, false)?,
+                _ => client.api.pool(&args.name)?,
+            };
+            client.show(&pool, |p| pool_table(std::slice::from_ref(p)))
+        }
+    }
 }
 
 /// `suanwang tenant …`.
@@ -470,22 +457,23 @@ pub fn tenant(command: &TenantCommand) -> Result<(), CliError> {
     match command {
         TenantCommand::Create(args) => {
             let client = Client::new(&args.client)?;
-            let body = json!({"name": args.name, "kind": args.kind, "registration_city": args.city});
-            let tenant = client.call("POST", "/api/v1/tenants", Some(&body), &[])?;
-            client.show(&tenant, |t| format!("tenant {} created (id {})\n", text(&t["name"]), text(&t["id"])))
+            let body =
+                NewTenant { name: args.name.clone(), kind: args.kind.clone(), registration_city: args.city.clone() };
+            let tenant = client.api.create_tenant(&body)?;
+            client.show(&tenant, |t| format!("tenant {} created (id {})\n", t.name, t.id))
         }
         TenantCommand::Ls(args) => {
             let client = Client::new(&args.client)?;
-            let tenants = client.call("GET", "/api/v1/tenants", None, &[])?;
+            let tenants = client.api.tenants()?;
             client.show(&tenants, |ts| {
                 let mut table = Table::new(&["id", "name", "kind", "city", "created"]);
-                for t in ts.as_array().into_iter().flatten() {
+                for t in ts {
                     table.row(vec![
-                        text(&t["id"]),
-                        text(&t["name"]),
-                        text(&t["kind"]),
-                        text(&t["registration_city"]),
-                        text(&t["created_at"]),
+                        t.id.to_string(),
+                        t.name.clone(),
+                        t.kind.clone(),
+                        t.registration_city.clone(),
+                        t.created_at.clone(),
                     ]);
                 }
                 table.render()
@@ -507,9 +495,14 @@ pub fn token(command: &TokenCommand) -> Result<(), CliError> {
         }
     };
     let client = Client::new(&args.client)?;
-    let body = json!({"role": role, "tenant": args.tenant, "pool": args.pool, "program": args.program, "label": args.label, "ttl_seconds": args.ttl});
-    let token = client.call("POST", "/api/v1/tokens", Some(&body), &[])?;
-    let value =
-        json!({"token": token["token"], "id": token["id"], "role": token["role"], "expires_at": token["expires_at"]});
-    client.show(&value, |t| format!("{}\n", text(&t["token"])))
+    let body = NewToken {
+        role,
+        tenant: args.tenant.clone(),
+        pool: args.pool.clone(),
+        program: args.program.clone(),
+        label: args.label.clone(),
+        ttl_seconds: args.ttl,
+    };
+    let token = client.api.create_token(&body)?;
+    client.show(&token, |t| format!("{}\n", t.token))
 }

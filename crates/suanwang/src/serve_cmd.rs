@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use suanwang_agent::backend::Backend;
+use suanwang_api::admin::NewToken;
+use suanwang_control::Control;
+use suanwang_control::config::ControlConfig;
 use suanwang_model::federation::{BackendKind, Federation};
-use suanwang_server::admin::NewToken;
-use suanwang_server::state::{AppState, ServerConfig};
 use suanwang_store::audit::Verdict;
 use suanwang_store::model::Write;
 use suanwang_store::store::Store;
@@ -140,29 +141,29 @@ struct DemoTokens {
     auditor: String,
 }
 
-async fn demo_tokens(state: &AppState, data_dir: &Path) -> Result<DemoTokens, CliError> {
+async fn demo_tokens(ctl: &Control, data_dir: &Path) -> Result<DemoTokens, CliError> {
     let path = data_dir.join("demo-tokens.json");
     if let Ok(text) = std::fs::read_to_string(&path)
         && let Ok(tokens) = serde_json::from_str::<DemoTokens>(&text)
     {
         let mut valid = true;
         for token in [&tokens.operator, &tokens.tenant, &tokens.auditor] {
-            valid &= state.store.principal(&suanwang_server::auth::hash_token(token)).await.ok().flatten().is_some();
+            valid &= ctl.store.principal(&suanwang_control::auth::hash_token(token)).await.ok().flatten().is_some();
         }
         if valid {
             return Ok(tokens);
         }
     }
-    let fail = |e: suanwang_server::error::ApiError| {
+    let fail = |e: suanwang_control::error::Error| {
         CliError::internal("demo", format!("cannot set up the demo: {}", e.message))
     };
-    if state.store.tenant_by_name("demo").await.map_err(|e| CliError::internal("demo", e.to_string()))?.is_none() {
+    if ctl.store.tenant_by_name("demo").await.map_err(|e| CliError::internal("demo", e.to_string()))?.is_none() {
         let write = Write::CreateTenant {
             name: "demo".to_owned(),
-            kind: "startup".to_owned(),
+            kind: suanwang_model::job::TenantKind::Startup,
             registration_city: "Shenzhen".to_owned(),
         };
-        state.committer.write("demo", write).await.map_err(|e| fail(e.into()))?;
+        ctl.committer.write("demo", write).await.map_err(|e| fail(e.into()))?;
     }
     let token = |role: &str, tenant: Option<&str>| NewToken {
         role: role.to_owned(),
@@ -173,10 +174,10 @@ async fn demo_tokens(state: &AppState, data_dir: &Path) -> Result<DemoTokens, Cl
         ttl_seconds: None,
     };
     let operator =
-        suanwang_server::admin::issue_token(state, "demo", token("operator", None)).await.map_err(fail)?.token;
+        suanwang_control::admin::issue_token(ctl, "demo", token("operator", None)).await.map_err(fail)?.token;
     let tenant =
-        suanwang_server::admin::issue_token(state, "demo", token("tenant", Some("demo"))).await.map_err(fail)?.token;
-    let auditor = suanwang_server::admin::issue_token(state, "demo", token("auditor", None)).await.map_err(fail)?.token;
+        suanwang_control::admin::issue_token(ctl, "demo", token("tenant", Some("demo"))).await.map_err(fail)?.token;
+    let auditor = suanwang_control::admin::issue_token(ctl, "demo", token("auditor", None)).await.map_err(fail)?.token;
     let tokens = DemoTokens { operator, tenant, auditor };
     let text = serde_json::to_string_pretty(&tokens).map_err(|e| CliError::internal("demo", e.to_string()))?;
     write_private(&path, &text)?;
@@ -203,21 +204,21 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     runtime()?.block_on(async {
         let store = open_store(&data_dir, args.database_url.as_deref()).await?;
-        let mut config = ServerConfig {
+        let mut config = ControlConfig {
             heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout_s),
             cluster_failover_timeout: Duration::from_secs(
                 args.cluster_failover_timeout_s.max(args.heartbeat_timeout_s),
             ),
             traces_dir: args.traces.clone(),
-            ..ServerConfig::default()
+            ..ControlConfig::default()
         };
         if let Some(policy) = args.policy {
             config.policy = policy;
         }
         let pools: Vec<(String, BackendKind)> = federation.pools().map(|(_, p)| (p.name.clone(), p.backend)).collect();
-        let state = suanwang_server::start(store, federation, config);
+        let ctl = suanwang_control::start(store, federation, config);
         if let Some(token) = std::env::var("SUANWANG_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
-            let created = suanwang_server::bootstrap(&state.store, &state.committer, &token)
+            let created = suanwang_control::bootstrap(&ctl, &token)
                 .await
                 .map_err(|e| CliError::internal("bootstrap", format!("cannot create the operator: {e}")))?;
             if created {
@@ -227,13 +228,13 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let url = format!("http://{}", args.listen);
         if args.demo {
-            let tokens = demo_tokens(&state, &data_dir).await?;
+            let tokens = demo_tokens(&ctl, &data_dir).await?;
             // Every pool gets an in-process agent: `local` pools run real processes, the rest simulate.
             let agents: Vec<(String, Backend)> = pools
                 .into_iter()
                 .map(|(name, kind)| (name, if kind == BackendKind::Local { Backend::Local } else { Backend::Sim }))
                 .collect();
-            suanwang_server::start_agents(&state, &agents, &shutdown_rx);
+            suanwang_control::start_agents(&ctl, &agents, &shutdown_rx);
             print(&format!(
                 "Suanwang demo: {} pools with in-process agents ({} runs jobs on this machine).\n\n  \
                  export SUANWANG_SERVER={url}\n  export SUANWANG_TOKEN={}   # tenant \"demo\"\n  \
@@ -259,7 +260,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
             ready_ms = started.elapsed().as_millis() as u64,
             "suanwang serving {url}"
         );
-        suanwang_server::serve(state, args.listen, shutdown).await.map_err(|e| CliError::input("listen", e))
+        suanwang_server::serve(ctl, args.listen, shutdown).await.map_err(|e| CliError::input("listen", e))
     })
 }
 
@@ -287,11 +288,14 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
         ));
     }
     runtime()?.block_on(async {
-        let platform = Arc::new(suanwang_agent::http::HttpPlatform::new(&args.server, &args.token));
+        let platform = Arc::new(
+            suanwang_agent::http::HttpPlatform::new(&args.server, &args.token)
+                .map_err(|e| CliError::input("invalid_agent", e.to_string()))?,
+        );
         // Check the token before looping: a wrong token is the user's mistake, not a retry.
         use suanwang_agent::protocol::Platform;
         // It cannot say yet what runs: the platform keeps its record until the loop's first report.
-        let hello = suanwang_agent::protocol::Heartbeat {
+        let hello = suanwang_api::agent::Heartbeat {
             healthy: false,
             running: Vec::new(),
             running_unknown: true,

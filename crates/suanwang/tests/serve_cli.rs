@@ -387,9 +387,10 @@ fn acknowledged_jobs_survive_sigkill_exactly_once() {
             if let Some(at) = terminal {
                 assert_eq!(at, events.len() - 1, "job {id} changed after it ended: {events:?}");
             }
-            reruns +=
-                usize::from(events.iter().filter(|e| e.state == suanwang_store::model::JobState::Running).count() > 1);
-            let succeeded = events.iter().filter(|e| e.state == suanwang_store::model::JobState::Succeeded).count();
+            reruns += usize::from(
+                events.iter().filter(|e| e.state == suanwang_model::platform::JobState::Running).count() > 1,
+            );
+            let succeeded = events.iter().filter(|e| e.state == suanwang_model::platform::JobState::Succeeded).count();
             assert_eq!(succeeded, 1, "job {id} must succeed once: {events:?}");
         }
     });
@@ -683,7 +684,7 @@ fn a_voucher_from_the_cli_pays_a_share_of_a_billed_job() {
     assert!(prices.code == 0 && prices.stdout.contains("spot"), "{}", prices.stderr);
     let quote = cli(&server.url, tenant, &["quote", "--accelerators", "8", "--duration-s", "3600", "--format", "json"]);
     assert_eq!(quote.code, 0, "{}", quote.stderr);
-    assert!(!serde_json::from_str::<Value>(&quote.stdout).unwrap().as_array().unwrap().is_empty());
+    assert!(!serde_json::from_str::<Value>(&quote.stdout).unwrap()["options"].as_array().unwrap().is_empty());
     let start =
         (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3_600).to_string();
     let end = (start.parse::<u64>().unwrap() + 86_400).to_string();

@@ -30,7 +30,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("suanwang-ledger", &[]),
     ("suanwang-market", &[]),
     ("suanwang-billing", &["suanwang-ledger", "suanwang-market"]),
-    ("suanwang-store", &[]),
+    ("suanwang-store", &["suanwang-model"]),
+    ("suanwang-api", &["suanwang-model", "suanwang-formats", "suanwang-billing"]),
+    ("suanwang-client", &["suanwang-api", "suanwang-formats", "suanwang-billing"]),
     (
         "suanwang-sim",
         &[
@@ -44,9 +46,9 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("suanwang-report", &["suanwang-model", "suanwang-sim"]),
-    ("suanwang-agent", &[]),
+    ("suanwang-agent", &["suanwang-api", "suanwang-client"]),
     (
-        "suanwang-server",
+        "suanwang-control",
         &[
             "suanwang-model",
             "suanwang-placement",
@@ -58,7 +60,21 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-market",
             "suanwang-billing",
             "suanwang-store",
+            "suanwang-api",
             "suanwang-agent",
+        ],
+    ),
+    (
+        "suanwang-server",
+        &[
+            "suanwang-model",
+            "suanwang-sched",
+            "suanwang-sim",
+            "suanwang-formats",
+            "suanwang-report",
+            "suanwang-billing",
+            "suanwang-api",
+            "suanwang-control",
         ],
     ),
     (
@@ -73,6 +89,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "suanwang-store",
             "suanwang-agent",
             "suanwang-server",
+            "suanwang-control",
+            "suanwang-api",
+            "suanwang-client",
             "suanwang-ledger",
             "suanwang-market",
             "suanwang-billing",

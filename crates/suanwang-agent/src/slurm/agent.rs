@@ -32,8 +32,8 @@ use crate::backend::{LOG_LINE_MAX, truncate_on_char};
 use suanwang_api::agent::{Capacity, Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work};
 
 use crate::protocol::{Platform, PlatformError};
-use crate::run::wall_ms;
 use crate::run::RUNNING_MAX;
+use crate::run::wall_ms;
 
 /// The longest wait between polls while Slurm is away.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use suanwang_model::federation::Federation;
 use suanwang_report::svg::{LineChart, Series};
 
-use super::history::Sample;
 use super::i18n::M;
 use super::{Viewer, escape};
+use suanwang_control::history::Sample;
 
 /// Utilisation and queue length over the samples, x in minutes before `now_ms`.
 pub fn history_charts(samples: &[Sample], viewer: &Viewer, now_ms: i64) -> (String, String) {
@@ -65,10 +65,16 @@ pub fn clearing_chart(auctions: &[Cleared], viewer: &Viewer, now_ms: i64) -> Str
 
 /// Budget left at the end of each month of the programme's year (paid subsidy by invoice
 /// period), from the full budget at month 0.
-pub fn burn_down(budget_fen: u64, year: i64, paid_by_period: &BTreeMap<String, u64>, viewer: &Viewer) -> String {
+pub fn burn_down(
+    budget_fen: u64,
+    year: i64,
+    paid_by_period: &BTreeMap<String, u64>,
+    viewer: &Viewer,
+    now_ms: i64,
+) -> String {
     let mut left = budget_fen;
     let mut points = vec![(0.0, budget_fen as f64 / 100.0)];
-    let this_month = suanwang_billing::rating::period(crate::state::now_ms());
+    let this_month = suanwang_billing::rating::period(now_ms);
     for month in 1..=12 {
         let period = format!("{year:04}-{month:02}");
         if period > this_month {

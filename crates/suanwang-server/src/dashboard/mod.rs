@@ -11,7 +11,6 @@
 //! - Everything (script, style) is compiled into the binary: no network at run time.
 
 pub mod charts;
-pub mod history;
 pub mod i18n;
 pub mod pages;
 pub mod sim;
@@ -23,17 +22,20 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
-use suanwang_store::model::Role;
+use suanwang_control::Control;
+use suanwang_control::auth::Caller;
+use suanwang_control::clock::rfc3339;
+use suanwang_control::error::Error;
+use suanwang_model::platform::Role;
 
-use crate::auth::{self, Caller};
-use crate::error::ApiError;
-use crate::state::{AppState, rfc3339};
+use crate::auth;
+use crate::error::status;
 use i18n::{Lang, M};
 
 pub use suanwang_report::html::{escape, thousands as group};
 
 /// The dashboard's routes (mounted by [`crate::router`]).
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Control> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
@@ -123,8 +125,9 @@ impl Viewer {
     }
 
     /// A page for an error the API would have answered with (403, 404, 503, …).
-    pub fn error(&self, error: &ApiError) -> Response {
-        let title = match error.status {
+    pub fn error(&self, error: &Error) -> Response {
+        let status = status(error.kind);
+        let title = match status {
             StatusCode::NOT_FOUND => M::NotFoundTitle,
             StatusCode::FORBIDDEN => M::ForbiddenTitle,
             StatusCode::SERVICE_UNAVAILABLE => M::UnavailableTitle,
@@ -136,7 +139,7 @@ impl Viewer {
             escape(&error.message),
             self.t(M::Overview)
         );
-        self.page_with_status(error.status, self.t(title), title, &body)
+        self.page_with_status(status, self.t(title), title, &body)
     }
 }
 
@@ -203,19 +206,19 @@ fn lang_of(headers: &HeaderMap) -> Lang {
     Lang::parse(auth::cookie(headers, "lang"))
 }
 
-impl FromRequestParts<AppState> for Viewer {
+impl FromRequestParts<Control> for Viewer {
     type Rejection = SignInFirst;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, ctl: &Control) -> Result<Self, Self::Rejection> {
         let lang = lang_of(&parts.headers);
         let path = parts.uri.path_and_query().map_or("/ui/", |p| p.as_str()).to_owned();
         let Some(token) = auth::cookie(&parts.headers, auth::COOKIE) else {
             return Err(SignInFirst { lang, reason: M::ReasonMissing, next: path });
         };
-        match auth::authenticate(state, token).await {
+        match suanwang_control::auth::authenticate(ctl, token).await {
             Ok(caller) => Ok(Viewer { caller, lang, path }),
             Err(e) if e.code == "token_expired" => Err(SignInFirst { lang, reason: M::ReasonExpired, next: path }),
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            Err(e) if e.kind == suanwang_control::error::Kind::Unauthenticated => {
                 Err(SignInFirst { lang, reason: M::ReasonInvalid, next: path })
             }
             // The database is down: say so rather than blame the token.
@@ -302,10 +305,10 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 fn cross_site() -> Response {
-    ApiError::forbidden("this form must be sent from the dashboard's own pages").into_response()
+    crate::error::ApiError(Error::forbidden("this form must be sent from the dashboard's own pages")).into_response()
 }
 
-async fn signin(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SigninForm>) -> Response {
+async fn signin(State(ctl): State<Control>, headers: HeaderMap, Form(form): Form<SigninForm>) -> Response {
     if !same_origin(&headers) {
         return cross_site();
     }
@@ -315,9 +318,9 @@ async fn signin(State(state): State<AppState>, headers: HeaderMap, Form(form): F
     if !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return signin_response(lang, Some(M::ReasonInvalid), &form.next, StatusCode::UNAUTHORIZED);
     }
-    match auth::authenticate(&state, token).await {
+    match suanwang_control::auth::authenticate(&ctl, token).await {
         Ok(caller) => {
-            let max_age = caller.principal.expires_ms.map(|e| (e - crate::state::now_ms()) / 1000);
+            let max_age = caller.principal.expires_ms.map(|e| (e - ctl.now_ms()) / 1000);
             let mut response = Redirect::to(safe_next(&form.next)).into_response();
             response.headers_mut().append(header::SET_COOKIE, token_cookie(token, max_age));
             response
@@ -325,10 +328,10 @@ async fn signin(State(state): State<AppState>, headers: HeaderMap, Form(form): F
         Err(e) => {
             let reason = match e.code {
                 "token_expired" => M::ReasonExpired,
-                _ if e.status == StatusCode::UNAUTHORIZED => M::ReasonInvalid,
+                _ if e.kind == suanwang_control::error::Kind::Unauthenticated => M::ReasonInvalid,
                 _ => M::UnavailableTitle,
             };
-            signin_response(lang, Some(reason), &form.next, e.status)
+            signin_response(lang, Some(reason), &form.next, status(e.kind))
         }
     }
 }
@@ -365,14 +368,18 @@ async fn set_lang(headers: HeaderMap, Form(form): Form<LangForm>) -> Response {
 }
 
 /// The 404 page for paths outside the API (the API's own unknown paths answer JSON).
-pub async fn not_found(State(state): State<AppState>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+pub async fn not_found(State(ctl): State<Control>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /api/v1/openapi.json")
-            .into_response();
+        return crate::error::ApiError(Error::new(
+            suanwang_control::error::Kind::NotFound,
+            "not_found",
+            "no such endpoint; see /api/v1/openapi.json",
+        ))
+        .into_response();
     }
     let lang = lang_of(&headers);
     let signed_in = match auth::cookie(&headers, auth::COOKIE) {
-        Some(token) => auth::authenticate(&state, token).await.ok(),
+        Some(token) => suanwang_control::auth::authenticate(&ctl, token).await.ok(),
         None => None,
     };
     let message = format!("{} (<code>{}</code>)", lang.t(M::NotFoundText), escape(uri.path()));
@@ -413,10 +420,10 @@ pub fn time_text(iso: &str) -> String {
     format!("<time datetime=\"{}\">{}</time>", escape(iso), escape(&shown))
 }
 
-/// The API's answer as a page value, or the page for its error.
+/// The control plane's answer as a page value, or the page for its error.
 #[allow(clippy::result_large_err, reason = "the error is the page to show, built once per request")]
-pub fn ok<T>(viewer: &Viewer, result: Result<axum::Json<T>, ApiError>) -> Result<T, Response> {
-    result.map(|j| j.0).map_err(|e| viewer.error(&e))
+pub fn ok<T>(viewer: &Viewer, result: Result<T, Error>) -> Result<T, Response> {
+    result.map_err(|e| viewer.error(&e))
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@ use std::fmt::Write as _;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
-use suanwang_store::model::{JobState, Role};
+use suanwang_control::access::{Action, Owner, Scope, may, scope};
+use suanwang_model::platform::{JobState, Role, TenantId};
 
 use super::i18n::M;
 use super::{Viewer, charts, escape, group, ok, time, time_text, yuan};
-use crate::error::ApiError;
-use crate::state::{AppState, now_ms};
-use crate::{admin, jobs, ledger, market_api, money};
+use suanwang_api::admin::AuditQuery as ApiAuditQuery;
+use suanwang_api::jobs::{ListQuery, LogQuery};
+use suanwang_control::error::Error;
+use suanwang_control::{Control, admin, books, jobs, market, money};
 
 type Page = Result<Response, Response>;
 
@@ -43,16 +45,16 @@ pub struct Names(BTreeMap<i64, String>);
 
 impl Names {
     /// The names `viewer` may see.
-    pub async fn load(state: &AppState, viewer: &Viewer) -> Self {
+    pub async fn load(ctl: &Control, viewer: &Viewer) -> Self {
         let mut names = BTreeMap::new();
         if viewer.sees_everything() {
-            if let Ok(list) = admin::list_tenants(State(state.clone()), viewer.caller.clone()).await {
-                names.extend(list.0.into_iter().map(|t| (t.id, t.name)));
+            if let Ok(list) = admin::list_tenants(ctl, &viewer.caller).await {
+                names.extend(list.into_iter().map(|t| (t.id, t.name)));
             }
-        } else if let Some(id) = viewer.caller.principal.tenant_id
-            && let Ok(Some(t)) = state.store.tenant(id).await
+        } else if let Some(id) = viewer.caller.tenant()
+            && let Ok(Some(t)) = ctl.store.tenant(id).await
         {
-            names.insert(t.id, t.name);
+            names.insert(t.id.0, t.name);
         }
         Names(names)
     }
@@ -108,11 +110,11 @@ fn action_button(id: &str, action: &str, body: &str, label: &str, then: &str) ->
 // --- Overview ---
 
 /// `GET /ui/`: capacity by site and accelerator, utilisation and queue over time, the map.
-pub async fn overview(State(state): State<AppState>, viewer: Viewer) -> Page {
-    let federation = &state.federation;
+pub async fn overview(State(ctl): State<Control>, viewer: Viewer) -> Page {
+    let federation = &ctl.federation;
     let capacity = federation.capacity();
-    let pools = ok(&viewer, admin::list_pools(State(state.clone()), viewer.caller.clone()).await)?;
-    let view = state.metrics.view.lock().ok().and_then(|v| v.clone());
+    let pools = ok(&viewer, admin::list_pools(&ctl, &viewer.caller).await)?;
+    let view = ctl.metrics.view.lock().ok().and_then(|v| v.clone());
     let (allocated, cards_milli) = view.as_ref().map_or((0, 0), |v| {
         v.pools.iter().fold((0, 0), |(a, c), p| (a + p.gpu_milli_allocated, c + p.gpu_milli_capacity))
     });
@@ -131,7 +133,7 @@ pub async fn overview(State(state): State<AppState>, viewer: Viewer) -> Page {
     tiles += &tile(viewer.t(M::Utilisation), &utilisation, "t-util");
     tiles += &tile(viewer.t(M::Queued), &view.as_ref().map_or("—".to_owned(), |v| v.queued.to_string()), "t-queued");
     if viewer.sees_everything() {
-        let counts = state.store.job_counts().await.map_err(|e| viewer.error(&e.into()))?;
+        let counts = ctl.store.job_counts().await.map_err(|e| viewer.error(&Error::from(e)))?;
         let running: i64 = counts.iter().filter(|(s, _)| *s == JobState::Running).map(|(_, n)| n).sum();
         tiles += &tile(viewer.t(M::Running), &running.to_string(), "t-running");
     }
@@ -161,7 +163,7 @@ pub async fn overview(State(state): State<AppState>, viewer: Viewer) -> Page {
             one_decimal(row.pflops_fp16)
         );
     }
-    let (util_chart, queue_chart) = charts::history_charts(&state.history.samples(), &viewer, now_ms());
+    let (util_chart, queue_chart) = charts::history_charts(&ctl.history.samples(), &viewer, ctl.now_ms());
     let body = format!(
         "<p class=\"note\">{refresh}</p><dl class=\"tiles\">{tiles}</dl>\
          <section aria-labelledby=\"h-map\"><h2 id=\"h-map\">{map_h}</h2><figure>{map}<figcaption>{map_c}</figcaption></figure></section>\
@@ -185,9 +187,9 @@ pub async fn overview(State(state): State<AppState>, viewer: Viewer) -> Page {
 // --- Pools ---
 
 /// `GET /ui/pools`: health, capacity, prices, utilisation; drain for those allowed; earnings.
-pub async fn pools(State(state): State<AppState>, viewer: Viewer) -> Page {
-    let pools = ok(&viewer, admin::list_pools(State(state.clone()), viewer.caller.clone()).await)?;
-    let prices = ok(&viewer, market_api::prices(State(state.clone()), viewer.caller.clone()).await)?;
+pub async fn pools(State(ctl): State<Control>, viewer: Viewer) -> Page {
+    let pools = ok(&viewer, admin::list_pools(&ctl, &viewer.caller).await)?;
+    let prices = ok(&viewer, market::prices(&ctl, &viewer.caller).await)?;
     let mut rows = String::new();
     for p in &pools {
         let price = prices.pools.iter().find(|x| x.pool == p.name);
@@ -196,8 +198,7 @@ pub async fn pools(State(state): State<AppState>, viewer: Viewer) -> Page {
             (true, false) => format!("<span class=\"badge ok\">{}</span>", viewer.t(M::Healthy)),
             (false, false) => format!("<span class=\"badge bad\">{}</span>", viewer.t(M::Unhealthy)),
         };
-        let may_drain = viewer.role() == Role::Operator
-            || (viewer.role() == Role::Provider && viewer.caller.principal.pool.as_deref() == Some(p.name.as_str()));
+        let may_drain = may(&viewer.caller, Action::DrainPool, Owner::pool(&p.name));
         let action = if may_drain {
             let (verb, label) = if p.drained { ("undrain", M::Undrain) } else { ("drain", M::Drain) };
             action_button(
@@ -252,8 +253,7 @@ pub async fn pools(State(state): State<AppState>, viewer: Viewer) -> Page {
     if !visible.is_empty() {
         let mut rows = String::new();
         for name in visible {
-            let e =
-                ok(&viewer, money::earnings(State(state.clone()), viewer.caller.clone(), Path(name.to_owned())).await)?;
+            let e = ok(&viewer, money::earnings(&ctl, &viewer.caller, name).await)?;
             let _ = write!(
                 rows,
                 "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -301,14 +301,14 @@ fn state_label(state: &str) -> String {
 
 /// `GET /ui/jobs`: a filterable list, newest first, and the submit form.
 pub async fn jobs(
-    State(state): State<AppState>,
+    State(ctl): State<Control>,
     viewer: Viewer,
     query: Result<Query<JobsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Page {
-    let names = Names::load(&state, &viewer).await;
+    let names = Names::load(&ctl, &viewer).await;
     let query = query.map(|q| q.0).unwrap_or_default();
     let blank = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
-    let list_query = jobs::ListQuery {
+    let list_query = ListQuery {
         state: blank(&query.state),
         pool: blank(&query.pool),
         tenant: blank(&query.tenant),
@@ -316,14 +316,14 @@ pub async fn jobs(
         limit: Some(ROWS),
         order: Some("desc".to_owned()),
     };
-    let page = ok(&viewer, jobs::list(State(state.clone()), viewer.caller.clone(), Ok(Query(list_query))).await)?;
+    let page = ok(&viewer, jobs::list(&ctl, &viewer.caller, &list_query).await)?;
     let mut rows = String::new();
     for j in &page.jobs {
         let _ = write!(
             rows,
             "<tr><td><a href=\"/ui/jobs/{id}\">{id}</a></td><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&j.name),
-            state_label(j.state),
+            state_label(j.state.as_str()),
             j.pool.as_deref().map(escape).unwrap_or_default(),
             names.show(j.tenant_id),
             time_text(&j.created_at),
@@ -336,7 +336,7 @@ pub async fn jobs(
         let _ = write!(states, "<option{}>{}</option>", selected(s.as_str()), s.as_str());
     }
     let mut pools = format!("<option value=\"\">{}</option>", viewer.t(M::Pools));
-    for (_, p) in state.federation.pools() {
+    for (_, p) in ctl.federation.pools() {
         let sel = if query.pool.as_deref() == Some(p.name.as_str()) { " selected" } else { "" };
         let _ = write!(pools, "<option{sel}>{}</option>", escape(&p.name));
     }
@@ -371,7 +371,7 @@ pub async fn jobs(
         }
         None => String::new(),
     };
-    let submit = if matches!(viewer.role(), Role::Tenant | Role::Operator) {
+    let submit = if scope(viewer.role(), Action::SubmitJob) != Scope::None {
         let f = "submit";
         let mut fields = field(f, "name", viewer.t(M::Name), "text", "", "required maxlength=\"128\"");
         if viewer.role() == Role::Operator {
@@ -398,25 +398,20 @@ pub async fn jobs(
 }
 
 /// `GET /ui/jobs/{id}`: state history, placement explanation, logs; cancel.
-pub async fn job(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Page {
-    let names = Names::load(&state, &viewer).await;
+pub async fn job(State(ctl): State<Control>, viewer: Viewer, Path(id): Path<String>) -> Page {
+    let names = Names::load(&ctl, &viewer).await;
     let Ok(id) = id.parse::<i64>() else {
-        return Err(viewer.error(&ApiError::not_found(format!("job {id:?}"))));
+        return Err(viewer.error(&Error::not_found(format!("job {id:?}"))));
     };
-    let detail = ok(&viewer, jobs::show(State(state.clone()), viewer.caller.clone(), Path(id)).await)?;
+    let detail = ok(&viewer, jobs::show(&ctl, &viewer.caller, id).await)?;
     let logs = ok(
         &viewer,
-        jobs::logs(
-            State(state.clone()),
-            viewer.caller.clone(),
-            Path(id),
-            Ok(Query(jobs::LogQuery { after: None, limit: None, tail: Some(LOG_TAIL) })),
-        )
-        .await,
+        jobs::logs(&ctl, &viewer.caller, id, &LogQuery { after: None, limit: None, tail: Some(LOG_TAIL) }).await,
     )?;
     let j = &detail.job;
-    let open = !matches!(j.state, "succeeded" | "failed" | "cancelled");
-    let cancel = if open && matches!(viewer.role(), Role::Tenant | Role::Operator) {
+    let open = !j.state.is_terminal();
+    let whose = Owner { tenant: Some(TenantId(j.tenant_id)), pool: j.pool.as_deref(), program: None };
+    let cancel = if open && may(&viewer.caller, Action::CancelJob, whose) {
         action_button("cancel", &format!("/api/v1/jobs/{id}/cancel"), "{}", viewer.t(M::Cancel), "reload")
     } else {
         String::new()
@@ -427,7 +422,7 @@ pub async fn job(State(state): State<AppState>, viewer: Viewer, Path(id): Path<S
             history,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             time_text(&e.at),
-            state_label(e.state),
+            state_label(e.state.as_str()),
             escape(&e.detail)
         );
     }
@@ -449,7 +444,7 @@ pub async fn job(State(state): State<AppState>, viewer: Viewer, Path(id): Path<S
         name_l = viewer.t(M::Name),
         name = escape(&j.name),
         state_l = viewer.t(M::State),
-        state = state_label(j.state),
+        state = state_label(j.state.as_str()),
         pool_l = viewer.t(M::Pool),
         pool = j.pool.as_deref().map(escape).unwrap_or_else(|| "—".to_owned()),
         tenant_l = viewer.t(M::Tenant),
@@ -472,14 +467,13 @@ pub async fn job(State(state): State<AppState>, viewer: Viewer, Path(id): Path<S
 // --- Market ---
 
 /// `GET /ui/market`: prices, the book's depth, clearing prices over time, contracts.
-pub async fn market(State(state): State<AppState>, viewer: Viewer) -> Page {
-    let names = Names::load(&state, &viewer).await;
-    let prices = ok(&viewer, market_api::prices(State(state.clone()), viewer.caller.clone()).await)?;
-    let book = ok(&viewer, market_api::book(State(state.clone()), viewer.caller.clone()).await)?;
-    let contracts = ok(&viewer, market_api::contracts(State(state.clone()), viewer.caller.clone()).await)?;
-    let auctions = state
-        .ledger
-        .read(&state.store, |books| {
+pub async fn market(State(ctl): State<Control>, viewer: Viewer) -> Page {
+    let names = Names::load(&ctl, &viewer).await;
+    let prices = ok(&viewer, market::prices(&ctl, &viewer.caller).await)?;
+    let book = ok(&viewer, market::book(&ctl, &viewer.caller).await)?;
+    let contracts = ok(&viewer, market::contracts(&ctl, &viewer.caller).await)?;
+    let auctions = ctl
+        .read_books(|books| {
             books.auctions().iter().rev().take(500).map(|a| (a.at_ms, a.prices.clone())).collect::<Vec<_>>()
         })
         .await
@@ -498,7 +492,7 @@ pub async fn market(State(state): State<AppState>, viewer: Viewer) -> Page {
             yuan(i128::from(p.spot_fen_per_card_hour)),
         );
     }
-    let levels = |levels: &[market_api::Level]| -> String {
+    let levels = |levels: &[suanwang_api::market::Level]| -> String {
         levels
             .iter()
             .map(|l| format!("{} × {}", yuan(i128::from(l.price_fen_per_card_hour)), l.cards))
@@ -579,7 +573,7 @@ pub async fn market(State(state): State<AppState>, viewer: Viewer) -> Page {
         book_h = viewer.t(M::OrderBook),
         book_t = table(&viewer, &[M::Model, M::Window, M::Bids, M::Asks], &depth_rows, M::EmptyBook),
         clear_h = viewer.t(M::ClearingPrices),
-        clear = charts::clearing_chart(&auctions, &viewer, now_ms()),
+        clear = charts::clearing_chart(&auctions, &viewer, ctl.now_ms()),
         contracts_h = viewer.t(M::Contracts),
         contracts_t = table(
             &viewer,
@@ -593,7 +587,7 @@ pub async fn market(State(state): State<AppState>, viewer: Viewer) -> Page {
 
 /// A tenant's buy or a provider's sell, sent to `POST /api/v1/market/orders` with an
 /// idempotency key drawn when the page was made (so a retried click places one order).
-fn order_form(viewer: &Viewer, pools: &[market_api::PoolPrice]) -> String {
+fn order_form(viewer: &Viewer, pools: &[suanwang_api::market::PoolPrice]) -> String {
     let side = match viewer.role() {
         Role::Tenant => "buy",
         Role::Provider => "sell",
@@ -634,7 +628,7 @@ fn order_form(viewer: &Viewer, pools: &[market_api::PoolPrice]) -> String {
     let heading = if side == "buy" { M::PlaceBuy } else { M::PlaceSell };
     let form = api_form(f, "POST", "/api/v1/market/orders", "reload", &fields, viewer.t(heading)).replacen(
         "<form ",
-        &format!("<form data-key=\"dash-{}\" ", crate::auth::new_token()),
+        &format!("<form data-key=\"dash-{}\" ", suanwang_control::auth::new_token()),
         1,
     );
     format!("<section aria-labelledby=\"h-order\"><h2 id=\"h-order\">{}</h2>{form}</section>", viewer.t(heading))
@@ -644,32 +638,23 @@ fn order_form(viewer: &Viewer, pools: &[market_api::PoolPrice]) -> String {
 
 /// `GET /ui/vouchers`: programmes with budget burn-down and use by firm; applications and
 /// claims awaiting action, with the actions for those who may take them.
-pub async fn vouchers(State(state): State<AppState>, viewer: Viewer) -> Page {
-    let names = Names::load(&state, &viewer).await;
-    let programs = ok(&viewer, money::list_programs(State(state.clone()), viewer.caller.clone()).await)?;
-    let applications = ok(
-        &viewer,
-        money::list_applications(
-            State(state.clone()),
-            viewer.caller.clone(),
-            Query(money::ProgramQuery { program: None }),
+pub async fn vouchers(State(ctl): State<Control>, viewer: Viewer) -> Page {
+    let names = Names::load(&ctl, &viewer).await;
+    let programs = ok(&viewer, money::list_programs(&ctl, &viewer.caller).await)?;
+    // Roles that read no applications or claims (providers) see the programmes' rules only.
+    let reads_vouchers = scope(viewer.role(), Action::ReadVouchers) != Scope::None;
+    let (applications, claims) = if reads_vouchers {
+        (
+            ok(&viewer, money::list_applications(&ctl, &viewer.caller, None).await)?,
+            ok(&viewer, money::list_claims(&ctl, &viewer.caller, None).await)?,
         )
-        .await,
-    )?;
-    let claims = ok(
-        &viewer,
-        money::list_claims(State(state.clone()), viewer.caller.clone(), Query(money::ProgramQuery { program: None }))
-            .await,
-    )?;
-    let admin_of = |program: &str| match viewer.role() {
-        Role::Operator => true,
-        Role::ProgramAdmin => viewer.caller.principal.pool.as_deref() == Some(program),
-        _ => false,
+    } else {
+        (Vec::new(), Vec::new())
     };
+    let admin_of = |program: &str| may(&viewer.caller, Action::Decide, Owner::program(program));
     // Paid subsidy by programme and invoice period, for the burn-down.
-    let paid_by_period: BTreeMap<String, BTreeMap<String, u64>> = state
-        .ledger
-        .read(&state.store, |books| {
+    let paid_by_period: BTreeMap<String, BTreeMap<String, u64>> = ctl
+        .read_books(|books| {
             let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
             for line in books.all_lines() {
                 for s in &line.subsidies {
@@ -715,6 +700,7 @@ pub async fn vouchers(State(state): State<AppState>, viewer: Viewer) -> Page {
             program.fiscal_year,
             paid_by_period.get(&program.id).unwrap_or(&empty),
             &viewer,
+            ctl.now_ms(),
         );
         let mut firms = String::new();
         for f in &report.firms {
@@ -780,7 +766,7 @@ pub async fn vouchers(State(state): State<AppState>, viewer: Viewer) -> Page {
             time(a.at_ms),
         );
     }
-    let period = suanwang_billing::rating::period(now_ms());
+    let period = suanwang_billing::rating::period(ctl.now_ms());
     let mut claim_rows = String::new();
     for c in &claims {
         let open = matches!(c.state, suanwang_billing::books::ClaimState::Open);
@@ -856,26 +842,22 @@ pub struct MoneyQuery {
 
 /// `GET /ui/money`: balance, invoices (one opened with its lines), earnings and payouts.
 pub async fn money(
-    State(state): State<AppState>,
+    State(ctl): State<Control>,
     viewer: Viewer,
     query: Result<Query<MoneyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Page {
-    let names = Names::load(&state, &viewer).await;
+    let names = Names::load(&ctl, &viewer).await;
     let query = query.map(|q| q.0).unwrap_or_default();
     let mut body = String::new();
-    if let (Role::Tenant, Some(tenant)) = (viewer.role(), viewer.caller.principal.tenant_id) {
-        let b = ok(&viewer, money::balance(State(state.clone()), viewer.caller.clone(), Path(tenant)).await)?;
+    if let Some(tenant) = viewer.caller.tenant() {
+        let b = ok(&viewer, money::balance(&ctl, &viewer.caller, tenant.0).await)?;
         let mut tiles = tile(viewer.t(M::Balance), &yuan(b.balance_fen), "t-balance");
         tiles += &tile(viewer.t(M::Charged), &yuan(b.charged_fen as i128), "t-charged");
         tiles += &tile(viewer.t(M::Credited), &yuan(b.credited_fen as i128), "t-credited");
         let _ = write!(body, "<dl class=\"tiles\">{tiles}</dl>");
     }
     if viewer.role() != Role::Provider {
-        let list = ok(
-            &viewer,
-            money::invoices(State(state.clone()), viewer.caller.clone(), Query(money::InvoiceQuery { tenant: None }))
-                .await,
-        );
+        let list = ok(&viewer, money::invoices(&ctl, &viewer.caller, None).await);
         // Programme administrators see no invoices: the API says so, the page shows nothing.
         let list = list.unwrap_or_default();
         let mut rows = String::new();
@@ -899,10 +881,7 @@ pub async fn money(
         );
     }
     if let (Some(tenant), Some(period)) = (query.tenant, query.period) {
-        let inv = ok(
-            &viewer,
-            money::invoice(State(state.clone()), viewer.caller.clone(), Path((tenant, period.clone()))).await,
-        )?;
+        let inv = ok(&viewer, money::invoice(&ctl, &viewer.caller, tenant, &period).await)?;
         let mut rows = String::new();
         for l in &inv.lines {
             let _ = write!(
@@ -931,16 +910,15 @@ pub async fn money(
         );
     }
     let payable: Vec<String> = match viewer.role() {
-        Role::Operator | Role::Auditor => state.federation.pools().map(|(_, p)| p.name.clone()).collect(),
+        Role::Operator | Role::Auditor => ctl.federation.pools().map(|(_, p)| p.name.clone()).collect(),
         Role::Provider => viewer.caller.principal.pool.clone().into_iter().collect(),
         _ => Vec::new(),
     };
     if !payable.is_empty() {
         let mut rows = String::new();
         for name in &payable {
-            let e =
-                ok(&viewer, money::earnings(State(state.clone()), viewer.caller.clone(), Path(name.clone())).await)?;
-            let action = if viewer.role() == Role::Operator && e.owed_fen > 0 {
+            let e = ok(&viewer, money::earnings(&ctl, &viewer.caller, name).await)?;
+            let action = if may(&viewer.caller, Action::Payout, Owner::pool(name)) && e.owed_fen > 0 {
                 let form = format!("payout-{name}");
                 let mut fields = field(
                     &form,
@@ -955,7 +933,7 @@ pub async fn money(
                     "key",
                     viewer.t(M::IdempotencyKey),
                     "text",
-                    &format!("payout-{name}-{}", now_ms()),
+                    &format!("payout-{name}-{}", ctl.now_ms()),
                     "required",
                 );
                 api_form(
@@ -999,24 +977,19 @@ pub struct AuditQuery {
 /// `GET /ui/audit`: the newest entries (operators, auditors), the ledger's trial balance and a
 /// button that verifies the whole chain through the API.
 pub async fn audit(
-    State(state): State<AppState>,
+    State(ctl): State<Control>,
     viewer: Viewer,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Page {
-    let head = state.store.audit_head().await.map_err(|e| viewer.error(&e.into()))?;
+    let head = ctl.store.audit_head().await.map_err(|e| viewer.error(&Error::from(e)))?;
     let before = query.ok().and_then(|q| q.0.before).filter(|b| *b > 0 && *b <= head + 1).unwrap_or(head + 1);
     let after = (before - 1 - i64::from(ROWS)).max(0);
     let limit = u32::try_from(before - 1 - after).unwrap_or(0).max(1);
     let entries = ok(
         &viewer,
-        admin::audit(
-            State(state.clone()),
-            viewer.caller.clone(),
-            Ok(Query(admin::AuditQuery { after: Some(after), limit: Some(limit) })),
-        )
-        .await,
+        admin::audit(&ctl, &viewer.caller, &ApiAuditQuery { after: Some(after), limit: Some(limit) }).await,
     )?;
-    let balance = ok(&viewer, ledger::trial_balance(State(state.clone()), viewer.caller.clone()).await)?;
+    let balance = ok(&viewer, books::trial_balance(&ctl, &viewer.caller).await)?;
     let mut rows = String::new();
     for e in entries.iter().rev() {
         let _ = write!(
@@ -1038,8 +1011,8 @@ pub async fn audit(
     if after > 0 {
         let _ = write!(pager, "<a href=\"/ui/audit?before={}\">{} →</a>", after + 1, viewer.t(M::OlderEntries));
     }
-    let posted = &balance["posted"];
-    let balanced = posted["debits_fen"] == posted["credits_fen"];
+    let posted = balance.posted;
+    let balanced = posted.debits_fen == posted.credits_fen;
     let body = format!(
         "<section aria-labelledby=\"h-chain\"><h2 id=\"h-chain\">{chain_h}</h2>\
          <p>{entries_l}: <span id=\"audit-head\" data-live>{head}</span>. Ledger: <span id=\"trial-balance\" data-live>{tb}</span></p>\
@@ -1049,9 +1022,9 @@ pub async fn audit(
         chain_h = viewer.t(M::AuditChain),
         entries_l = viewer.t(M::Seq),
         tb = if balanced {
-            format!("debits = credits = {}", yuan(posted["debits_fen"].as_u64().map_or(0, i128::from)))
+            format!("debits = credits = {}", yuan(i128::try_from(posted.debits_fen).unwrap_or(i128::MAX)))
         } else {
-            format!("UNBALANCED {posted}")
+            format!("UNBALANCED {} ≠ {}", posted.debits_fen, posted.credits_fen)
         },
         verify = viewer.t(M::Verify),
         rows_t = table(&viewer, &[M::Seq, M::Time, M::Actor, M::Action, M::Subject, M::Hash], &rows, M::Nothing),

@@ -10,8 +10,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use suanwang_agent::backend::Backend;
-use suanwang_server::state::{AppState, ServerConfig};
+
+use suanwang_control::Control;
+use suanwang_control::clock::{ManualClock, SystemClock};
+use suanwang_control::config::ControlConfig as ServerConfig;
 use suanwang_store::audit::Verdict;
 use suanwang_store::store::Store;
 use tower::ServiceExt;
@@ -72,7 +76,7 @@ pub const HELLO: &str =
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub struct Harness {
-    pub state: AppState,
+    pub state: Control,
     pub app: Router,
     pub operator: String,
     pub dir: std::path::PathBuf,
@@ -99,14 +103,34 @@ impl Harness {
         Self::open_with(dir, federation, config).await
     }
 
+    /// A harness whose control plane reads `clock` (a test moves it by hand).
+    pub async fn with_clock(config: ServerConfig, clock: Arc<ManualClock>) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "suanwang_api_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::open_on(dir, FEDERATION, config, clock).await
+    }
+
     async fn open_with(dir: std::path::PathBuf, federation: &str, config: ServerConfig) -> Self {
+        Self::open_on(dir, federation, config, Arc::new(SystemClock)).await
+    }
+
+    async fn open_on(
+        dir: std::path::PathBuf,
+        federation: &str,
+        config: ServerConfig,
+        clock: Arc<dyn suanwang_control::clock::Clock>,
+    ) -> Self {
         let store = Store::open_sqlite(&dir.join("suanwang.db")).await.unwrap();
         let federation =
             suanwang_formats::federation::parse("test.toml", federation, &suanwang_formats::catalog::builtin())
                 .unwrap();
-        let state = suanwang_server::start(store, federation, config);
+        let state = suanwang_control::start_with_clock(store, federation, config, clock);
         let operator = "sw_operator_for_tests".to_owned();
-        suanwang_server::bootstrap(&state.store, &state.committer, &operator).await.unwrap();
+        suanwang_control::bootstrap(&state, &operator).await.unwrap();
         let app = suanwang_server::router(state.clone());
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Harness { state, app, operator, dir, shutdown }
@@ -114,7 +138,7 @@ impl Harness {
 
     pub fn start_agents(&self) {
         let agents = [("local".to_owned(), Backend::Local), ("gpu".to_owned(), Backend::Sim)];
-        suanwang_server::start_agents(&self.state, &agents, &self.shutdown.subscribe());
+        suanwang_control::start_agents(&self.state, &agents, &self.shutdown.subscribe());
     }
 
     pub async fn call(
@@ -229,9 +253,40 @@ pub fn program(id: &str, fiscal_year: i64, budget_fen: u64, cap: Option<u64>) ->
 }
 
 pub fn this_year() -> i64 {
-    suanwang_billing::rating::year(suanwang_server::state::now_ms())
+    suanwang_billing::rating::year(suanwang_control::clock::Clock::now_ms(&suanwang_control::clock::SystemClock))
 }
 
 pub fn fast() -> ServerConfig {
     ServerConfig { tick: Duration::from_millis(20), startup_grace: Duration::from_secs(1), ..ServerConfig::default() }
+}
+
+/// The wall clock's now, for a manual clock to start at.
+pub fn wall_ms() -> i64 {
+    suanwang_control::clock::Clock::now_ms(&SystemClock)
+}
+
+/// Plays the `gpu` pool's agent (with `agent`'s token) for one job: reports the pool healthy,
+/// waits until the job is placed there, starts it now, lets `run_ms` pass on `clock`, and ends it
+/// successfully. Returns the run's start and end by the clock.
+pub async fn run_as_agent(h: &Harness, clock: &ManualClock, agent: &str, job: i64, run_ms: i64) -> (i64, i64) {
+    for _ in 0..400 {
+        let beat = json!({"healthy": true, "running": []});
+        assert_eq!(post(h, agent, "/api/v1/agent/heartbeat", beat).await.0, StatusCode::OK);
+        let (status, work) = get(h, agent, "/api/v1/agent/work").await;
+        assert_eq!(status, StatusCode::OK, "{work}");
+        if work["start"].as_array().unwrap().iter().any(|w| w["id"] == job) {
+            let started = suanwang_control::clock::Clock::now_ms(clock);
+            let running = json!({"state": "running", "detail": "started", "at_ms": started});
+            let (status, r) = post(h, agent, &format!("/api/v1/agent/jobs/{job}/state"), running).await;
+            assert_eq!(status, StatusCode::OK, "{r}");
+            clock.advance(run_ms);
+            let ended = started + run_ms;
+            let done = json!({"state": "succeeded", "detail": "exit code 0", "at_ms": ended});
+            let (status, r) = post(h, agent, &format!("/api/v1/agent/jobs/{job}/state"), done).await;
+            assert_eq!(status, StatusCode::OK, "{r}");
+            return (started, ended);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {job} was never placed in gpu");
 }
