@@ -87,9 +87,12 @@ fn tenant_of(job: u8) -> i64 {
     i64::from(job % 3) + 1
 }
 
+/// An accepted usage event: job, pool, ms, price, and whether it is a metered run.
+type Accepted = (i64, String, u64, u64, bool);
+
 struct Model {
-    /// Accepted usage: (source, event) -> (job, pool, ms, price, metered run).
-    usage: HashMap<(String, String), (i64, String, u64, u64, bool)>,
+    /// Accepted usage by (source, event).
+    usage: HashMap<(String, String), Accepted>,
     now: i64,
 }
 

@@ -291,8 +291,7 @@ async fn orders_clear_into_contracts_that_jobs_run_under() {
     let (tid, t) = tenant(&h, "acme", "sme", "Shenzhen").await;
     let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
     let seller = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
-    let now_s =
-        u64::try_from(suanwang_control::clock::Clock::now_ms(&suanwang_control::clock::SystemClock) / 1000).unwrap();
+    let now_s = u64::try_from(wall_ms() / 1000).unwrap();
     let (start, end) = (now_s + 3_600, now_s + 3_600 + 86_400);
     let order = |side: &str, cards: u32, limit: i64| {
         json!({"side": side, "model": "A800-SXM4-80GB", "region": "CN-GD", "start_s": start, "end_s": end,
@@ -429,8 +428,7 @@ async fn the_scheduler_keeps_a_contracts_cards_for_its_tenant() {
     let (_, t) = tenant(&h, "acme", "sme", "Shenzhen").await;
     let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
     let seller = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
-    let now_s =
-        u64::try_from(suanwang_control::clock::Clock::now_ms(&suanwang_control::clock::SystemClock) / 1000).unwrap();
+    let now_s = u64::try_from(wall_ms() / 1000).unwrap();
     let order = |side: &str| {
         json!({"side": side, "model": "A800-SXM4-80GB", "region": "CN-GD", "start_s": now_s + 1,
                "end_s": now_s + 86_400, "cards": 8, "limit_fen_per_card_hour": 1_000})
@@ -451,7 +449,7 @@ async fn the_scheduler_keeps_a_contracts_cards_for_its_tenant() {
     assert_eq!(auction["contracts"].as_array().unwrap().len(), 1);
     // Once the window is open (and the scheduler has read the contract), globex cannot take the
     // whole GPU pool, only the unheld half.
-    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let whole =
         json!({"name": "whole", "command": ["x"], "accelerators": 8, "tasks": 2, "pool": "gpu", "duration_s": 30});
     let (_, whole) = post(&h, &other, "/api/v1/jobs", whole).await;

@@ -593,7 +593,7 @@ pub enum JobCommand {
     #[command(
         after_help = "Examples:\n  suanwang job submit --name hello --cpu-milli 500 --memory-mib 256 -- sh -c 'echo hello'\n  suanwang job submit --file train.json --idempotency-key order-42"
     )]
-    Submit(JobSubmitArgs),
+    Submit(Box<JobSubmitArgs>),
     /// List jobs (newest pages with --after).
     Ls(JobListArgs),
     /// Show a job with its history.

@@ -253,7 +253,7 @@ pub fn program(id: &str, fiscal_year: i64, budget_fen: u64, cap: Option<u64>) ->
 }
 
 pub fn this_year() -> i64 {
-    suanwang_billing::rating::year(suanwang_control::clock::Clock::now_ms(&suanwang_control::clock::SystemClock))
+    suanwang_billing::rating::year(wall_ms())
 }
 
 pub fn fast() -> ServerConfig {
