@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Made crates/suanwang-server/tests/golden/history-9d96371.sqlite with the binary of commit 9d96371:
+# Made crates/suanwang-control/tests/golden/history-9d96371.sqlite with the binary of commit 9d96371:
 #   scripts/golden-history.sh target/release/suanwang /tmp/golden-out
 # Writes a small platform history with a given suanwang binary (the golden history fixture).
 set -euo pipefail
