@@ -93,17 +93,27 @@ async fn a_history_written_by_the_earlier_version_reads_back_the_same() {
     let before = answered("/api/v1/jobs?limit=1000");
     for (now, then) in page.jobs.iter().zip(before["jobs"].as_array().unwrap()) {
         let now = json(now);
-        for field in ["id", "name", "tenant_id", "state", "pool", "explanation", "created_at", "updated_at", "request"] {
+        for field in ["id", "name", "tenant_id", "state", "pool", "explanation", "created_at", "updated_at", "request"]
+        {
             assert_eq!(now[field], then[field], "job {} {field}", then["id"]);
         }
     }
 
     // The books replay to the same money.
-    assert_eq!(json(&suanwang_control::books::trial_balance(&ctl, &op).await.unwrap()), answered("/api/v1/ledger/trial-balance"));
+    assert_eq!(
+        json(&suanwang_control::books::trial_balance(&ctl, &op).await.unwrap()),
+        answered("/api/v1/ledger/trial-balance")
+    );
     assert_eq!(json(&suanwang_control::money::invoices(&ctl, &op, None).await.unwrap()), answered("/api/v1/invoices"));
-    assert_eq!(json(&suanwang_control::money::balance(&ctl, &op, 2).await.unwrap()), answered("/api/v1/tenants/2/balance"));
+    assert_eq!(
+        json(&suanwang_control::money::balance(&ctl, &op, 2).await.unwrap()),
+        answered("/api/v1/tenants/2/balance")
+    );
     assert_eq!(json(&suanwang_control::money::list_claims(&ctl, &op, None).await.unwrap()), answered("/api/v1/claims"));
-    assert_eq!(json(&suanwang_control::market::contracts(&ctl, &op).await.unwrap()), answered("/api/v1/market/contracts"));
+    assert_eq!(
+        json(&suanwang_control::market::contracts(&ctl, &op).await.unwrap()),
+        answered("/api/v1/market/contracts")
+    );
     assert_eq!(
         json(&suanwang_control::money::show_program(&ctl, &op, "shenzhen-training").await.unwrap()),
         answered("/api/v1/programs/shenzhen-training")

@@ -202,6 +202,39 @@ pub fn estimate(
     Estimate { total_fen: compute_fen + data_fen, compute_fen, data_fen, carbon_kg, transfer_s, moved_bytes, runtime_s }
 }
 
+/// The pools a job can never run in, grouped by why, in words: `left out 9 pools: no accepted
+/// accelerator model (qianhai-ascend, pengcheng-cloudbrain and 7 more)`; empty when none is.
+/// At most three reasons, so the sentence stays short.
+pub fn left_out(reasons: &[(&str, String)]) -> String {
+    if reasons.is_empty() {
+        return String::new();
+    }
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (pool, reason) in reasons {
+        match groups.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, pools)) => pools.push(pool),
+            None => groups.push((reason, vec![pool])),
+        }
+    }
+    groups.sort_by_key(|(_, pools)| std::cmp::Reverse(pools.len()));
+    let shown = groups.len().min(3);
+    let mut parts: Vec<String> = groups[..shown]
+        .iter()
+        .map(|(reason, pools)| {
+            let names = match pools.len() {
+                1 | 2 => pools.join(", "),
+                n => format!("{}, {} and {} more", pools[0], pools[1], n - 2),
+            };
+            format!("{reason} ({names})")
+        })
+        .collect();
+    let rest: usize = groups[shown..].iter().map(|(_, p)| p.len()).sum();
+    if rest > 0 {
+        parts.push(format!("{rest} for other reasons"));
+    }
+    format!("left out {} pools: {}", reasons.len(), parts.join("; "))
+}
+
 /// An explanation of a choice, in words.
 pub fn explain(
     federation: &Federation,
@@ -250,4 +283,23 @@ pub fn explain(
         let _ = write!(text, "; {}% green power, {:.1} kg CO₂", pool.green_share_pct, estimate.carbon_kg);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_out_groups_pools_by_why() {
+        assert_eq!(left_out(&[]), "");
+        let model = "no accepted accelerator model".to_owned();
+        let small = "room for 0 of the gang's 1 tasks even when empty".to_owned();
+        let reasons = [("a", model.clone()), ("b", model.clone()), ("c", model.clone()), ("d", small.clone())];
+        assert_eq!(
+            left_out(&reasons),
+            "left out 4 pools: no accepted accelerator model (a, b and 1 more); room for 0 of the gang's 1 tasks even when empty (d)"
+        );
+        let many: Vec<(&str, String)> = ["p", "q", "r", "s"].iter().map(|p| (*p, format!("reason {p}"))).collect();
+        assert!(left_out(&many).ends_with("; 1 for other reasons"), "{}", left_out(&many));
+    }
 }

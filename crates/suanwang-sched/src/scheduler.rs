@@ -184,6 +184,8 @@ pub struct Scheduler {
     shapes: FxHashMap<(TaskSpec, u16, u32), u32>,
     /// Per shape: the task, the gang size and the feasible pools.
     shape_specs: Vec<(TaskSpec, u16, Vec<PoolId>)>,
+    /// Per shape: which pools can never run it and why, in words (empty: none).
+    shape_left_out: Vec<String>,
     shape_queued: Vec<u32>,
     shapes_queued_distinct: usize,
     feasibility_classes: HashMap<Vec<PoolId>, u32>,
@@ -253,6 +255,7 @@ impl Scheduler {
             capacity,
             shapes: FxHashMap::default(),
             shape_specs: Vec::new(),
+            shape_left_out: Vec::new(),
             shape_queued: Vec::new(),
             shapes_queued_distinct: 0,
             feasibility_classes: HashMap::new(),
@@ -398,7 +401,7 @@ impl Scheduler {
             return Err(SubmitError::UnknownTenant(job.spec.tenant));
         }
         let mut feasible = Vec::new();
-        let mut reasons = Vec::new();
+        let mut reasons: Vec<(&str, String)> = Vec::new();
         let slots = self.empty_slots.entry(job.spec.task).or_insert_with(|| {
             self.federation.pools().map(|(_, pool)| crate::pools::empty_slots(pool, &job.spec.task)).collect()
         });
@@ -409,7 +412,7 @@ impl Scheduler {
             let known = slots[id.index()];
             match infeasible_reason(&self.federation, pool, &job.spec, |_, _| known) {
                 None => feasible.push(id),
-                Some(reason) => reasons.push(format!("{}: {reason}", pool.name)),
+                Some(reason) => reasons.push((&pool.name, reason)),
             }
         }
         if feasible.is_empty() {
@@ -417,7 +420,7 @@ impl Scheduler {
             return Err(SubmitError::Unschedulable(if reasons.is_empty() {
                 "the federation has no pools".to_owned()
             } else {
-                reasons.join("; ")
+                reasons.iter().map(|(pool, reason)| format!("{pool}: {reason}")).collect::<Vec<_>>().join("; ")
             }));
         }
         let classes = self.feasibility_classes.len() as u32;
@@ -427,6 +430,7 @@ impl Scheduler {
         if shape as usize == self.shape_queued.len() {
             self.shape_queued.push(0);
             self.shape_specs.push((job.spec.task, job.spec.gang_size, feasible.clone()));
+            self.shape_left_out.push(crate::pools::left_out(&reasons));
         }
         let request = job.spec.task.accelerators();
         let devices = (u64::from(request.count()) * u64::from(job.spec.gang_size)).max(1);
@@ -794,11 +798,16 @@ impl Scheduler {
                 let model = assignments.first().and_then(|a| self.pools[pool_id.index()].cluster.node(a.node).model());
                 let pool = self.federation.pool(pool_id);
                 let est = estimate(&self.federation, pool, spec, model, &self.config.choice);
-                let explanation = format!(
+                let mut explanation = format!(
                     "{}: {}",
                     pool.name,
                     explain(&self.federation, pool, spec, &est, feasible, count, green_premium)
                 );
+                let left_out = &self.shape_left_out[self.jobs[id.index()].shape as usize];
+                if !left_out.is_empty() {
+                    explanation.push_str("; ");
+                    explanation.push_str(left_out);
+                }
                 return Some((pool_id, assignments, explanation));
             }
         }

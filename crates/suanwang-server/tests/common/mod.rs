@@ -70,6 +70,9 @@ cpu_milli = 128000
 memory_mib = 1048576
 "#;
 
+/// The Greater Bay Area model (18 pools, NVIDIA, Ascend, Cambricon and Hygon cards).
+pub const GREATER_BAY_AREA: &str = include_str!("../../../../examples/federations/greater-bay-area.toml");
+
 pub const HELLO: &str =
     r#"{"name":"hello","command":["sh","-c","echo hello"],"accelerators":0,"cpu_milli":500,"memory_mib":256}"#;
 
@@ -134,6 +137,13 @@ impl Harness {
         let app = suanwang_server::router(state.clone());
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Harness { state, app, operator, dir, shutdown }
+    }
+
+    /// A simulating in-process agent for every pool.
+    pub fn start_sim_agents(&self) {
+        let agents: Vec<(String, Backend)> =
+            self.state.federation.pools().map(|(_, p)| (p.name.clone(), Backend::Sim)).collect();
+        suanwang_control::start_agents(&self.state, &agents, &self.shutdown.subscribe());
     }
 
     pub fn start_agents(&self) {
