@@ -108,13 +108,18 @@ impl Harness {
 
     /// A harness whose control plane reads `clock` (a test moves it by hand).
     pub async fn with_clock(config: ServerConfig, clock: Arc<ManualClock>) -> Self {
+        Self::with_federation_and_clock(FEDERATION, config, clock).await
+    }
+
+    /// Another federation, and a clock moved by hand.
+    pub async fn with_federation_and_clock(federation: &str, config: ServerConfig, clock: Arc<ManualClock>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "suanwang_api_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        Self::open_on(dir, FEDERATION, config, clock).await
+        Self::open_on(dir, federation, config, clock).await
     }
 
     async fn open_with(dir: std::path::PathBuf, federation: &str, config: ServerConfig) -> Self {
