@@ -127,6 +127,9 @@ pub fn metered_run(job: &JobRecord, allocation: &AllocationRecord, end: RunEnd, 
         RunEnd::At(at_ms) => (at_ms, None),
     };
     let started = match (job.state, job.started_ms) {
+        // The agent's end report may say when the run started (a cluster's own record, more
+        // exact than when the agent noticed the start); within the record, it decides.
+        (JobState::Running, _) if started_reported.is_some() => start_of_run(job, started_reported, now_ms),
         (JobState::Running, Some(started)) => started,
         // Running since before the platform kept run starts: its start is unknown; bill from
         // the placement (the earliest it can have started).
@@ -271,6 +274,11 @@ mod tests {
         let placed = job(JobState::Placed, Some(10_000), None);
         assert_eq!(run_ms(&placed, RunEnd::At(50_000), 50_000), None);
         assert_eq!(run_ms(&placed, RunEnd::Reported { at_ms: Some(40_000), started_ms: None }, 50_000), None);
+        // An end that says when the run started: that start, within the record.
+        let reported = RunEnd::Reported { at_ms: Some(60_000), started_ms: Some(25_000) };
+        assert_eq!(run_ms(&job(JobState::Running, Some(10_000), Some(20_000)), reported, 90_000), Some(35_000));
+        let before_placement = RunEnd::Reported { at_ms: Some(60_000), started_ms: Some(1) };
+        assert_eq!(run_ms(&job(JobState::Running, Some(10_000), Some(20_000)), before_placement, 90_000), Some(50_000));
         // An end reported for a run the platform never saw start, with its start.
         assert_eq!(
             run_ms(&placed, RunEnd::Reported { at_ms: Some(40_000), started_ms: Some(15_000) }, 50_000),
