@@ -31,6 +31,29 @@ pub fn pool_cards(ctl: &Control, pool: PoolId) -> u32 {
     ctl.federation.pool(pool).nodes.iter().map(|n| u32::from(n.accelerators)).sum()
 }
 
+/// The capacity market contracts hold in each pool (each a tenant's cards for a window), for the
+/// scheduler: other tenants' jobs leave it free while it is unused. Contracts of pools not in the
+/// federation, or of tenants beyond the scheduler's index range, hold nothing.
+pub fn holds(
+    federation: &suanwang_model::federation::Federation,
+    contracts: &[MarketContract],
+) -> Vec<Vec<suanwang_sched::scheduler::CapacityHold>> {
+    let mut holds = vec![Vec::new(); federation.pool_count()];
+    for c in contracts {
+        let (Some((id, _)), Ok(tenant)) = (federation.pools().find(|(_, p)| p.name == c.pool), u32::try_from(c.tenant))
+        else {
+            continue;
+        };
+        holds[id.index()].push(suanwang_sched::scheduler::CapacityHold {
+            tenant,
+            gpu_milli: u64::from(c.cards) * 1000,
+            start_s: c.start_s,
+            end_s: c.end_s,
+        });
+    }
+    holds
+}
+
 /// Every pool's cards, by name.
 pub fn all_pool_cards(ctl: &Control) -> BTreeMap<String, u32> {
     ctl.federation.pools().map(|(id, p)| (p.name.clone(), pool_cards(ctl, id))).collect()

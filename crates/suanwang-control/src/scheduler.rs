@@ -243,23 +243,11 @@ impl Task {
             Ok(c) => c,
             Err(e) => return tracing::warn!(error = %e.message, "cannot read the contracts"),
         };
-        let mut holds: Vec<Vec<suanwang_sched::scheduler::CapacityHold>> =
-            vec![Vec::new(); self.ctl.federation.pool_count()];
         self.contract_prices =
             contracts.iter().map(|c| (format!("contract:{}", c.id), c.price_fen_per_card_hour)).collect();
-        for c in contracts {
-            let (Some((id, _)), Ok(tenant)) =
-                (self.ctl.federation.pools().find(|(_, p)| p.name == c.pool), u32::try_from(c.tenant))
-            else {
-                continue;
-            };
-            self.scheduler.ensure_tenants(tenant as usize + 1);
-            holds[id.index()].push(suanwang_sched::scheduler::CapacityHold {
-                tenant,
-                gpu_milli: u64::from(c.cards) * 1000,
-                start_s: c.start_s,
-                end_s: c.end_s,
-            });
+        let holds = crate::market::holds(&self.ctl.federation, &contracts);
+        for hold in holds.iter().flatten() {
+            self.scheduler.ensure_tenants(hold.tenant as usize + 1);
         }
         for (i, h) in holds.into_iter().enumerate() {
             self.scheduler.set_holds(PoolId::from_index(i), h);

@@ -273,8 +273,9 @@ impl Scheduler {
         }
     }
 
-    /// Milli-cards of `pool` held at `now` for tenants other than `tenant` and not in use by them.
-    fn held_for_others(&self, pool: PoolId, tenant: u32, now: u64) -> u64 {
+    /// Milli-cards of `pool` held at `now` for tenants other than `tenant` and not in use by them:
+    /// what a job of `tenant` may not take.
+    pub fn held_for_others(&self, pool: PoolId, tenant: u32, now: u64) -> u64 {
         let holds = &self.holds[pool.index()];
         if holds.is_empty() {
             return 0;
