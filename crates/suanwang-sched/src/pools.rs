@@ -232,7 +232,8 @@ pub fn left_out(reasons: &[(&str, String)]) -> String {
     if rest > 0 {
         parts.push(format!("{rest} for other reasons"));
     }
-    format!("left out {} pools: {}", reasons.len(), parts.join("; "))
+    let pools = if reasons.len() == 1 { "pool" } else { "pools" };
+    format!("left out {} {pools}: {}", reasons.len(), parts.join("; "))
 }
 
 /// An explanation of a choice, in words.

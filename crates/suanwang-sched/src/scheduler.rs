@@ -1090,7 +1090,10 @@ impl Scheduler {
         let r = &self.jobs[id.index()];
         let Status::Running { pool, assignments, started_s } = &r.state else { return None };
         let estimate = r.job.spec.runtime_estimate_s?;
-        let model = assignments.first().and_then(|a| self.pools[pool.index()].cluster.node(a.node).model());
+        let model = assignments
+            .first()
+            .and_then(|a| self.pools[pool.index()].cluster.node(a.node).model())
+            .filter(|_| r.job.spec.task.accelerators().count() > 0);
         let runtime = estimate as f64 / speed(self.federation.catalog(), &r.job.spec, model, &self.config.choice);
         Some((*started_s + runtime.ceil() as u64).max(now))
     }

@@ -488,6 +488,14 @@ pub struct ServeArgs {
     /// the dashboard's simulations page offers. Uploads work without it.
     #[arg(long, value_name = "DIR")]
     pub traces: Option<PathBuf>,
+    /// The card that jobs' run-time estimates and speeds are measured against: pools are compared
+    /// per unit of work on it (a card twice as fast does an hour's work in half an hour).
+    #[arg(long, value_name = "MODEL", default_value = "A100-SXM4-80GB")]
+    pub reference_accelerator: String,
+    /// The framework a card job runs when it names neither a framework, models, a pool nor a
+    /// contract (`none`: any card will do).
+    #[arg(long, value_name = "NAME", default_value = "cuda")]
+    pub default_framework: String,
     /// Log lines on standard error: `text` for people, `json` (one object per line) for log
     /// pipelines. The level comes from `SUANWANG_LOG` (default `info`; e.g.
     /// `info,suanwang::http=debug` also logs every request).

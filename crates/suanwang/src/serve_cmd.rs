@@ -196,6 +196,18 @@ fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::internal("write_failed", format!("{}: {e}", path.display())))
 }
 
+/// The dense FP16 TFLOPS of the reference card (`--reference-accelerator`).
+fn reference_tflops(federation: &Federation, name: &str) -> Result<f64, CliError> {
+    let catalog = federation.catalog();
+    let id = catalog.resolve(name).map_err(|e| CliError::input(e.code(), format!("--reference-accelerator: {e}")))?;
+    catalog.get(id).fp16_dense_tflops.ok_or_else(|| {
+        CliError::input(
+            "invalid_argument",
+            format!("--reference-accelerator: {name} has no published FP16 figure to measure speeds against"),
+        )
+    })
+}
+
 /// `suanwang serve`.
 pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let started = Instant::now();
@@ -215,6 +227,16 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
         if let Some(policy) = args.policy {
             config.policy = policy;
         }
+        config.choice.reference_tflops = Some(reference_tflops(&federation, &args.reference_accelerator)?);
+        config.default_framework = match args.default_framework.as_str() {
+            "none" => None,
+            name => {
+                suanwang_formats::catalog::builtin_adaptation()
+                    .models(name, federation.catalog())
+                    .map_err(|e| CliError::input("invalid_argument", format!("--default-framework: {e}")))?;
+                Some(name.to_owned())
+            }
+        };
         let pools: Vec<(String, BackendKind)> = federation.pools().map(|(_, p)| (p.name.clone(), p.backend)).collect();
         let ctl = suanwang_control::start(store, federation, config);
         if let Some(token) = std::env::var("SUANWANG_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {

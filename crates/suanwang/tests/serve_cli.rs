@@ -220,6 +220,54 @@ fn the_demo_runs_a_job_submitted_with_the_cli() {
     assert_eq!(tuned["request"]["dataset"]["size_bytes"], 2_000_000_000_000_u64);
     let missing = cli(&server.url, tenant, &["job", "submit", "--template", "fine-tune"]);
     assert_eq!((missing.code, missing.stderr.starts_with("error[missing_param]:")), (2, true), "{}", missing.stderr);
+    // A job no pool could ever run is refused at once, with the reason (exit 2).
+    let impossible =
+        cli(&server.url, tenant, &["job", "submit", "--name", "big", "--accelerators", "16", "--", "train"]);
+    assert_eq!(impossible.code, 2, "{}", impossible.stderr);
+    assert!(
+        impossible.stderr.starts_with("error[unschedulable]:") && impossible.stderr.contains("more than 8"),
+        "{}",
+        impossible.stderr
+    );
+    // The framework and models with speeds from the CLI.
+    let jax = cli(
+        &server.url,
+        tenant,
+        &[
+            "job",
+            "submit",
+            "--name",
+            "jax",
+            "--accelerators",
+            "1",
+            "--framework",
+            "jax",
+            "--accelerator-model",
+            "H100:3",
+            "--accelerator-model",
+            "A800",
+            "--estimate",
+            "2h",
+            "--duration-s",
+            "1",
+            "--format",
+            "json",
+            "--",
+            "train",
+        ],
+    );
+    assert_eq!(jax.code, 0, "{}", jax.stderr);
+    let jax: Value = serde_json::from_str(&jax.stdout).unwrap();
+    assert_eq!(jax["request"]["accelerator_models"], json!([{"model": "H100", "speed": 3.0}, "A800"]), "{jax}");
+    assert_eq!(jax["request"]["estimate_s"], 7_200);
+    let bad_speed = cli(&server.url, tenant, &["job", "submit", "--name", "x", "--accelerator-model", "H100:fast"]);
+    assert_eq!(bad_speed.code, 2, "{}", bad_speed.stderr);
+    let quote = cli(&server.url, tenant, &["quote", "--accelerators", "8", "--duration-s", "3600", "--explain"]);
+    assert!(
+        quote.code == 0 && quote.stdout.contains("left out:") && quote.stdout.contains("zhongshan-inference"),
+        "{}",
+        quote.stdout
+    );
     // An operator makes a tenant and a token for it; the token is printed once, as JSON.
     let operator = tokens["operator"].as_str().unwrap();
     assert_eq!(cli(&server.url, operator, &["tenant", "create", "acme"]).code, 0);
@@ -1021,5 +1069,315 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     );
     drop(agent);
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Parity: the same small workload through `simulate queue --programs` and through `serve` with
+/// simulated agents on the same federation gets the same pools and the same money to the fen:
+/// charges per tenant and in all, the platform's fee, and the subsidy a programme pays.
+///
+/// What differs by design (also in docs/money.md):
+/// - **Time.** The simulator replays on a virtual clock that starts on 1 January of the first
+///   programme's year; the server runs on the wall clock. Invoice periods (months) differ; totals
+///   do not.
+/// - **Default framework.** The server runs a card job that names neither a framework, models, a
+///   pool nor a contract as `cuda` (`serve --default-framework`); a trace's job runs anywhere
+///   unless it says. Every card job here says.
+/// - **Vouchers.** The simulator applies every tenant to every programme, approves the eligible,
+///   claims for each job from the programme that pays most (the programme's ratio of the job's
+///   charges) and redeems each line. On the platform tenants and bureaus take these steps; this
+///   test takes them as the simulator does.
+/// - **Run times.** The simulator runs a job for its duration at the reference card's speed, so a
+///   card k times as fast finishes in 1/k of it; a simulated pool on the platform runs a job for
+///   its `duration_s` of wall time (it knows no speeds), and the platform bills the run from its
+///   agent's start and end within its own record. This test gives each server job the duration
+///   the simulator ran it for.
+/// - Prices here are a hundred times real ones, so that runs of seconds cost whole yuan.
+#[test]
+fn the_simulator_and_the_server_agree_on_pools_and_money() {
+    let dir = scratch("parity");
+    let year: i64 = 1970
+        + (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 31_556_952) as i64;
+    let federation = dir.join("parity.toml");
+    std::fs::write(
+        &federation,
+        r#"
+name = "parity"
+[[site]]
+name = "a"
+city = "Shenzhen"
+region = "CN-GD"
+latitude_deg = 22.5
+longitude_deg = 113.9
+[[site]]
+name = "b"
+city = "Guangzhou"
+region = "CN-GD"
+latitude_deg = 23.1
+longitude_deg = 113.3
+[[link]]
+between = ["a", "b"]
+latency_ms = 2.0
+bandwidth_gbps = 100
+
+[[pool]]
+name = "a800"
+site = "a"
+provider = "alpha"
+backend = "sim"
+pue = 1.2
+card_hour_fen = { "A800-SXM4-80GB" = 120000 }
+cpu_core_hour_fen = 500
+memory_gib_hour_fen = 100
+[[pool.nodes]]
+count = 4
+accelerator = "A800-SXM4-80GB"
+accelerators_per_node = 8
+cpu_milli = 128000
+memory_mib = 1048576
+
+[[pool]]
+name = "ascend"
+site = "b"
+provider = "beta"
+backend = "sim"
+pue = 1.3
+card_hour_fen = { "Ascend-910B" = 80000 }
+cpu_core_hour_fen = 400
+memory_gib_hour_fen = 100
+[[pool.nodes]]
+count = 4
+accelerator = "Ascend-910B"
+accelerators_per_node = 8
+cpu_milli = 192000
+memory_mib = 1572864
+
+[[pool]]
+name = "t4"
+site = "a"
+provider = "gamma"
+backend = "sim"
+pue = 1.1
+card_hour_fen = { "T4" = 20000 }
+cpu_core_hour_fen = 300
+memory_gib_hour_fen = 100
+[[pool.nodes]]
+count = 2
+accelerator = "T4"
+accelerators_per_node = 4
+cpu_milli = 64000
+memory_mib = 262144
+
+[[tenant]]
+name = "acme"
+kind = "startup"
+registration_city = "Shenzhen"
+
+[[tenant]]
+name = "globex"
+kind = "sme"
+registration_city = "Shenzhen"
+"#,
+    )
+    .unwrap();
+    let programs = dir.join("programs");
+    std::fs::create_dir_all(&programs).unwrap();
+    std::fs::write(
+        programs.join("sz.toml"),
+        format!(
+            r#"id = "sz-parity"
+name = "Parity vouchers"
+issuer = "Shenzhen"
+fiscal_year = {year}
+budget_fen = 100_000_000
+[eligibility]
+registration_cities = ["Shenzhen"]
+[subsidy]
+default_ratio_bps = 5_000
+[[subsidy.rules]]
+tenant_kinds = ["startup"]
+ratio_bps = 6_000
+"#
+        ),
+    )
+    .unwrap();
+    // The workload: every job at once, none waits (so arrival timing cannot change placement).
+    let jobs = [
+        json!({"id": "train-pt", "tenant": "acme", "submit_s": 0, "duration_s": 7, "estimate_s": 3600, "gpus_per_task": 8, "framework": "pytorch"}),
+        json!({"id": "train-cuda", "tenant": "acme", "submit_s": 0, "duration_s": 5, "estimate_s": 3600, "gpus_per_task": 8, "framework": "cuda"}),
+        json!({"id": "half-t4", "tenant": "globex", "submit_s": 0, "duration_s": 2, "gpus_per_task": 1, "gpu_milli": 500, "accelerators": ["T4"]}),
+        json!({"id": "cpu", "tenant": "globex", "submit_s": 0, "duration_s": 4, "cpu_milli": 4000, "memory_mib": 8192}),
+        json!({"id": "gang-ms", "tenant": "acme", "submit_s": 0, "duration_s": 3, "estimate_s": 600, "tasks": 2, "gpus_per_task": 8, "framework": "mindspore"}),
+        json!({"id": "fast-ascend", "tenant": "globex", "submit_s": 0, "duration_s": 8, "estimate_s": 7200, "gpus_per_task": 1,
+               "accelerators": [{"model": "Ascend-910B", "speed": 2.0}, "A800-SXM4-80GB"]}),
+    ];
+    let trace = dir.join("parity.jsonl");
+    std::fs::write(&trace, jobs.iter().map(|j| format!("{j}\n")).collect::<String>()).unwrap();
+
+    // The simulator.
+    let explain = dir.join("explain.jsonl");
+    let sim = Command::new(BIN)
+        .args(["simulate", "queue", "--trace"])
+        .arg(&trace)
+        .args(["--trace-format", "jsonl", "--federation"])
+        .arg(&federation)
+        .args(["--policy", "fifo+backfill", "--reference-accelerator", "A100-SXM4-80GB", "--format", "json"])
+        .arg("--programs")
+        .arg(&programs)
+        .arg("--explain")
+        .arg(&explain)
+        .output()
+        .unwrap();
+    assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
+    let simulated: Value = serde_json::from_slice(&sim.stdout).unwrap();
+    let simulated = if simulated.is_array() { simulated[0].clone() } else { simulated };
+    let sim_pools: BTreeMap<String, String> = std::fs::read_to_string(&explain)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            let pool = e["reason"].as_str().unwrap().split(':').next().unwrap().to_owned();
+            (e["job"].as_str().unwrap().to_owned(), pool)
+        })
+        .collect();
+    assert_eq!(sim_pools.len(), jobs.len(), "every job started in the simulation: {sim_pools:?}");
+    let money = &simulated["money"];
+    // How long the simulator ran each job: its duration over its speed on the pool's card (the
+    // job's own speed for that model, else the card's TFLOPS over the A100's), rounded up.
+    let catalog = suanwang_formats::catalog::builtin();
+    let tflops = |model: &str| catalog.get(catalog.resolve(model).unwrap()).fp16_dense_tflops.unwrap();
+    let ran_s = |j: &Value| -> u64 {
+        let pool_model = match sim_pools[j["id"].as_str().unwrap()].as_str() {
+            "a800" => "A800-SXM4-80GB",
+            "ascend" => "Ascend-910B",
+            _ => "T4",
+        };
+        let own = j["accelerators"].as_array().and_then(|models| {
+            models
+                .iter()
+                .find(|m| m["model"].as_str().is_some_and(|m| m == pool_model))
+                .map(|m| m["speed"].as_f64().unwrap())
+        });
+        let speed =
+            if j.get("gpus_per_task").is_none() { 1.0 } else { own.unwrap_or(tflops(pool_model) / tflops("A100")) };
+        (j["duration_s"].as_f64().unwrap() / speed).ceil() as u64
+    };
+
+    // The server, with a simulating agent per pool.
+    let data = dir.join("server");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start_with(vec![
+        "--data-dir".to_owned(),
+        data.display().to_string(),
+        "--federation".to_owned(),
+        federation.display().to_string(),
+        "--demo".to_owned(),
+        "--policy".to_owned(),
+        "fifo+backfill".to_owned(),
+    ]);
+    let url = server.url.clone();
+    let post = |token: &str, path: &str, body: Value| -> Value {
+        match ureq::post(&format!("{url}{path}")).set("Authorization", &format!("Bearer {token}")).send_json(&body) {
+            Ok(r) => r.into_json().unwrap(),
+            Err(ureq::Error::Status(code, r)) => panic!("POST {path}: {code} {}", r.into_string().unwrap()),
+            Err(e) => panic!("POST {path}: {e}"),
+        }
+    };
+    let mut tokens = BTreeMap::new();
+    for (name, kind) in [("acme", "startup"), ("globex", "sme")] {
+        post(ADMIN, "/api/v1/tenants", json!({"name": name, "kind": kind, "registration_city": "Shenzhen"}));
+        let token = post(ADMIN, "/api/v1/tokens", json!({"role": "tenant", "tenant": name}));
+        tokens.insert(name, token["token"].as_str().unwrap().to_owned());
+    }
+    let program = std::fs::read_to_string(programs.join("sz.toml")).unwrap();
+    let program: Value = serde_json::to_value(suanwang_billing::Program::from_toml(&program).unwrap()).unwrap();
+    post(ADMIN, "/api/v1/programs", program);
+    for token in tokens.values() {
+        let a = post(token, "/api/v1/programs/sz-parity/applications", json!({}));
+        post(ADMIN, &format!("/api/v1/applications/{}/decision", a["id"]), json!({"approve": true}));
+    }
+    // The scheduler waits for every pool's agent to report before it places work.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut ids = BTreeMap::new();
+    for j in &jobs {
+        let mut body = json!({
+            "name": j["id"], "duration_s": ran_s(j), "accelerators": j.get("gpus_per_task").cloned().unwrap_or(json!(0)),
+            "accelerator_milli": j.get("gpu_milli").cloned().unwrap_or(json!(1000)), "tasks": j.get("tasks").cloned().unwrap_or(json!(1)),
+            "cpu_milli": j.get("cpu_milli").cloned().unwrap_or(json!(0)), "memory_mib": j.get("memory_mib").cloned().unwrap_or(json!(0)),
+        });
+        for (from, to) in
+            [("estimate_s", "estimate_s"), ("framework", "framework"), ("accelerators", "accelerator_models")]
+        {
+            if let Some(v) = j.get(from).filter(|_| from != "accelerators" || j[from].is_array()) {
+                body[to] = v.clone();
+            }
+        }
+        let tenant = j["tenant"].as_str().unwrap();
+        let job = post(&tokens[tenant], "/api/v1/jobs", body);
+        ids.insert(j["id"].as_str().unwrap().to_owned(), (tenant, job["id"].as_i64().unwrap()));
+    }
+    // Same pools.
+    for (name, (tenant, id)) in &ids {
+        let done =
+            wait_for(&format!("{url}/api/v1/jobs/{id}"), &tokens[tenant], Duration::from_secs(60), "success", |j| {
+                j["state"] == "succeeded"
+            });
+        assert_eq!(done["pool"].as_str(), Some(sim_pools[name].as_str()), "{name}: {done:#}");
+    }
+    // Charges: per tenant and in all; the platform's fee.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let mut charged = BTreeMap::new();
+    let mut lines_of = BTreeMap::new();
+    for (tenant, token) in &tokens {
+        let invoices = get(&format!("{url}/api/v1/invoices"), token);
+        for invoice in invoices.as_array().unwrap() {
+            let inv = get(
+                &format!("{url}/api/v1/invoices/{}/{}", invoice["tenant"], invoice["period"].as_str().unwrap()),
+                token,
+            );
+            for line in inv["lines"].as_array().unwrap() {
+                *charged.entry(*tenant).or_insert(0u64) += line["amount_fen"].as_u64().unwrap();
+                lines_of.insert(
+                    line["job"].as_i64().unwrap(),
+                    (invoice["period"].as_str().unwrap().to_owned(), line["amount_fen"].as_u64().unwrap()),
+                );
+            }
+        }
+    }
+    for t in simulated["tenants"].as_array().unwrap() {
+        let tenant = t["tenant"].as_str().unwrap();
+        assert_eq!(
+            charged.get(tenant).copied().unwrap_or(0),
+            t["cost_fen"].as_u64().unwrap(),
+            "{tenant}: {simulated:#}"
+        );
+    }
+    assert_eq!(charged.values().sum::<u64>(), money["cost_fen"].as_u64().unwrap(), "{money:#}");
+    let fee = get(&format!("{url}/api/v1/ledger/accounts/{}", suanwang_billing::chart::PLATFORM_FEE.0), ADMIN);
+    assert_eq!(fee["credits_posted_fen"].as_u64(), money["platform_fee_fen"].as_u64(), "{fee:#}");
+    // Vouchers, as the simulator takes the steps: claim the ratio of each job's charges, redeem.
+    let mut subsidy = 0;
+    for (name, (tenant, id)) in &ids {
+        let (period, amount) = lines_of[id].clone();
+        let ratio = if *tenant == "acme" { 6_000 } else { 5_000 };
+        let face = amount * ratio / 10_000;
+        if face == 0 {
+            continue;
+        }
+        let claim = post(
+            &tokens[tenant],
+            "/api/v1/programs/sz-parity/claims",
+            json!({"contract": format!("job:{id}"), "amount_fen": face}),
+        );
+        let paid = post(
+            &tokens[tenant],
+            &format!("/api/v1/claims/{}/redemptions", claim["id"]),
+            json!({"period": period, "job": id}),
+        );
+        subsidy += paid["subsidy_fen"].as_u64().unwrap_or_else(|| panic!("{name}: {paid}"));
+    }
+    assert_eq!(subsidy, money["subsidy_fen"].as_u64().unwrap(), "{money:#}");
+    assert!(money["cost_fen"].as_u64().unwrap() > 0 && subsidy > 0, "{money:#}");
+    server.terminate();
     let _ = std::fs::remove_dir_all(&dir);
 }
