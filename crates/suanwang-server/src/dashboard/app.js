@@ -102,6 +102,14 @@
         body[input.name] = /^-?\d+$/.test(v) ? Number(v) : v;
       } else if (type === 'words') {
         body[input.name] = v.split(/\s+/);
+      } else if (type === 'models') {
+        // "A100-SXM4-80GB Ascend-910B:0.6": a name, or a name and the job's speed on it.
+        body[input.name] = v.split(/[\s,]+/).map(function (word) {
+          var i = word.lastIndexOf(':');
+          if (i < 1) return word;
+          var speed = Number(word.slice(i + 1));
+          return { model: word.slice(0, i), speed: isNaN(speed) ? word.slice(i + 1) : speed };
+        });
       } else {
         body[input.name] = v;
       }

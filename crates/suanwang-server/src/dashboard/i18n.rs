@@ -153,6 +153,9 @@ messages! {
     MemoryMib => "内存 (MiB)", "Memory (MiB)";
     Accelerators => "加速卡数", "Accelerators";
     DurationS => "模拟时长 (秒，仅模拟池)", "Simulated duration (s, simulated pools)";
+    Framework => "框架", "Framework";
+    DefaultFramework => "默认", "default";
+    AcceleratorModels => "可用卡型 (空格分隔，可加速度如 Ascend-910B:0.6)", "Accepted models (space-separated, speed as Ascend-910B:0.6)";
     Submit => "提交", "Submit";
     Cancel => "取消作业", "Cancel job";
     History => "状态历史", "State history";

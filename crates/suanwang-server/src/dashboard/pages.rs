@@ -381,6 +381,32 @@ pub async fn jobs(
         fields += &field(f, "cpu_milli", viewer.t(M::CpuMilli), "number", "1000", "data-type=\"int\" min=\"0\"");
         fields += &field(f, "memory_mib", viewer.t(M::MemoryMib), "number", "1024", "data-type=\"int\" min=\"0\"");
         fields += &field(f, "accelerators", viewer.t(M::Accelerators), "number", "0", "data-type=\"int\" min=\"0\"");
+        let default = ctl.config.default_framework.as_deref().unwrap_or("—");
+        let mut frameworks =
+            format!("<option value=\"\">{} ({})</option>", escape(viewer.t(M::DefaultFramework)), escape(default));
+        for (name, stacks) in ctl.adaptation.iter() {
+            let _ = write!(
+                frameworks,
+                "<option value=\"{0}\">{0} ({1})</option>",
+                escape(name),
+                escape(&stacks.join(", "))
+            );
+        }
+        let _ = write!(
+            fields,
+            "<div class=\"field\"><label for=\"{f}-framework\">{}</label><select id=\"{f}-framework\" name=\"framework\" \
+             aria-describedby=\"{f}-framework-error\">{frameworks}</select><span class=\"field-error\" id=\"{f}-framework-error\" \
+             data-field=\"framework\"></span></div>",
+            viewer.t(M::Framework)
+        );
+        fields += &field(
+            f,
+            "accelerator_models",
+            viewer.t(M::AcceleratorModels),
+            "text",
+            "",
+            "data-type=\"models\" size=\"40\" placeholder=\"A100-SXM4-80GB Ascend-910B:0.6\"",
+        );
         fields += &field(f, "duration_s", viewer.t(M::DurationS), "number", "", "data-type=\"int\" min=\"1\"");
         format!(
             "<section aria-labelledby=\"h-submit\"><h2 id=\"h-submit\">{}</h2>{}</section>",
