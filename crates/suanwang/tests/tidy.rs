@@ -214,3 +214,41 @@ fn every_module_says_what_it_is_for() {
         assert!(text.starts_with("//!"), "{} must start with a //! module doc", file.display());
     }
 }
+
+/// Untyped JSON (`serde_json::Value`, `json!`) in production code, and where it is allowed:
+/// a job travels typed (`suanwang_api::jobs::JobRequest`) from the API through the store and the
+/// agent protocol to the pool. The exceptions are where JSON is the subject itself.
+const UNTYPED_JSON_ALLOWED: &[(&str, &str)] = &[
+    // `dataset` is a name or an object; the variant is chosen by looking.
+    ("suanwang-api/src/jobs.rs", "DatasetField's untagged choice"),
+    // Query strings are built from any serialisable query type.
+    ("suanwang-client/src/lib.rs", "query strings"),
+    // An application's parameters and the fields laid over its template are partial by nature;
+    // the expanded body is read as a JobRequest before anything else sees it.
+    ("suanwang-control/src/jobs.rs", "template submissions"),
+    ("suanwang-formats/src/apps.rs", "template expansion"),
+    ("suanwang-server/src/api.rs", "the submit body, before it is known to be a template or a job"),
+    ("suanwang-server/src/openapi.rs", "the OpenAPI document"),
+    ("suanwang/src/client_cmd.rs", "template flags over a template"),
+    ("suanwang/src/serve_cmd.rs", "`audit verify`'s one-line answer"),
+];
+
+#[test]
+fn jobs_travel_typed() {
+    let mut files = Vec::new();
+    rust_files(&crates_dir(), &mut files);
+    for file in files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let production = without_test_items(&text);
+        let untyped = ["serde_json::Value", "serde_json::Map", "json!(", "Value::Object"]
+            .iter()
+            .any(|pattern| production.contains(pattern))
+            || production.contains("use serde_json::{") && production.contains("Value");
+        let path = file.to_string_lossy().replace('\\', "/");
+        let allowed = UNTYPED_JSON_ALLOWED.iter().any(|(suffix, _)| path.ends_with(suffix));
+        assert!(
+            !untyped || allowed,
+            "{path} uses untyped JSON; use the types of suanwang-api (or add it to UNTYPED_JSON_ALLOWED with the reason)"
+        );
+    }
+}
