@@ -267,6 +267,10 @@ pub struct JobDetail {
     pub history: Vec<EventView>,
     /// Card-seconds the platform metered for its runs so far.
     pub usage_accelerator_s: f64,
+    /// Card-seconds the pool's agent reported (evidence beside the meter; absent when it reported
+    /// nothing). Never billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_accelerator_s: Option<f64>,
     /// What it holds, while placed or running (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocation: Option<AllocationView>,

@@ -277,11 +277,18 @@ pub async fn show(ctl: &Control, caller: &Caller, id: i64) -> Result<JobDetail, 
         .map(|e| EventView { state: e.state, detail: e.detail, at: rfc3339(e.at_ms) })
         .collect();
     let usage_ms = ctl.store.job_usage_ms(id).await?;
+    let reported_ms = ctl.store.job_reported_ms(id).await?;
     let allocation = match job.state {
         JobState::Placed | JobState::Running => crate::metering::allocation_of(ctl, &job).map(|a| a.view()),
         _ => None,
     };
-    Ok(JobDetail { job: view(&job), history, usage_accelerator_s: usage_ms as f64 / 1000.0, allocation })
+    Ok(JobDetail {
+        job: view(&job),
+        history,
+        usage_accelerator_s: usage_ms as f64 / 1000.0,
+        reported_accelerator_s: reported_ms.map(|ms| ms as f64 / 1000.0),
+        allocation,
+    })
 }
 
 /// Cancels a job; a run it had going is metered until now.

@@ -112,6 +112,9 @@ struct Task {
     feed: i64,
     /// The card price of each active contract (`contract:ID`), for placements under it.
     contract_prices: HashMap<String, i64>,
+    /// A job names a contract the task has not read yet (bought since the last sync): read the
+    /// books before the next pass, so it is placed in the contract's hold and rated at its price.
+    contracts_stale: bool,
     /// What a placement needs of each open job's body beyond the scheduler's job: its contract
     /// and time limit (released when the job ends).
     requests: HashMap<i64, JobRequest>,
@@ -172,6 +175,9 @@ pub async fn run(ctl: Control, mut mailbox: mpsc::Receiver<SchedulerMsg>) {
                 task.hold_contracts().await;
                 task.publish();
             }
+            if task.contracts_stale {
+                task.hold_contracts().await;
+            }
             task.check_heartbeats().await;
             let waiting =
                 task.started.elapsed() < ctl.config.startup_grace && task.last_seen.iter().any(Option::is_none);
@@ -206,6 +212,7 @@ impl Task {
             started_ms,
             feed,
             contract_prices: HashMap::new(),
+            contracts_stale: false,
             requests: HashMap::new(),
         };
         task.hold_contracts().await;
@@ -245,6 +252,7 @@ impl Task {
         };
         self.contract_prices =
             contracts.iter().map(|c| (format!("contract:{}", c.id), c.price_fen_per_card_hour)).collect();
+        self.contracts_stale = false;
         let holds = crate::market::holds(&self.ctl.federation, &contracts);
         for hold in holds.iter().flatten() {
             self.scheduler.ensure_tenants(hold.tenant as usize + 1);
@@ -412,6 +420,9 @@ impl Task {
                 (record.created_ms / 1000) as u64,
             )
             .map_err(|e| e.message)?;
+            if body.contract.as_ref().is_some_and(|c| !self.contract_prices.contains_key(c)) {
+                self.contracts_stale = true;
+            }
             self.requests.insert(record.id, body);
             Ok(job)
         });
@@ -471,6 +482,9 @@ impl Task {
             SchedulerMsg::Submitted { job_id, job, request } => {
                 if self.ids.contains_key(&job_id) {
                     return; // the change feed brought it first
+                }
+                if request.contract.as_ref().is_some_and(|c| !self.contract_prices.contains_key(c)) {
+                    self.contracts_stale = true;
                 }
                 self.requests.insert(job_id, *request);
                 self.scheduler.ensure_tenants(job.spec.tenant as usize + 1);

@@ -61,11 +61,17 @@ async fn usage_is_billed_once_and_a_voucher_pays_its_share() {
     let done = h.wait_for_state(&t, job, "succeeded").await;
     assert_eq!(done["pool"], "gpu");
     assert_eq!(done["usage_accelerator_s"], 36_000.0, "{done}");
-    let usage = json!({"job_id": job, "event_id": "long-run-1", "accelerator_ms": 36_000_000});
+    // The agent says 8⅓ card-hours; it is kept (once) beside the meter's 10, and not billed.
+    let usage = json!({"job_id": job, "event_id": "long-run-1", "accelerator_ms": 30_000_000});
     for recorded in [true, false] {
         let (status, r) = post(&h, &agent, "/api/v1/agent/usage", usage.clone()).await;
         assert_eq!((status, r["recorded"].as_bool()), (StatusCode::OK, Some(recorded)), "{r}");
     }
+    let (_, shown) = get(&h, &t, &format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(
+        (shown["usage_accelerator_s"].as_f64(), shown["reported_accelerator_s"].as_f64()),
+        (Some(36_000.0), Some(30_000.0))
+    );
     // A figure no run of the job could reach is refused, and no report is billed.
     let absurd = json!({"job_id": job, "event_id": "absurd", "accelerator_ms": i64::MAX});
     let (status, e) = post(&h, &agent, "/api/v1/agent/usage", absurd).await;
@@ -291,6 +297,11 @@ async fn orders_clear_into_contracts_that_jobs_run_under() {
     let (tid, t) = tenant(&h, "acme", "sme", "Shenzhen").await;
     let (_, other) = tenant(&h, "globex", "sme", "Shenzhen").await;
     let seller = token(&h, json!({"role": "provider", "pool": "gpu"})).await;
+    // The pool is healthy from the start, so a job is placed the moment it arrives: a contract
+    // bought a moment before must already be known to the scheduler then.
+    let beat = json!({"healthy": true, "running": []});
+    assert_eq!(post(&h, &seller, "/api/v1/agent/heartbeat", beat).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let now_s = u64::try_from(wall_ms() / 1000).unwrap();
     let (start, end) = (now_s + 3_600, now_s + 3_600 + 86_400);
     let order = |side: &str, cards: u32, limit: i64| {

@@ -365,6 +365,20 @@ impl Store {
         Ok(rows.iter().fold(0i64, |total, r| total.saturating_add(r[0].i().max(0))))
     }
 
+    /// Card-milliseconds the pool's agent reported for a job (evidence, never billed), or `None`
+    /// when it reported nothing.
+    pub async fn job_reported_ms(&self, job_id: i64) -> Result<Option<i64>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT accelerator_ms FROM usage_reports WHERE job_id = ? ORDER BY at_ms LIMIT 10000",
+                vec![P::I(job_id)],
+                &[K::I],
+            )
+            .await?;
+        Ok((!rows.is_empty()).then(|| rows.iter().fold(0i64, |total, r| total.saturating_add(r[0].i().max(0)))))
+    }
+
     /// Usage events in the order they were recorded (by time, source and id), after the key
     /// `after` (none: from the start), at most `limit` (≤ [`LEDGER_PAGE_MAX`]).
     pub async fn usage_page(

@@ -379,6 +379,8 @@ async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
     assert_eq!(one(&store, usage("d1")).await, Ok(Outcome::Usage { new: false }), "a replay is recorded once");
     assert_eq!(one(&store, usage("d2")).await, Err(WriteError::UsageConflict("e1".to_owned())));
     assert_eq!(store.job_usage_ms(id).await.unwrap(), 0, "an agent's report is evidence, not usage");
+    assert_eq!(store.job_reported_ms(id).await.unwrap(), Some(3_600_000), "kept once, beside the meter");
+    assert_eq!(store.job_reported_ms(id + 1_000).await.unwrap(), None, "no reports: nothing to show");
     // Metered runs: recorded with the transition that ends each run.
     let mut runs = Vec::new();
     for (run, card_ms) in [(1, 3_600_000), (2, 1), (3, 1)] {
