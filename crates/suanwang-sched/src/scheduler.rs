@@ -136,18 +136,23 @@ impl SubmitError {
 /// Queue order: (primary, secondary, job id).
 type Key = (i64, i64, u32);
 
+/// A job in the scheduler. Laid out by hand: preemption planning reads the state, service and preemptibility of many
+/// running jobs in a row, so those come first and share a cache line; the job itself comes last.
+#[repr(C)]
 struct Record {
-    job: Job,
     state: Status,
     /// Device-seconds of service received in finished runs.
     attained_device_s: u64,
     /// Devices the job holds while running (at least 1, so CPU-only jobs attain service too).
     devices: u64,
+    shape: u32,
+    /// `job.spec.preemptible`, next to the state.
+    preemptible: bool,
     preemptions: u32,
     failovers: u32,
-    shape: u32,
-    feasible: Vec<PoolId>,
     key: Option<Key>,
+    feasible: Vec<PoolId>,
+    job: Job,
 }
 
 /// Per-pool bookkeeping next to the runtime.
@@ -438,6 +443,7 @@ impl Scheduler {
         let id = JobId(self.jobs.len() as u32);
         let _ = now;
         self.jobs.push(Record {
+            preemptible: job.spec.preemptible,
             job,
             state: Status::Queued,
             attained_device_s: 0,
@@ -1020,7 +1026,7 @@ impl Scheduler {
                 .iter()
                 .take(limits::VICTIM_CANDIDATES_PER_POOL)
                 .map(|&(_, v)| v)
-                .filter(|&v| self.jobs[v.index()].job.spec.preemptible && self.rank(v, now) > rank);
+                .filter(|&v| self.jobs[v.index()].preemptible && self.rank(v, now) > rank);
             let cluster = &self.pools[pool.index()].cluster;
             for victim in candidates {
                 let total = slots.get_or_insert_with(|| {
