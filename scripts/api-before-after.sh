@@ -30,9 +30,15 @@ one() { # build-name binary store round
   pid=$!
   until curl -fs "$server/healthz" >/dev/null 2>&1; do sleep 0.05; done
   SUANWANG_SERVER=$server SUANWANG_TOKEN=sw_admin "$client" tenant create bench >/dev/null
-  local result
+  local result cpu_before cpu_after tick
+  tick=$(getconf CLK_TCK)
+  cpu_before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   result=$("$client" bench api --server "$server" --token sw_admin --tenant bench --jobs "$jobs" --concurrency 32 --format json)
-  echo "{\"build\":\"$name\",\"store\":\"$store\",\"round\":$round,\"result\":$result}"
+  cpu_after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  # The server's own CPU time for the run (user + system), a steadier figure than wall time on a
+  # shared machine.
+  local cpu_ms=$(( (cpu_after - cpu_before) * 1000 / tick ))
+  echo "{\"build\":\"$name\",\"store\":\"$store\",\"round\":$round,\"server_cpu_ms\":$cpu_ms,\"result\":$result}"
   kill -TERM "$pid"; wait "$pid" || true
   if [ -n "$db" ]; then psql -q "$pg/postgres" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null; fi
   rm -rf "$dir"

@@ -18,7 +18,7 @@ use suanwang_model::catalog::{AcceleratorSet, AdaptationMatrix};
 use suanwang_model::federation::{Federation, PoolId};
 use suanwang_model::job::{AcceleratorRequest, DatasetRef, JobSpec, LatencyRequirement, TaskSpec};
 use suanwang_sched::job::Job;
-use suanwang_sched::pools::{empty_slots, infeasible_reason};
+use suanwang_sched::pools::{NO_ACCEPTED_MODEL, NO_ROOM, empty_slots, infeasible_reason};
 
 use crate::config::{ControlConfig, TIME_LIMIT_MAX_S};
 use crate::error::Error;
@@ -292,10 +292,10 @@ pub fn unschedulable(federation: &Federation, job: &Job) -> Option<Error> {
     // The pools that have the cards are the ones that say why: leave out those that do not.
     let relevant: BTreeMap<&String, &Vec<&str>> = {
         let with_model: BTreeMap<&String, &Vec<&str>> =
-            reasons.iter().filter(|(r, _)| r.as_str() != "no accepted accelerator model").collect();
+            reasons.iter().filter(|(r, _)| !r.starts_with(NO_ACCEPTED_MODEL)).collect();
         if with_model.is_empty() { reasons.iter().collect() } else { with_model }
     };
-    if relevant.keys().all(|r| r.contains("of the gang's")) {
+    if relevant.keys().all(|r| r.contains("of the gang's") || r.starts_with(NO_ROOM)) {
         let most = pools_considered
             .iter()
             .map(|&id| (empty_slots(federation.pool(id), task), federation.pool(id).name.as_str()))

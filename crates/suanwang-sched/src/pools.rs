@@ -100,6 +100,12 @@ pub fn empty_slots(pool: &Pool, task: &TaskSpec) -> u64 {
         .fold(0u64, |total, s| total.saturating_add(s))
 }
 
+/// How the reason for a pool without any card the job accepts begins (the pool's models follow).
+pub const NO_ACCEPTED_MODEL: &str = "no accepted card";
+
+/// How the reason for a pool where not even one task fits an empty node begins.
+pub const NO_ROOM: &str = "no node holds one task even when empty";
+
 /// Why a job cannot run in a pool, for explanations and rejections. `slots` computes
 /// [`empty_slots`] (callers may remember it per task shape).
 pub fn infeasible_reason(
@@ -114,7 +120,12 @@ pub fn infeasible_reason(
     if request.count() > 0
         && !pool.nodes.iter().any(|n| n.accelerator.is_some_and(|m| spec.task.accepted_models().contains(m)))
     {
-        return Some("no accepted accelerator model".to_owned());
+        let mut models: Vec<&str> =
+            pool.nodes.iter().filter_map(|n| n.accelerator).map(|m| catalog.get(m).model.as_str()).collect();
+        models.sort_unstable();
+        models.dedup();
+        let has = if models.is_empty() { "none".to_owned() } else { models.join(", ") };
+        return Some(format!("{NO_ACCEPTED_MODEL} (it has {has})"));
     }
     if let Some(region) = &spec.residency_region
         && &site.region != region
@@ -142,10 +153,28 @@ pub fn infeasible_reason(
         return Some(format!("every accepted card costs more than ¥{:.2}/card-hour", max as f64 / 100.0));
     }
     let slots = empty_slots(pool, &spec.task);
+    if slots == 0 {
+        let accepted = |n: &&suanwang_model::federation::NodeSpec| {
+            request.count() == 0 || n.accelerator.is_some_and(|m| spec.task.accepted_models().contains(m))
+        };
+        let most = |f: fn(&suanwang_model::federation::NodeSpec) -> u32| {
+            pool.nodes.iter().filter(accepted).map(f).max().unwrap_or(0)
+        };
+        let (cards, cpu_milli, memory_mib) =
+            (most(|n| u32::from(n.accelerators)), most(|n| n.cpu_milli), most(|n| n.memory_mib));
+        let memory =
+            if memory_mib % 1024 == 0 { format!("{} GiB", memory_mib / 1024) } else { format!("{memory_mib} MiB") };
+        let cores = f64::from(cpu_milli) / 1000.0;
+        let largest = if request.count() > 0 {
+            format!("{cards} cards, {cores} cores, {memory}")
+        } else {
+            format!("{cores} cores, {memory}")
+        };
+        return Some(format!("{NO_ROOM} (its nodes have at most {largest})"));
+    }
     if slots < u64::from(spec.gang_size) {
         return Some(format!("room for {slots} of the gang's {} tasks even when empty", spec.gang_size));
     }
-    let _ = catalog;
     None
 }
 
@@ -202,8 +231,8 @@ pub fn estimate(
     Estimate { total_fen: compute_fen + data_fen, compute_fen, data_fen, carbon_kg, transfer_s, moved_bytes, runtime_s }
 }
 
-/// The pools a job can never run in, grouped by why, in words: `left out 9 pools: no accepted
-/// accelerator model (qianhai-ascend, pengcheng-cloudbrain and 7 more)`; empty when none is.
+/// The pools a job can never run in, grouped by why, in words: `left out 9 pools — no accepted
+/// card (it has Ascend-910B): qianhai-ascend, nansha-ascend and 2 more; …`; empty when none is.
 /// At most three reasons, so the sentence stays short.
 pub fn left_out(reasons: &[(&str, String)]) -> String {
     if reasons.is_empty() {
@@ -225,7 +254,7 @@ pub fn left_out(reasons: &[(&str, String)]) -> String {
                 1 | 2 => pools.join(", "),
                 n => format!("{}, {} and {} more", pools[0], pools[1], n - 2),
             };
-            format!("{reason} ({names})")
+            format!("{reason}: {names}")
         })
         .collect();
     let rest: usize = groups[shown..].iter().map(|(_, p)| p.len()).sum();
@@ -233,7 +262,7 @@ pub fn left_out(reasons: &[(&str, String)]) -> String {
         parts.push(format!("{rest} for other reasons"));
     }
     let pools = if reasons.len() == 1 { "pool" } else { "pools" };
-    format!("left out {} {pools}: {}", reasons.len(), parts.join("; "))
+    format!("left out {} {pools} — {}", reasons.len(), parts.join("; "))
 }
 
 /// An explanation of a choice, in words.
@@ -293,12 +322,12 @@ mod tests {
     #[test]
     fn left_out_groups_pools_by_why() {
         assert_eq!(left_out(&[]), "");
-        let model = "no accepted accelerator model".to_owned();
+        let model = "no accepted card (it has MLU370-X8)".to_owned();
         let small = "room for 0 of the gang's 1 tasks even when empty".to_owned();
         let reasons = [("a", model.clone()), ("b", model.clone()), ("c", model.clone()), ("d", small.clone())];
         assert_eq!(
             left_out(&reasons),
-            "left out 4 pools: no accepted accelerator model (a, b and 1 more); room for 0 of the gang's 1 tasks even when empty (d)"
+            "left out 4 pools — no accepted card (it has MLU370-X8): a, b and 1 more; room for 0 of the gang's 1 tasks even when empty: d"
         );
         let many: Vec<(&str, String)> = ["p", "q", "r", "s"].iter().map(|p| (*p, format!("reason {p}"))).collect();
         assert!(left_out(&many).ends_with("; 1 for other reasons"), "{}", left_out(&many));
