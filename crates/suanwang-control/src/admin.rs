@@ -214,13 +214,9 @@ pub async fn set_drained(ctl: &Control, caller: &Caller, name: &str, drained: bo
     if !may(caller, Action::DrainPool, Owner::pool(name)) {
         return Err(Error::forbidden("only an operator or the pool's provider can drain or undrain it"));
     }
-    let current = ctl.store.pool_statuses().await?.into_iter().find(|s| s.name == name);
-    let write = Write::SetPoolStatus {
-        name: name.to_owned(),
-        healthy: current.as_ref().is_some_and(|s| s.healthy),
-        drained,
-        last_seen_ms: current.map_or(0, |s| s.last_seen_ms),
-    };
+    // Only the flag: health and the last report stay as stored (a heartbeat may land meanwhile).
+    let write =
+        Write::SetPoolStatus { name: name.to_owned(), healthy: None, drained: Some(drained), last_seen_ms: None };
     ctl.committer.write(caller.actor(), write).await?;
     let _ = ctl.scheduler.try_send(SchedulerMsg::Drain { pool: id, drained });
     show_pool(ctl, caller, name).await

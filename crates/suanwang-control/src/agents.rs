@@ -86,11 +86,11 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
             let _ = ctl.scheduler.try_send(SchedulerMsg::Requeue { job_id: job.id });
         }
     }
-    let drained = previous.is_some_and(|s| s.drained);
+    // The drain flag is the operator's: the heartbeat leaves it as stored.
     ctl.committer
         .write(
             format!("agent:{name}"),
-            Write::SetPoolStatus { name, healthy: beat.healthy, drained, last_seen_ms: now },
+            Write::SetPoolStatus { name, healthy: Some(beat.healthy), drained: None, last_seen_ms: Some(now) },
         )
         .await?;
     ctl.scheduler

@@ -588,14 +588,8 @@ impl Task {
 
     /// Writes a pool down as unhealthy, keeping its drain flag and last report as they are.
     async fn record_unhealthy(&self, name: String) {
-        let current =
-            self.ctl.store.pool_statuses().await.ok().and_then(|all| all.into_iter().find(|s| s.name == name));
-        let (drained, last_seen_ms) = current.map_or((false, 0), |s| (s.drained, s.last_seen_ms));
-        let _ = self
-            .ctl
-            .committer
-            .write("scheduler", Write::SetPoolStatus { name, healthy: false, drained, last_seen_ms })
-            .await;
+        let write = Write::SetPoolStatus { name, healthy: Some(false), drained: None, last_seen_ms: None };
+        let _ = self.ctl.committer.write("scheduler", write).await;
     }
 
     /// What a job starting in `pool` holds there, as the store keeps it.

@@ -660,3 +660,23 @@ async fn the_ledger_balances_refuses_bad_transfers_and_agrees_across_servers() {
 async fn post_as(h: &Harness, token: &str, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
     h.call(Method::POST, path, Some(token), Some(&body.to_string())).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_never_undo_a_drain() {
+    let h = Harness::new(fast()).await;
+    let body = json!({"role": "provider", "pool": "gpu"}).to_string();
+    let (_, provider) = h.call(Method::POST, "/api/v1/tokens", Some(&h.operator), Some(&body)).await;
+    let provider = provider["token"].as_str().unwrap().to_owned();
+    let beat = json!({"healthy": true, "running": []}).to_string();
+    let heartbeat = || h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat));
+    for round in 0..30 {
+        let verb = if round % 2 == 0 { "drain" } else { "undrain" };
+        let path = format!("/api/v1/pools/gpu/{verb}");
+        let (a, (status, _), b, c) =
+            tokio::join!(heartbeat(), h.call(Method::POST, &path, Some(&h.operator), None), heartbeat(), heartbeat());
+        assert_eq!((a.0, status, b.0, c.0), (StatusCode::OK, StatusCode::OK, StatusCode::OK, StatusCode::OK));
+        assert_eq!(heartbeat().await.0, StatusCode::OK);
+        let (_, pool) = h.call(Method::GET, "/api/v1/pools/gpu", Some(&h.operator), None).await;
+        assert_eq!(pool["drained"].as_bool(), Some(round % 2 == 0), "round {round}: {pool}");
+    }
+}

@@ -232,16 +232,18 @@ pub enum Write {
         /// Digest of the event: a known id with another digest is a conflict.
         digest: String,
     },
-    /// A pool's health.
+    /// A pool's health, drain flag and last report. `None` keeps what is stored (read and
+    /// written in one transaction, so a heartbeat never undoes a drain made meanwhile); a pool
+    /// with no row yet starts unhealthy, undrained, never seen.
     SetPoolStatus {
         /// Pool name.
         name: String,
         /// Healthy.
-        healthy: bool,
+        healthy: Option<bool>,
         /// Drained.
-        drained: bool,
+        drained: Option<bool>,
         /// Report time.
-        last_seen_ms: i64,
+        last_seen_ms: Option<i64>,
     },
     /// A tenant registers a data set (names are unique per tenant; a data set never changes).
     RegisterDataset {

@@ -1085,23 +1085,27 @@ async fn apply(
         Write::SetPoolStatus { name, healthy, drained, last_seen_ms } => {
             let rows = tx
                 .rows(
-                    "SELECT healthy, drained FROM pool_status WHERE name = ?",
+                    "SELECT healthy, drained, last_seen_ms FROM pool_status WHERE name = ?",
                     vec![P::T(name.clone())],
-                    &[K::I, K::I],
+                    &[K::I, K::I, K::I],
                 )
                 .await?;
-            let before = rows.first().map(|r| (r[0].i() != 0, r[1].i() != 0));
+            let stored = rows.first().map(|r| (r[0].i() != 0, r[1].i() != 0, r[2].i()));
+            let before = stored.map(|(h, d, _)| (h, d));
+            let (was_healthy, was_drained, was_seen) = stored.unwrap_or((false, false, 0));
+            let (healthy, drained) = (healthy.unwrap_or(was_healthy), drained.unwrap_or(was_drained));
+            let last_seen_ms = last_seen_ms.unwrap_or(was_seen);
             tx.exec(
                 "INSERT INTO pool_status (name, healthy, drained, last_seen_ms) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET healthy = excluded.healthy, drained = excluded.drained, last_seen_ms = excluded.last_seen_ms",
-                vec![P::T(name.clone()), P::I(i64::from(*healthy)), P::I(i64::from(*drained)), P::I(*last_seen_ms)],
+                vec![P::T(name.clone()), P::I(i64::from(healthy)), P::I(i64::from(drained)), P::I(last_seen_ms)],
             )
             .await?;
             // Heartbeats are not state changes; health and drain flips are.
-            if before != Some((*healthy, *drained)) {
+            if before != Some((healthy, drained)) {
                 let show = |s: Option<(bool, bool)>| {
                     s.map_or("-".to_owned(), |(h, d)| audit::digest(&format!("pool {name} healthy {h} drained {d}")))
                 };
-                let (subject, before, after) = (format!("pool:{name}"), show(before), show(Some((*healthy, *drained))));
+                let (subject, before, after) = (format!("pool:{name}"), show(before), show(Some((healthy, drained))));
                 let change = Change {
                     at_ms: now,
                     actor,

@@ -402,10 +402,25 @@ async fn logs_and_usage_are_idempotent(store: Store, _: &Reopen) {
     assert!(
         store.usage_page(Some((last.at_ms, last.source.clone(), last.event_id.clone())), 10).await.unwrap().is_empty()
     );
-    let status = |healthy| Write::SetPoolStatus { name: "p".to_owned(), healthy, drained: false, last_seen_ms: 7 };
+    let status = |healthy| Write::SetPoolStatus {
+        name: "p".to_owned(),
+        healthy: Some(healthy),
+        drained: None,
+        last_seen_ms: Some(7),
+    };
     one(&store, status(true)).await.unwrap();
     one(&store, status(false)).await.unwrap();
     assert!(!store.pool_statuses().await.unwrap()[0].healthy);
+    // A drain and a heartbeat each change only their own fields, whatever the order.
+    let drain = Write::SetPoolStatus { name: "p".to_owned(), healthy: None, drained: Some(true), last_seen_ms: None };
+    one(&store, drain).await.unwrap();
+    one(&store, status(true)).await.unwrap();
+    let p = &store.pool_statuses().await.unwrap()[0];
+    assert_eq!((p.healthy, p.drained, p.last_seen_ms), (true, true, 7), "the heartbeat kept the drain");
+    let fresh = Write::SetPoolStatus { name: "q".to_owned(), healthy: None, drained: Some(true), last_seen_ms: None };
+    one(&store, fresh).await.unwrap();
+    let q = store.pool_statuses().await.unwrap().into_iter().find(|s| s.name == "q").unwrap();
+    assert_eq!((q.healthy, q.drained, q.last_seen_ms), (false, true, 0), "a pool drained before it reported");
 }
 
 async fn a_refused_write_does_not_spoil_its_batch(store: Store, _: &Reopen) {
