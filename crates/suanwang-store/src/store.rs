@@ -354,24 +354,22 @@ impl Store {
     /// Card-milliseconds metered for a job (its runs; summed here, so no stored figure can
     /// overflow the database's sum).
     pub async fn job_usage_ms(&self, job_id: i64) -> Result<i64, StoreError> {
-        let rows = self
-            .db
-            .rows(
-                "SELECT accelerator_ms FROM usage_events WHERE job_id = ? ORDER BY at_ms LIMIT 10000",
-                vec![P::I(job_id)],
-                &[K::I],
-            )
-            .await?;
-        Ok(rows.iter().fold(0i64, |total, r| total.saturating_add(r[0].i().max(0))))
+        Ok(self.job_card_ms("usage_events", job_id).await?.unwrap_or(0))
     }
 
     /// Card-milliseconds the pool's agent reported for a job (evidence, never billed), or `None`
     /// when it reported nothing.
     pub async fn job_reported_ms(&self, job_id: i64) -> Result<Option<i64>, StoreError> {
+        self.job_card_ms("usage_reports", job_id).await
+    }
+
+    /// The sum of a job's `accelerator_ms` in `table` (at most 10,000 rows, saturating), or
+    /// `None` without rows.
+    async fn job_card_ms(&self, table: &'static str, job_id: i64) -> Result<Option<i64>, StoreError> {
         let rows = self
             .db
             .rows(
-                "SELECT accelerator_ms FROM usage_reports WHERE job_id = ? ORDER BY at_ms LIMIT 10000",
+                &format!("SELECT accelerator_ms FROM {table} WHERE job_id = ? ORDER BY at_ms LIMIT 10000"),
                 vec![P::I(job_id)],
                 &[K::I],
             )
