@@ -27,7 +27,13 @@ async fn sqlite() -> (Store, Reopen) {
 }
 
 async fn postgres() -> Option<(Store, Reopen)> {
-    let url = std::env::var("SUANWANG_TEST_DATABASE_URL").ok()?;
+    let Ok(url) = std::env::var("SUANWANG_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("SUANWANG_REQUIRE_POSTGRES").is_none(),
+            "SUANWANG_REQUIRE_POSTGRES is set but SUANWANG_TEST_DATABASE_URL is not"
+        );
+        return None;
+    };
     let schema = unique("sw_test");
     Some((Store::open_postgres(&url, Some(&schema)).await.unwrap(), Reopen::Postgres(url, schema)))
 }

@@ -283,6 +283,10 @@ fn traces() -> Option<PathBuf> {
 #[test]
 fn reproduces_the_fgd_paper_and_frag_plus_beats_it() {
     let Some(traces) = traces() else {
+        assert!(
+            std::env::var_os("SUANWANG_REQUIRE_TRACES").is_none(),
+            "SUANWANG_REQUIRE_TRACES is set but the Alibaba trace is not at ../shared/traces"
+        );
         eprintln!("SKIPPED: the Alibaba trace is not at ../shared/traces (set SUANWANG_TRACES to its folder)");
         return;
     };

@@ -272,6 +272,11 @@ fn on_the_philly_trace_the_default_beats_fifo_by_more_than_half() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces"))
         .join("philly/philly.csv");
     if !philly.is_file() {
+        assert!(
+            std::env::var_os("SUANWANG_REQUIRE_TRACES").is_none(),
+            "SUANWANG_REQUIRE_TRACES is set but the Philly trace is not at {}",
+            philly.display()
+        );
         eprintln!("SKIPPED: the Philly trace is not at ../shared/traces (set SUANWANG_TRACES to its folder)");
         return;
     }

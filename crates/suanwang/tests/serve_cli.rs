@@ -537,6 +537,10 @@ fn wait_succeeded(url: &str, ids: &[i64], within: Duration) {
 #[test]
 fn two_servers_share_postgres_and_the_standby_takes_over() {
     let Ok(admin_url) = std::env::var("SUANWANG_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("SUANWANG_REQUIRE_POSTGRES").is_none(),
+            "SUANWANG_REQUIRE_POSTGRES is set but SUANWANG_TEST_DATABASE_URL is not"
+        );
         eprintln!("SKIPPED: set SUANWANG_TEST_DATABASE_URL to run the two-server test on PostgreSQL");
         return;
     };
