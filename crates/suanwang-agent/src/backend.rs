@@ -8,6 +8,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use crate::sandbox::Isolation;
+
 /// Seconds a simulated job runs when its body gives no `duration_s`.
 pub const SIM_DEFAULT_DURATION_S: u64 = 30;
 
@@ -46,10 +48,13 @@ pub enum Event {
     Stopped,
 }
 
-/// Runs one job; sends its events; returns when it ended. `stop` ends it early.
+/// Runs job `id`; sends its events; returns when it ended. `stop` ends it early. `local` jobs
+/// run isolated as `isolation` says (see [`crate::sandbox`]).
 pub async fn run_job(
     backend: Backend,
+    id: i64,
     request: &JobRequest,
+    isolation: &Isolation,
     events: mpsc::Sender<Event>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -71,8 +76,38 @@ pub async fn run_job(
                 let _ = events.send(Event::Exited(false, "the job has no command to run".to_owned())).await;
                 return;
             };
-            let spawned = Command::new(program)
+            let dir = match isolation.make_job_dir(id) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    let _ = events.send(Event::Exited(false, format!("cannot make the job's directory: {e}"))).await;
+                    return;
+                }
+            };
+            let mut command = match &isolation.launcher {
+                Some(launcher) => {
+                    let mut command = Command::new(launcher);
+                    command.arg("sandbox-exec");
+                    for path in &isolation.protect {
+                        command.arg("--protect").arg(path);
+                    }
+                    // The launcher switches account itself, after the sandbox is in place, so
+                    // it need not be readable by the job's account.
+                    if let Some(user) = &isolation.run_as {
+                        command.arg("--uid").arg(user.uid.to_string()).arg("--gid").arg(user.gid.to_string());
+                    }
+                    command.arg(&dir).arg("--").arg(program);
+                    command
+                }
+                None => Command::new(program),
+            };
+            if let (None, Some(user)) = (&isolation.launcher, &isolation.run_as) {
+                command.uid(user.uid).gid(user.gid);
+            }
+            let spawned = command
                 .args(args)
+                .env_clear()
+                .envs(isolation.environment(id, &dir, &request.env))
+                .current_dir(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -81,6 +116,7 @@ pub async fn run_job(
             let mut child = match spawned {
                 Ok(child) => child,
                 Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
                     let _ = events.send(Event::Exited(false, format!("cannot start {program}: {e}"))).await;
                     return;
                 }
@@ -118,6 +154,9 @@ pub async fn run_job(
             };
             for reader in readers {
                 let _ = reader.await;
+            }
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(job_id = id, error = %e, "cannot remove the job's directory");
             }
             let _ = events.send(outcome).await;
         }
@@ -157,7 +196,7 @@ mod tests {
             command: vec!["sh".into(), "-c".into(), "echo out; echo err >&2; exit 3".into()],
             ..JobRequest::named("t")
         };
-        run_job(Backend::Local, &request, tx, stop).await;
+        run_job(Backend::Local, 1, &request, &Isolation::basic(), tx, stop).await;
         let mut events = Vec::new();
         while let Some(e) = rx.recv().await {
             events.push(e);
@@ -172,7 +211,8 @@ mod tests {
         let (stop_tx, stop) = tokio::sync::oneshot::channel();
         let request = JobRequest { command: vec!["sleep".into(), "60".into()], ..JobRequest::named("t") };
         let started = std::time::Instant::now();
-        let run = tokio::spawn(async move { run_job(Backend::Local, &request, tx, stop).await });
+        let run =
+            tokio::spawn(async move { run_job(Backend::Local, 1, &request, &Isolation::basic(), tx, stop).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         let _ = stop_tx.send(());
         let _ = run.await;

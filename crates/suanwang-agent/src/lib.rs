@@ -6,6 +6,7 @@
 //! - [`protocol`]: the `Platform` trait an agent talks through (the wire types are
 //!   `suanwang_api::agent`'s).
 //! - [`backend`]: where jobs run: `local` processes or `sim`ulated.
+//! - [`sandbox`]: how `local` jobs are kept from the machine, the server and each other.
 //! - [`run`]: the loop: heartbeat, pull, start, watch, report.
 //! - [`http`]: a `Platform` over HTTP (the typed client), for agents outside the server.
 //! - [`slurm`]: the Slurm backend's text: `sbatch` arguments and parsers of `scontrol` and
@@ -15,4 +16,5 @@ pub mod backend;
 pub mod http;
 pub mod protocol;
 pub mod run;
+pub mod sandbox;
 pub mod slurm;

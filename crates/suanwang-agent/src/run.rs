@@ -12,17 +12,20 @@ use suanwang_api::jobs::JobRequest;
 
 use crate::backend::{Backend, Event, run_job};
 use crate::protocol::Platform;
+use crate::sandbox::Isolation;
 
 /// Jobs one agent runs at once.
 pub const RUNNING_MAX: usize = 4096;
 
 /// How an agent behaves.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AgentConfig {
     /// Where jobs run.
     pub backend: Backend,
     /// Time between polls.
     pub poll: Duration,
+    /// How `local` jobs are isolated.
+    pub isolation: Arc<Isolation>,
 }
 
 /// Runs the agent until the platform drops or `shutdown` fires. Errors talking to the platform
@@ -60,6 +63,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
                         tokio::spawn(watch(
                             Arc::clone(&platform),
                             config.backend,
+                            Arc::clone(&config.isolation),
                             item.id,
                             item.request,
                             stop_rx,
@@ -112,6 +116,7 @@ where
 async fn watch<P: Platform>(
     platform: Arc<P>,
     backend: Backend,
+    isolation: Arc<Isolation>,
     id: i64,
     request: JobRequest,
     stop: oneshot::Receiver<()>,
@@ -129,7 +134,7 @@ async fn watch<P: Platform>(
     let (events_tx, mut events) = mpsc::channel(256);
     let job = tokio::spawn({
         let request = request.clone();
-        async move { run_job(backend, &request, events_tx, stop).await }
+        async move { run_job(backend, id, &request, &isolation, events_tx, stop).await }
     });
     let mut seq = 0;
     let mut outcome = Some((false, "the job ended without a status".to_owned()));

@@ -138,6 +138,10 @@ pub struct JobRequest {
     /// The most seconds one run may take; the platform bills no run for longer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,
+    /// Environment variables the job runs with (on `local` pools, beside `PATH`, `LANG`, `HOME`
+    /// and `TMPDIR`; nothing of the agent's own environment reaches a job).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl JobRequest {
@@ -167,6 +171,7 @@ impl JobRequest {
             contract: None,
             framework: None,
             time_limit_s: None,
+            env: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct ControlConfig {
     pub sample_interval: Duration,
     /// Trace files the simulations page offers (`serve --traces DIR`).
     pub traces_dir: Option<std::path::PathBuf>,
+    /// How the in-process agents of `local` pools isolate jobs (`serve --demo`).
+    pub isolation: std::sync::Arc<suanwang_agent::sandbox::Isolation>,
 }
 
 /// The longest time limit a job may ask for: a year.
@@ -68,6 +70,7 @@ impl Default for ControlConfig {
             auction_interval: Duration::from_secs(15 * 60),
             sample_interval: Duration::from_secs(60),
             traces_dir: None,
+            isolation: std::sync::Arc::new(suanwang_agent::sandbox::Isolation::basic()),
         }
     }
 }

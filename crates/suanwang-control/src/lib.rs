@@ -195,7 +195,11 @@ impl Platform for InProcess {
 pub fn start_agents(control: &Control, agents: &[(String, Backend)], shutdown: &watch::Receiver<bool>) {
     for (pool, backend) in agents {
         let platform = Arc::new(InProcess::new(control.clone(), pool));
-        let config = AgentConfig { backend: *backend, poll: scheduler::IN_PROCESS_POLL };
+        let config = AgentConfig {
+            backend: *backend,
+            poll: scheduler::IN_PROCESS_POLL,
+            isolation: Arc::clone(&control.config.isolation),
+        };
         tokio::spawn(suanwang_agent::run::run(platform, config, shutdown.clone()));
     }
 }

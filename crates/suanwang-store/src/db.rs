@@ -329,10 +329,10 @@ impl Db {
     pub(crate) async fn try_lead(&self) -> Result<Option<Leadership>, StoreError> {
         match self {
             Db::Sqlite(_, leader_file) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
+                let mut options = std::fs::OpenOptions::new();
+                options.create(true).truncate(false).write(true);
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let file = options
                     .open(leader_file.as_path())
                     .map_err(|e| StoreError::Invalid(format!("cannot open {}: {e}", leader_file.display())))?;
                 match file.try_lock() {

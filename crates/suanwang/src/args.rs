@@ -51,6 +51,9 @@ pub enum Command {
                       --slurm-partition gpu --slurm-output-dir /shared/suanwang/out"
     )]
     Agent(AgentArgs),
+    /// Runs a `local` job inside its sandbox (used by agents; not for people).
+    #[command(hide = true)]
+    SandboxExec(SandboxExecArgs),
     /// Check the audit chain offline.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -496,6 +499,9 @@ pub struct ServeArgs {
     /// contract (`none`: any card will do).
     #[arg(long, value_name = "NAME", default_value = "cuda")]
     pub default_framework: String,
+    /// How jobs on `local` pools are isolated.
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
     /// Log lines on standard error: `text` for people, `json` (one object per line) for log
     /// pipelines. The level comes from `SUANWANG_LOG` (default `info`; e.g.
     /// `info,suanwang::http=debug` also logs every request).
@@ -532,11 +538,51 @@ pub struct AgentArgs {
     /// Seconds between polls.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub poll_s: u64,
+    /// How jobs on `local` pools are isolated.
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
     /// Log lines on standard error: `text` for people, `json` (one object per line) for log
     /// pipelines. The level comes from `SUANWANG_LOG` (default `info`; e.g.
     /// `info,suanwang::http=debug` also logs every request).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SUANWANG_LOG_FORMAT")]
     pub log_format: LogFormat,
+}
+
+/// Where `local` jobs run and as whom (see `suanwang_agent::sandbox`).
+#[derive(Args, Debug, Clone)]
+pub struct IsolationArgs {
+    /// Run `local` jobs as this account (a name, or UID[:GID]) instead of the server's own; the
+    /// server must be able to switch to it. A server running as root runs them as `nobody`
+    /// unless told otherwise: tenants' code never runs as root unless `--run-as-user root`.
+    #[arg(long, value_name = "USER")]
+    pub run_as_user: Option<String>,
+    /// Where `local` jobs get their scratch directories (each 0700, removed when the job ends;
+    /// default: suanwang-jobs in the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub jobs_dir: Option<PathBuf>,
+}
+
+/// `suanwang sandbox-exec`: what a `local` agent runs a job through (not for people).
+#[derive(Args, Debug)]
+pub struct SandboxExecArgs {
+    /// A path the job may not read (a system directory that holds it stays closed).
+    #[arg(long, value_name = "PATH")]
+    pub protect: Vec<PathBuf>,
+    /// Run the job as this user id (after the sandbox is in place).
+    #[arg(long, value_name = "UID", requires = "gid")]
+    pub uid: Option<u32>,
+    /// … and this group id.
+    #[arg(long, value_name = "GID", requires = "uid")]
+    pub gid: Option<u32>,
+    /// Print how well the sandbox holds on this kernel (full, partial, none) and exit.
+    #[arg(long)]
+    pub probe: bool,
+    /// The job's directory: the one place it may write.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The program and its arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

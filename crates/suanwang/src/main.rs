@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Auction(bench)) => bench_market::run(&bench),
         Command::Serve(serve) => serve_cmd::serve(&serve),
         Command::Agent(agent) => serve_cmd::agent(&agent),
+        Command::SandboxExec(sandbox) => serve_cmd::sandbox_exec(&sandbox),
         Command::Audit(AuditCommand::Verify(verify)) => serve_cmd::audit_verify(&verify),
         Command::Job(job) => client_cmd::job(&job),
         Command::Pool(pool) => client_cmd::pool(&pool),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use suanwang_agent::backend::Backend;
+use suanwang_agent::sandbox::{Enforcement, Isolation, RunAs};
 use suanwang_api::admin::NewToken;
 use suanwang_control::Control;
 use suanwang_control::config::ControlConfig;
@@ -15,7 +16,9 @@ use suanwang_store::audit::Verdict;
 use suanwang_store::model::Write;
 use suanwang_store::store::Store;
 
-use crate::args::{AgentArgs, AuditVerifyArgs, BackendArg, Format, LogFormat, ServeArgs};
+use crate::args::{
+    AgentArgs, AuditVerifyArgs, BackendArg, Format, IsolationArgs, LogFormat, SandboxExecArgs, ServeArgs,
+};
 use crate::error::CliError;
 use crate::output::print;
 
@@ -115,11 +118,98 @@ pub(crate) async fn open_store(data_dir: &Path, database_url: Option<&str>) -> R
                 CliError::input("data_dir", format!("cannot create the data directory {}: {e}", data_dir.display()))
             })?;
             let path = data_dir.join("suanwang.db");
-            Store::open_sqlite(&path)
+            let store = Store::open_sqlite(&path)
                 .await
-                .map_err(|e| CliError::input("database_unavailable", format!("cannot open {}: {e}", path.display())))
+                .map_err(|e| CliError::input("database_unavailable", format!("cannot open {}: {e}", path.display())))?;
+            make_private(data_dir)?;
+            Ok(store)
         }
     }
+}
+
+/// The data directory 0700 and every file in it 0600: the database holds token hashes, tenants'
+/// jobs and the books; `demo-tokens.json` holds tokens.
+fn make_private(data_dir: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |path: &Path, e: std::io::Error| CliError::input("data_dir", format!("{}: {e}", path.display()));
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail(data_dir, e))?;
+    for entry in std::fs::read_dir(data_dir).map_err(|e| fail(data_dir, e))? {
+        let path = entry.map_err(|e| fail(data_dir, e))?.path();
+        let mode = if path.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(|e| fail(&path, e))?;
+    }
+    Ok(())
+}
+
+/// How this process's `local` jobs are isolated: through this very binary's `sandbox-exec`.
+fn isolation(args: &IsolationArgs, protect: Vec<PathBuf>) -> Result<Isolation, CliError> {
+    let as_root = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata("/proc/self").map_err(|e| CliError::internal("sandbox", format!("/proc/self: {e}")))?,
+    ) == 0;
+    let run_as = match (&args.run_as_user, as_root) {
+        (Some(user), _) => {
+            let user =
+                RunAs::lookup(user).map_err(|e| CliError::input("invalid_argument", format!("--run-as-user: {e}")))?;
+            if user.uid == 0 {
+                tracing::warn!("local jobs run as root (--run-as-user): a job can do anything on this machine");
+            }
+            Some(user).filter(|u| u.uid != 0 || !as_root)
+        }
+        (None, true) => {
+            let nobody = RunAs::lookup("nobody").unwrap_or(RunAs { name: "nobody".to_owned(), uid: 65534, gid: 65534 });
+            tracing::info!(
+                uid = nobody.uid,
+                "the server runs as root: local jobs run as nobody (--run-as-user to choose)"
+            );
+            Some(nobody)
+        }
+        (None, false) => None,
+    };
+    let launcher = std::env::current_exe()
+        .map_err(|e| CliError::internal("sandbox", format!("cannot find this program's own path: {e}")))?;
+    let jobs_dir = match &args.jobs_dir {
+        Some(dir) => {
+            std::path::absolute(dir).map_err(|e| CliError::input("invalid_argument", format!("--jobs-dir: {e}")))?
+        }
+        None => std::env::temp_dir().join(format!("suanwang-jobs-{}", std::process::id())),
+    };
+    if let Some(inside) = protect.iter().find(|p| jobs_dir.starts_with(p)) {
+        return Err(CliError::input(
+            "invalid_argument",
+            format!("--jobs-dir must be outside {} (jobs may not see it)", inside.display()),
+        ));
+    }
+    let isolation = Isolation { launcher: Some(launcher), jobs_dir, run_as, protect };
+    match isolation.probe() {
+        Ok(Enforcement::Full) => tracing::info!("local jobs run in a Landlock sandbox"),
+        Ok(Enforcement::Partial) => tracing::warn!("this kernel's Landlock holds only part of the local jobs' sandbox"),
+        Ok(Enforcement::None) => tracing::warn!(
+            "this kernel has no Landlock: local jobs get a clean environment and their own directory, but can read \
+             what this account can; use --run-as-user"
+        ),
+        Err(e) => return Err(CliError::internal("sandbox", e)),
+    }
+    Ok(isolation)
+}
+
+/// `suanwang sandbox-exec`: restricts itself, then becomes the job.
+pub fn sandbox_exec(args: &SandboxExecArgs) -> Result<(), CliError> {
+    let enforcement = suanwang_agent::sandbox::restrict_self(&args.dir, &args.protect)
+        .map_err(|e| CliError::internal("sandbox", e))?;
+    if args.probe {
+        return print(&format!("{}\n", enforcement.name()));
+    }
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(CliError::input("invalid_argument", "sandbox-exec needs a command after --"));
+    };
+    let mut command = std::process::Command::new(program);
+    command.args(rest);
+    if let (Some(uid), Some(gid)) = (args.uid, args.gid) {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+        std::os::unix::process::CommandExt::gid(&mut command, gid);
+    }
+    let error = std::os::unix::process::CommandExt::exec(&mut command);
+    Err(CliError::input("cannot_start", format!("cannot start {}: {error}", program.to_string_lossy())))
 }
 
 fn load_federation(path: Option<&Path>) -> Result<Federation, CliError> {
@@ -224,6 +314,12 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
             traces_dir: args.traces.clone(),
             ..ControlConfig::default()
         };
+        let protect = if args.database_url.is_some() {
+            Vec::new()
+        } else {
+            vec![std::path::absolute(&data_dir).unwrap_or(data_dir.clone())]
+        };
+        config.isolation = Arc::new(isolation(&args.isolation, protect)?);
         if let Some(policy) = args.policy {
             config.policy = policy;
         }
@@ -341,7 +437,9 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
         let poll = Duration::from_secs(args.poll_s);
         match backend {
             Some(backend) => {
-                suanwang_agent::run::run(platform, suanwang_agent::run::AgentConfig { backend, poll }, stopped).await;
+                let isolation = Arc::new(isolation(&args.isolation, Vec::new())?);
+                let config = suanwang_agent::run::AgentConfig { backend, poll, isolation };
+                suanwang_agent::run::run(platform, config, stopped).await;
             }
             None => {
                 let config = suanwang_agent::slurm::agent::SlurmConfig {

@@ -288,6 +288,49 @@ fn the_demo_runs_a_job_submitted_with_the_cli() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A tenant's job on the demo's `local` pool tries what an attacker would: print its
+/// environment, read the data directory and the server's environment, signal the server. It
+/// gets nothing of value (issue 15).
+#[test]
+fn a_local_job_cannot_reach_the_servers_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("isolation");
+    let data = dir.join("data");
+    let server = Server::start(&data, true);
+    let tokens: Value = serde_json::from_str(&std::fs::read_to_string(data.join("demo-tokens.json")).unwrap()).unwrap();
+    let tenant = tokens["tenant"].as_str().unwrap();
+    let spy = format!(
+        "env; echo ---; ls -la {data}; cat {data}/demo-tokens.json {data}/suanwang.db; \
+         cat /proc/$PPID/environ; kill -0 $PPID && echo SIGNALLED; echo private > $HOME/x && cat $HOME/x",
+        data = data.display()
+    );
+    let run = cli(
+        &server.url,
+        tenant,
+        &["job", "submit", "--name", "spy", "--pool", "local", "--cpu-milli", "100", "--", "sh", "-c", &spy],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    wait_for(&format!("{}/api/v1/jobs/1", server.url), tenant, Duration::from_secs(30), "the spy ends", |j| {
+        j["state"] == "succeeded" || j["state"] == "failed"
+    });
+    let logs = cli(&server.url, tenant, &["job", "logs", "1"]).stdout;
+    for secret in [ADMIN, tokens["operator"].as_str().unwrap(), tokens["auditor"].as_str().unwrap(), tenant] {
+        assert!(!logs.contains(secret), "a token leaked into the job:\n{logs}");
+    }
+    for leak in ["SUANWANG_LOG", "SQLite format", "SIGNALLED", "demo-tokens.json\n"] {
+        assert!(!logs.contains(leak), "{leak:?} reached the job:\n{logs}");
+    }
+    assert!(logs.contains("SUANWANG_JOB_ID=1") && logs.contains("private"), "{logs}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "server.log") {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
+
 #[test]
 fn client_mistakes_exit_2_with_a_code() {
     let unreachable = cli("http://127.0.0.1:9", "t", &["job", "ls"]);
