@@ -13,8 +13,9 @@ use crate::sandbox::Isolation;
 /// Seconds a simulated job runs when its body gives no `duration_s`.
 pub const SIM_DEFAULT_DURATION_S: u64 = 30;
 
-/// The longest log line kept (longer lines are cut).
-pub const LOG_LINE_MAX: usize = 16 * 1024;
+/// The longest log line sent as one chunk, newline included: longer lines are split into pieces
+/// of this size, so a job printing one endless line never makes the agent hold it whole.
+pub const LOG_LINE_MAX: usize = 64 * 1024;
 
 /// Where jobs run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,17 +130,7 @@ pub async fn run_job(
             .into_iter()
             .flatten()
             {
-                let events = events.clone();
-                readers.push(tokio::spawn(async move {
-                    let mut lines = BufReader::new(stream).lines();
-                    while let Ok(Some(mut line)) = lines.next_line().await {
-                        truncate_on_char(&mut line, LOG_LINE_MAX);
-                        line.push('\n');
-                        if events.send(Event::Line(line)).await.is_err() {
-                            break;
-                        }
-                    }
-                }));
+                readers.push(tokio::spawn(forward_output(stream, events.clone())));
             }
             let outcome = tokio::select! {
                 status = child.wait() => match status {
@@ -161,6 +152,59 @@ pub async fn run_job(
             let _ = events.send(outcome).await;
         }
     }
+}
+
+/// Sends a stream's output as lines of at most [`LOG_LINE_MAX`] bytes (longer lines in pieces),
+/// whatever bytes it holds: invalid UTF-8 and control characters other than tab and carriage
+/// return become U+FFFD.
+async fn forward_output(stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>, events: mpsc::Sender<Event>) {
+    let mut reader = BufReader::with_capacity(LOG_LINE_MAX, stream);
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok(buf) => buf,
+            Err(_) => break,
+        };
+        if buf.is_empty() {
+            if !line.is_empty() {
+                let _ = events.send(Event::Line(piece(&mut line, true))).await;
+            }
+            break;
+        }
+        let room = LOG_LINE_MAX - 1 - line.len();
+        let window = &buf[..buf.len().min(room)];
+        let (taken, ended) = match window.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (window.len(), false),
+        };
+        line.extend_from_slice(&window[..taken - usize::from(ended)]);
+        reader.consume(taken);
+        if (ended || line.len() >= LOG_LINE_MAX - 1) && events.send(Event::Line(piece(&mut line, ended))).await.is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Takes a line (or, when `whole` is false, the longest prefix that ends on a character
+/// boundary) out of `bytes` as clean text with a newline.
+fn piece(bytes: &mut Vec<u8>, whole: bool) -> String {
+    let cut = if whole {
+        bytes.len()
+    } else {
+        match std::str::from_utf8(bytes) {
+            Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => e.valid_up_to(),
+            _ => bytes.len(),
+        }
+    };
+    let rest = bytes.split_off(cut);
+    let mut text: String = String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() && c != '\t' && c != '\r' { '\u{fffd}' } else { c })
+        .collect();
+    *bytes = rest;
+    text.push('\n');
+    text
 }
 
 /// Cuts `text` to at most `max` bytes without splitting a character.
@@ -186,6 +230,35 @@ mod tests {
         let mut short = "ok".to_owned();
         truncate_on_char(&mut short, 7);
         assert_eq!(short, "ok");
+    }
+
+    #[test]
+    fn pieces_are_clean_text_cut_between_characters() {
+        let mut bytes = b"ok\x00\x1b[31m\xff".to_vec();
+        assert_eq!(piece(&mut bytes, true), "ok\u{fffd}\u{fffd}[31m\u{fffd}\n");
+        assert!(bytes.is_empty());
+        let mut split = "算网".as_bytes().to_vec();
+        split.pop();
+        assert_eq!(piece(&mut split, false), "算\n");
+        assert_eq!(split.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_arrives_in_bounded_pieces() {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let (_stop, stop) = tokio::sync::oneshot::channel();
+        let request = JobRequest {
+            command: vec!["sh".into(), "-c".into(), "head -c 300000 /dev/zero | tr '\\0' x; echo; echo end".into()],
+            ..JobRequest::named("t")
+        };
+        run_job(Backend::Local, 2, &request, &Isolation::basic(), tx, stop).await;
+        let mut lines = Vec::new();
+        while let Some(Event::Line(line)) = rx.recv().await {
+            lines.push(line);
+        }
+        assert!(lines.iter().all(|l| l.len() <= LOG_LINE_MAX && l.ends_with('\n')));
+        assert_eq!(lines.iter().map(|l| l.trim_end().len()).sum::<usize>(), 300_003);
+        assert_eq!(lines.last().map(String::as_str), Some("end\n"));
     }
 
     #[tokio::test]

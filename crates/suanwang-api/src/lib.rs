@@ -15,6 +15,7 @@
 //! - [`market`]: prices, orders, the book, auctions, quotes.
 //! - [`ledger`]: the raw ledger's accounts and transfers.
 //! - [`error`]: the error body every refusal carries.
+//! - [`text`]: what a string from outside may hold (the one rule, applied at the door).
 
 pub mod admin;
 pub mod agent;
@@ -25,3 +26,4 @@ pub mod ledger;
 pub mod market;
 pub mod money;
 pub mod names;
+pub mod text;

@@ -164,9 +164,7 @@ async fn pool_job(ctl: &Control, caller: &Caller, job_id: i64) -> Result<(String
 /// end meters the run.
 pub async fn report_state(ctl: &Control, caller: &Caller, job_id: i64, report: StateReport) -> Result<(), Error> {
     let (name, job) = pool_job(ctl, caller, job_id).await?;
-    if report.detail.len() > DETAIL_MAX || report.detail.contains('\0') {
-        return Err(Error::bad_request("invalid_report", format!("detail is at most {DETAIL_MAX} bytes")).at("detail"));
-    }
+    Error::check_text("detail", &report.detail, suanwang_api::text::TextKind::Lines, DETAIL_MAX)?;
     let actor = format!("agent:{name}");
     let to = match report.state {
         RunState::Running => JobState::Running,
@@ -215,8 +213,16 @@ pub async fn report_log(ctl: &Control, caller: &Caller, job_id: i64, chunk: LogC
             format!("a chunk has seq ≥ 1 and at most {LOG_CHUNK_MAX} bytes"),
         ));
     }
-    // NUL cannot be stored as text everywhere: it is shown as U+FFFD.
-    let text = if chunk.chunk.contains('\0') { chunk.chunk.replace('\0', "\u{fffd}") } else { chunk.chunk };
+    // A job prints what it likes: control characters (NUL cannot be stored in PostgreSQL, escape
+    // sequences would reach terminals) are shown as U+FFFD rather than refused.
+    let text = match suanwang_api::text::forbidden_char(&chunk.chunk, suanwang_api::text::TextKind::Lines) {
+        None => chunk.chunk,
+        Some(_) => chunk
+            .chunk
+            .chars()
+            .map(|c| if c.is_control() && !matches!(c, '\t' | '\n' | '\r') { '\u{fffd}' } else { c })
+            .collect(),
+    };
     ctl.committer.write(format!("agent:{name}"), Write::AppendLog { job_id, seq: chunk.seq, chunk: text }).await?;
     Ok(())
 }
@@ -226,9 +232,10 @@ pub async fn report_log(ctl: &Control, caller: &Caller, job_id: i64, chunk: LogC
 /// refused.
 pub async fn report_usage(ctl: &Control, caller: &Caller, usage: UsageReport) -> Result<bool, Error> {
     let (name, job) = pool_job(ctl, caller, usage.job_id).await?;
-    if usage.event_id.is_empty() || usage.event_id.len() > 128 || usage.event_id.contains('\0') {
+    if usage.event_id.is_empty() {
         return Err(Error::bad_request("invalid_usage", "usage needs an event_id of 1–128 characters").at("event_id"));
     }
+    Error::check_text("event_id", &usage.event_id, suanwang_api::text::TextKind::Line, 128)?;
     if usage.accelerator_ms < 0 {
         return Err(Error::bad_request("invalid_usage", "accelerator_ms must be 0 or more").at("accelerator_ms"));
     }

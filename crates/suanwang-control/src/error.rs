@@ -70,6 +70,26 @@ impl Error {
         Self::new(Kind::Invalid, code, message)
     }
 
+    /// A string that breaks the text rule (`suanwang_api::text`), with the field: a control
+    /// character is 422 `invalid_text`, a string past its limit 400 `too_long`.
+    pub fn bad_text(field: &str, error: &suanwang_api::text::TextError) -> Self {
+        let (kind, code) = match error {
+            suanwang_api::text::TextError::Forbidden(_) => (Kind::Unprocessable, "invalid_text"),
+            suanwang_api::text::TextError::TooLong { .. } => (Kind::Invalid, "too_long"),
+        };
+        Self::new(kind, code, format!("{field} {error}")).at(field)
+    }
+
+    /// Checks one string field against the text rule, its kind and its limit.
+    pub fn check_text(
+        field: &str,
+        value: &str,
+        kind: suanwang_api::text::TextKind,
+        max_bytes: usize,
+    ) -> Result<(), Self> {
+        suanwang_api::text::check(value, kind, max_bytes).map_err(|e| Self::bad_text(field, &e))
+    }
+
     /// Can never be done as asked.
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::Unprocessable, code, message)
@@ -122,6 +142,7 @@ impl From<WriteError> for Error {
             | WriteError::WrongState { .. }
             | WriteError::UsageConflict(_) => Kind::Conflict,
             WriteError::NotFound(_) => Kind::NotFound,
+            WriteError::Unstorable(_) => Kind::Unprocessable,
         };
         Error::new(kind, error.code(), error.to_string())
     }

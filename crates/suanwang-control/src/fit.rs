@@ -40,20 +40,29 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::bad_request("invalid_job", message)
 }
 
-/// Checks the body's own limits: lengths, counts, no NUL characters, durations.
+/// Most environment variables one job may name.
+pub const ENV_MAX: usize = 64;
+/// Longest environment variable name.
+pub const ENV_NAME_MAX: usize = 128;
+/// Longest environment variable value.
+pub const ENV_VALUE_MAX: usize = 4096;
+
+/// Checks the body's own limits: lengths, counts, the text rule on every string, durations. A
+/// body that passes is at most about 400 KiB however it is filled (the command, the environment,
+/// and at most 64 models and a dozen short references), so no job's stored footprint grows
+/// without bound.
 pub fn check_limits(body: &JobRequest) -> Result<(), Error> {
+    use suanwang_api::text::TextKind::{Line, Lines};
     if body.name.trim().is_empty() || body.name.chars().count() > NAME_MAX {
         return Err(invalid(format!("name must be 1 to {NAME_MAX} characters")).at("name"));
     }
+    Error::check_text("name", &body.name, Line, NAME_MAX * 4)?;
     if body.command.len() > ARGS_MAX || body.command.iter().map(String::len).sum::<usize>() > COMMAND_BYTES_MAX {
         return Err(invalid(format!("command must have at most {ARGS_MAX} arguments and {COMMAND_BYTES_MAX} bytes"))
             .at("command"));
     }
-    if body.name.contains('\0') {
-        return Err(invalid("name must not contain NUL characters").at("name"));
-    }
-    if body.command.iter().any(|a| a.contains('\0')) {
-        return Err(invalid("command arguments must not contain NUL characters").at("command"));
+    for arg in &body.command {
+        Error::check_text("command", arg, Lines, COMMAND_BYTES_MAX)?;
     }
     let references: [(&str, Option<&str>); 7] = [
         ("pool", body.pool.as_deref()),
@@ -65,14 +74,34 @@ pub fn check_limits(body: &JobRequest) -> Result<(), Error> {
         ("latency", body.latency.as_ref().map(|l| l.site.as_str())),
     ];
     for (field, value) in references {
-        if let Some(value) = value
-            && (value.is_empty() || value.len() > REFERENCE_MAX || value.contains('\0'))
-        {
-            return Err(invalid(format!("{field} must be 1 to {REFERENCE_MAX} characters")).at(field));
+        if let Some(value) = value {
+            if value.is_empty() {
+                return Err(invalid(format!("{field} must be 1 to {REFERENCE_MAX} bytes")).at(field));
+            }
+            Error::check_text(field, value, Line, REFERENCE_MAX)?;
         }
     }
     if body.accelerator_models.len() > MODELS_MAX {
         return Err(invalid(format!("at most {MODELS_MAX} accelerator models")).at("accelerator_models"));
+    }
+    for choice in &body.accelerator_models {
+        Error::check_text("accelerator_models", choice.model(), Line, REFERENCE_MAX)?;
+    }
+    if body.env.len() > ENV_MAX {
+        return Err(invalid(format!("at most {ENV_MAX} environment variables")).at("env"));
+    }
+    for (name, value) in &body.env {
+        let valid_name = name.len() <= ENV_NAME_MAX
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(invalid(format!(
+                "environment variable names are letters, digits and _ (not first), at most {ENV_NAME_MAX} bytes: {:?}",
+                name.chars().take(40).collect::<String>()
+            ))
+            .at("env"));
+        }
+        Error::check_text("env", value, Lines, ENV_VALUE_MAX)?;
     }
     for (field, value) in [("estimate_s", body.estimate_s), ("duration_s", body.duration_s)] {
         if value.is_some_and(|v| v > DURATION_MAX_S) {
@@ -82,12 +111,17 @@ pub fn check_limits(body: &JobRequest) -> Result<(), Error> {
     if body.time_limit_s.is_some_and(|t| t == 0 || t > TIME_LIMIT_MAX_S) {
         return Err(invalid(format!("time_limit_s is 1 to {TIME_LIMIT_MAX_S} (a year)")).at("time_limit_s"));
     }
-    if let Some(DatasetField::Given(d)) = &body.dataset
-        && (d.site.is_empty()
-            || d.site.len() > REFERENCE_MAX
-            || d.name.as_ref().is_some_and(|n| n.len() > REFERENCE_MAX))
-    {
-        return Err(invalid(format!("dataset.site is 1 to {REFERENCE_MAX} characters")).at("dataset"));
+    if let Some(DatasetField::Given(d)) = &body.dataset {
+        if d.site.is_empty() {
+            return Err(invalid(format!("dataset.site is 1 to {REFERENCE_MAX} bytes")).at("dataset"));
+        }
+        Error::check_text("dataset", &d.site, Line, REFERENCE_MAX)?;
+        if let Some(name) = &d.name {
+            Error::check_text("dataset", name, Line, REFERENCE_MAX)?;
+        }
+    }
+    if let Some(DatasetField::Named(name)) = &body.dataset {
+        Error::check_text("dataset", name, Line, REFERENCE_MAX)?;
     }
     Ok(())
 }
@@ -463,15 +497,21 @@ mod tests {
     #[test]
     fn limits_hold() {
         let long = "x".repeat(200);
-        for json in [
-            format!(r#"{{"name":"j","residency_region":"{long}"}}"#),
-            r#"{"name":"a\u0000b"}"#.to_owned(),
-            r#"{"name":"j","command":["a\u0000"]}"#.to_owned(),
-            r#"{"name":"j","estimate_s":99999999999}"#.to_owned(),
-            r#"{"name":"j","time_limit_s":0}"#.to_owned(),
+        for (json, code, field) in [
+            (format!(r#"{{"name":"j","residency_region":"{long}"}}"#), "too_long", "residency_region"),
+            (r#"{"name":"a\u0000b"}"#.to_owned(), "invalid_text", "name"),
+            (r#"{"name":"a\u001b[2Jb"}"#.to_owned(), "invalid_text", "name"),
+            (r#"{"name":"j","command":["a\u0000"]}"#.to_owned(), "invalid_text", "command"),
+            (r#"{"name":"j","env":{"A":"\u0000"}}"#.to_owned(), "invalid_text", "env"),
+            (r#"{"name":"j","env":{"1A":"x"}}"#.to_owned(), "invalid_job", "env"),
+            (r#"{"name":"j","accelerator_models":["A\u0007"]}"#.to_owned(), "invalid_text", "accelerator_models"),
+            (r#"{"name":"j","estimate_s":99999999999}"#.to_owned(), "invalid_job", "estimate_s"),
+            (r#"{"name":"j","time_limit_s":0}"#.to_owned(), "invalid_job", "time_limit_s"),
         ] {
-            assert_eq!(check_limits(&body(&json)).unwrap_err().code, "invalid_job", "{json}");
+            let error = check_limits(&body(&json)).unwrap_err();
+            assert_eq!((error.code, error.field.as_deref()), (code, Some(field)), "{json}");
         }
+        assert!(check_limits(&body(r#"{"name":"ok","command":["sh","-c","a\n\tb"],"env":{"EPOCHS":"3"}}"#)).is_ok());
         assert!(check_limits(&body(r#"{"name":"ok","residency_region":"CN-GD"}"#)).is_ok());
     }
 }

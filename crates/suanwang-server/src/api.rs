@@ -38,7 +38,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Json::<T>::from_request(request, state).await.map(|Json(v)| Body(v)).map_err(ApiError::from)
+        let Json(value) = Json::<serde_json::Value>::from_request(request, state).await.map_err(ApiError::from)?;
+        if let Some((field, c)) = suanwang_api::text::first_bad_string(&value) {
+            let error = suanwang_control::error::Error::bad_text(&field, &suanwang_api::text::TextError::Forbidden(c));
+            return Err(error.into());
+        }
+        serde_path_to_error::deserialize(value).map(Body).map_err(|e| {
+            let path = e.path().to_string();
+            let message = if path == "." {
+                format!("the body is not valid: {}", e.inner())
+            } else {
+                format!("the body is not valid: {path}: {}", e.inner())
+            };
+            let error = suanwang_control::error::Error::bad_request("invalid_body", message.clone());
+            match jobs::field_of(&message) {
+                Some(field) => error.at(field),
+                None => error,
+            }
+            .into()
+        })
     }
 }
 

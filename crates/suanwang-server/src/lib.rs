@@ -100,9 +100,25 @@ pub fn router(ctl: Control) -> Router {
         .merge(dashboard::routes())
         .fallback(dashboard::not_found)
         .layer(axum::middleware::map_response(json_path_errors))
+        .layer(axum::middleware::from_fn(clean_uri))
         .layer(DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn_with_state(ctl.clone(), metrics::track))
         .with_state(ctl)
+}
+
+/// Refuses a URI whose path or query carries an encoded control character (`%00`, …) before any
+/// handler or store sees it (`suanwang_api::text`).
+async fn clean_uri(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let uri = request.uri();
+    let clean =
+        suanwang_api::text::uri_is_clean(uri.path()) && uri.query().is_none_or(suanwang_api::text::uri_is_clean);
+    if !clean {
+        let field = if suanwang_api::text::uri_is_clean(uri.path()) { "query" } else { "path" };
+        let error = Error::bad_text(field, &suanwang_api::text::TextError::Forbidden('\0'));
+        let error = Error { message: format!("the {field} holds an encoded control character"), ..error };
+        return axum::response::IntoResponse::into_response(ApiError(error));
+    }
+    next.run(request).await
 }
 
 /// axum answers a malformed path parameter (`/jobs/abc`) with plain text; make it our JSON error.

@@ -103,22 +103,24 @@ async fn a_job_no_pool_could_ever_run_is_refused_with_the_reason() {
         );
         assert!(e["error"]["message"].as_str().unwrap().contains(phrase), "{body}: {e}");
     }
-    for (body, code, field) in [
-        (json!({"name": "j", "accelerators": 1, "framework": "fortran"}), "unknown_framework", "framework"),
+    for (body, status, code, field) in [
+        (json!({"name": "j", "accelerators": 1, "framework": "fortran"}), 400, "unknown_framework", "framework"),
         (
             json!({"name": "j", "accelerators": 1, "accelerator_models": [{"model": "A800", "speed": -1}]}),
+            400,
             "invalid_job",
             "accelerator_models",
         ),
         (
             json!({"name": "j", "accelerators": 1, "residency_region": "x".repeat(300)}),
-            "invalid_job",
+            400,
+            "too_long",
             "residency_region",
         ),
-        (json!({"name": "j\u{0}", "accelerators": 1}), "invalid_job", "name"),
+        (json!({"name": "j\u{0}", "accelerators": 1}), 422, "invalid_text", "name"),
     ] {
-        let (status, e) = post(&h, &t, "/api/v1/jobs", body.clone()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {e}");
+        let (got, e) = post(&h, &t, "/api/v1/jobs", body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{body}: {e}");
         assert_eq!((e["error"]["code"].as_str(), e["error"]["field"].as_str()), (Some(code), Some(field)), "{e}");
     }
     let (_, jobs) = get(&h, &t, "/api/v1/jobs").await;

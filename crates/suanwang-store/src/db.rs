@@ -36,10 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_metering.sql"),
         include_str!("../migrations/postgres/0006_metering.sql"),
     ),
+    (7, include_str!("../migrations/sqlite/0007_log_cap.sql"), include_str!("../migrations/postgres/0007_log_cap.sql")),
 ];
 
 /// The newest schema version this code knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Session advisory lock key held by the one server that schedules (the leader).
 const LEADER_LOCK: i64 = 0x5357_4c45_4144_4552;

@@ -20,6 +20,21 @@ impl StoreError {
         StoreError::Open(error.to_string())
     }
 
+    /// The database refused the data of some write (a constraint, a value it cannot store) rather
+    /// than failed: the same write alone would fail again, and the others of its batch would not.
+    pub fn is_data_error(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(e)) = self else { return false };
+        let code = e.code();
+        let code = code.as_deref().unwrap_or_default();
+        // PostgreSQL: class 22 (data exception) and 23 (integrity). SQLite: constraint
+        // violations, SQLITE_TOOBIG (18) and SQLITE_MISMATCH (20).
+        !matches!(e.kind(), sqlx::error::ErrorKind::Other)
+            || code.starts_with("22")
+            || code.starts_with("23")
+            || matches!(code, "18" | "20")
+            || code.parse::<u32>().is_ok_and(|c| c & 0xff == 19)
+    }
+
     /// A stable code.
     pub fn code(&self) -> &'static str {
         match self {

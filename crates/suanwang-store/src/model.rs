@@ -335,6 +335,10 @@ pub enum WriteError {
     /// A usage event id was reused with another payload.
     #[error("usage event {0} was already recorded with a different payload")]
     UsageConflict(String),
+    /// The database refused this write's data (a constraint or a value it cannot store); the
+    /// rest of its batch was written without it.
+    #[error("the database cannot store this: {0}")]
+    Unstorable(String),
 }
 
 impl WriteError {
@@ -342,6 +346,7 @@ impl WriteError {
     pub fn code(&self) -> &'static str {
         match self {
             WriteError::Duplicate(_) => "already_exists",
+            WriteError::Unstorable(_) => "unstorable",
             WriteError::IdempotencyConflict { .. } => "idempotency_conflict",
             WriteError::NotFound(_) => "not_found",
             WriteError::WrongState { .. } => "invalid_state",

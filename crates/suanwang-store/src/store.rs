@@ -45,6 +45,15 @@ use crate::model::{
 /// The most writes in one batch.
 pub const BATCH_MAX: usize = 4096;
 
+/// The most bytes of log kept for one job; the chunk that would pass it is replaced by
+/// [`log_cap_note`] and later chunks are dropped.
+pub const LOG_BYTES_MAX: i64 = 8 << 20;
+
+/// The line that ends a log cut at [`LOG_BYTES_MAX`].
+pub fn log_cap_note() -> String {
+    format!("[suanwang: this job's log reached its limit of {} MiB; later output was not kept]\n", LOG_BYTES_MAX >> 20)
+}
+
 /// Audit entries read per step when verifying.
 const VERIFY_PAGE: i64 = 10_000;
 
@@ -96,7 +105,10 @@ impl Store {
 
     /// Applies a batch in one transaction. Each write either applies fully (with its audit
     /// entry) or is refused with a [`WriteError`] that changes nothing; the batch commits as a
-    /// whole, so when this returns `Ok`, every applied write survives a crash.
+    /// whole, so when this returns `Ok`, every applied write survives a crash. A write whose data
+    /// the database refuses (a NUL in PostgreSQL text, a broken constraint) is found by writing
+    /// the batch in halves and is refused alone ([`WriteError::Unstorable`]): one request's bad
+    /// data never fails another's.
     pub async fn write(
         &self,
         requests: &[Request],
@@ -105,6 +117,27 @@ impl Store {
         if requests.len() > BATCH_MAX {
             return Err(StoreError::Invalid(format!("a batch holds at most {BATCH_MAX} writes")));
         }
+        match self.write_together(requests, now_ms).await {
+            // One write's data spoiled the transaction: write the halves apart, so that only the
+            // write at fault is refused (log2 of the batch extra transactions per bad write).
+            Err(e) if e.is_data_error() => {
+                if let [_] = requests {
+                    return Ok(vec![Err(WriteError::Unstorable(e.to_string()))]);
+                }
+                let (first, second) = requests.split_at(requests.len() / 2);
+                let mut outcomes = Box::pin(self.write(first, now_ms)).await?;
+                outcomes.extend(Box::pin(self.write(second, now_ms)).await?);
+                Ok(outcomes)
+            }
+            other => other,
+        }
+    }
+
+    async fn write_together(
+        &self,
+        requests: &[Request],
+        now_ms: i64,
+    ) -> Result<Vec<Result<Outcome, WriteError>>, StoreError> {
         let mut tx = self.db.begin().await?;
         tx.lock_for_writing().await?;
         let mut chain = Chain::load(&mut tx).await?;
@@ -1044,12 +1077,30 @@ async fn apply(
             Ok(Outcome::Transitioned(after))
         }
         Write::AppendLog { job_id, seq, chunk } => {
+            let used = tx
+                .rows("SELECT log_bytes FROM jobs WHERE id = ?", vec![P::I(*job_id)], &[K::I])
+                .await?
+                .first()
+                .map(|r| r[0].i());
+            let Some(used) = used else { return Ok(Err(WriteError::NotFound(format!("job {job_id}")))) };
+            if used >= LOG_BYTES_MAX {
+                return Ok(Ok(Outcome::Logged { new: false }));
+            }
+            let length = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            let (text, used) = if used.saturating_add(length) >= LOG_BYTES_MAX {
+                (log_cap_note(), LOG_BYTES_MAX)
+            } else {
+                (chunk.clone(), used + length)
+            };
             let inserted = tx
                 .exec(
                     "INSERT INTO job_logs (job_id, seq, chunk) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    vec![P::I(*job_id), P::I(*seq), P::T(chunk.clone())],
+                    vec![P::I(*job_id), P::I(*seq), P::T(text)],
                 )
                 .await?;
+            if inserted > 0 {
+                tx.exec("UPDATE jobs SET log_bytes = ? WHERE id = ?", vec![P::I(used), P::I(*job_id)]).await?;
+            }
             Ok(Outcome::Logged { new: inserted > 0 })
         }
         Write::ReportUsage { source, event_id, job_id, pool, accelerator_ms, digest } => {

@@ -100,6 +100,8 @@ conformance!(
     lists_page_and_filter,
     logs_and_usage_are_idempotent,
     a_refused_write_does_not_spoil_its_batch,
+    a_row_the_database_refuses_fails_alone,
+    a_jobs_log_is_capped_with_a_note,
     everything_survives_reopening,
     the_audit_chain_verifies_and_names_tampering,
     one_server_leads_at_a_time,
@@ -437,6 +439,54 @@ async fn a_refused_write_does_not_spoil_its_batch(store: Store, _: &Reopen) {
     assert!(outcomes[0].is_ok() && outcomes[1].is_err() && outcomes[2].is_ok());
     assert_eq!(store.jobs(&JobFilter::default(), 0, 100).await.unwrap().len(), 2);
     assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { entries: 3 }), "tenant + two jobs");
+}
+
+/// Issue 15: one tenant's unstorable bytes failed everyone's writes in the same group commit.
+/// A row the database itself refuses (a foreign key to no tenant on both engines; a NUL in text
+/// on PostgreSQL) is refused alone; the rest of its batch is written.
+async fn a_row_the_database_refuses_fails_alone(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let logged = new_job(&store, tenant).await;
+    let orphan = Write::RegisterDataset {
+        tenant_id: TenantId(987_654),
+        name: "d".to_owned(),
+        site: "s".to_owned(),
+        size_bytes: 1,
+    };
+    let mut batch = vec![req(submit(tenant, None, "{}")), req(orphan), req(submit(tenant, None, "{}"))];
+    let nul = store.engine() == "postgresql";
+    if nul {
+        batch.push(req(Write::AppendLog { job_id: logged, seq: 1, chunk: "a\0b".to_owned() }));
+    }
+    batch.push(req(submit(tenant, None, "{}")));
+    let outcomes = store.write(&batch, 9).await.unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    assert!(matches!(outcomes[1], Err(WriteError::Unstorable(_))), "{:?}", outcomes[1]);
+    if nul {
+        assert!(matches!(outcomes[3], Err(WriteError::Unstorable(_))), "{:?}", outcomes[3]);
+    }
+    let refused = outcomes.iter().filter(|o| o.is_err()).count();
+    assert_eq!(refused, 1 + usize::from(nul), "{outcomes:?}");
+    assert_eq!(store.jobs(&JobFilter::default(), 0, 100).await.unwrap().len(), 4);
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { entries: 5 }), "tenant + four jobs");
+}
+
+async fn a_jobs_log_is_capped_with_a_note(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let job = new_job(&store, tenant).await;
+    let mib = "x".repeat(1 << 20);
+    let cap = usize::try_from(suanwang_store::store::LOG_BYTES_MAX >> 20).unwrap();
+    for seq in 1..=i64::try_from(cap + 3).unwrap() {
+        let outcome = one(&store, Write::AppendLog { job_id: job, seq, chunk: mib.clone() }).await.unwrap();
+        assert_eq!(outcome, Outcome::Logged { new: seq <= i64::try_from(cap).unwrap() }, "chunk {seq}");
+    }
+    let chunks = store.job_logs(job, 0, 1000).await.unwrap();
+    assert_eq!(chunks.len(), cap, "the last whole MiB would reach the cap: the note takes its place");
+    assert_eq!(chunks.last().map(|c| c.1.clone()), Some(suanwang_store::store::log_cap_note()));
+    assert!(matches!(
+        one(&store, Write::AppendLog { job_id: 999_999, seq: 1, chunk: "x".to_owned() }).await,
+        Err(WriteError::NotFound(_))
+    ));
 }
 
 async fn everything_survives_reopening(store: Store, reopen: &Reopen) {

@@ -126,6 +126,25 @@ impl Harness {
         Self::open_on(dir, federation, config, Arc::new(SystemClock)).await
     }
 
+    /// A harness on a fresh schema of the PostgreSQL server that `SUANWANG_TEST_DATABASE_URL`
+    /// names; `None` without one (a failure when `SUANWANG_REQUIRE_POSTGRES` is set, as in CI).
+    pub async fn postgres(config: ServerConfig) -> Option<Self> {
+        let Ok(url) = std::env::var("SUANWANG_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("SUANWANG_REQUIRE_POSTGRES").is_none(),
+                "SUANWANG_REQUIRE_POSTGRES is set but SUANWANG_TEST_DATABASE_URL is not"
+            );
+            eprintln!("SKIPPED: set SUANWANG_TEST_DATABASE_URL to run this test on PostgreSQL");
+            return None;
+        };
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let schema = format!("sw_api_{}_{n}", std::process::id());
+        let store = Store::open_postgres(&url, Some(&schema)).await.unwrap();
+        let dir = std::env::temp_dir().join(format!("suanwang_api_{}_{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Self::on_store(store, dir, FEDERATION, config, Arc::new(SystemClock)).await)
+    }
+
     async fn open_on(
         dir: std::path::PathBuf,
         federation: &str,
@@ -133,6 +152,16 @@ impl Harness {
         clock: Arc<dyn suanwang_control::clock::Clock>,
     ) -> Self {
         let store = Store::open_sqlite(&dir.join("suanwang.db")).await.unwrap();
+        Self::on_store(store, dir, federation, config, clock).await
+    }
+
+    async fn on_store(
+        store: Store,
+        dir: std::path::PathBuf,
+        federation: &str,
+        config: ServerConfig,
+        clock: Arc<dyn suanwang_control::clock::Clock>,
+    ) -> Self {
         let federation =
             suanwang_formats::federation::parse("test.toml", federation, &suanwang_formats::catalog::builtin())
                 .unwrap();
