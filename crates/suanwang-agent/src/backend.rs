@@ -160,11 +160,7 @@ pub async fn run_job(
 async fn forward_output(stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>, events: mpsc::Sender<Event>) {
     let mut reader = BufReader::with_capacity(LOG_LINE_MAX, stream);
     let mut line: Vec<u8> = Vec::with_capacity(256);
-    loop {
-        let buf = match reader.fill_buf().await {
-            Ok(buf) => buf,
-            Err(_) => break,
-        };
+    while let Ok(buf) = reader.fill_buf().await {
         if buf.is_empty() {
             if !line.is_empty() {
                 let _ = events.send(Event::Line(piece(&mut line, true))).await;
