@@ -6,6 +6,7 @@
 //! - [`api`]: the API's handlers.
 //! - [`auth`]: the caller of a request (bearer token, or the dashboard's cookie with CSRF).
 //! - [`error`]: `{"error":{"code","message","field"}}`, and the one map of error kinds to statuses.
+//! - [`listen`]: the socket: a connection cap, header and idle timeouts, graceful drain.
 //! - [`metrics`]: `GET /metrics` and the middleware that times requests by route.
 //! - [`dashboard`]: the web dashboard at `/ui/` (pages from the control plane's operations,
 //!   sign-in by cookie, zh-CN and English).
@@ -16,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 
@@ -137,7 +139,12 @@ async fn json_path_errors(response: axum::response::Response) -> axum::response:
 }
 
 /// Serves until SIGTERM or Ctrl-C, then stops accepting and lets in-flight requests finish.
-pub async fn serve(ctl: Control, listen: SocketAddr, shutdown: watch::Sender<bool>) -> Result<(), String> {
+pub async fn serve(
+    ctl: Control,
+    listen: SocketAddr,
+    limits: listen::Limits,
+    shutdown: watch::Sender<bool>,
+) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let signal = async move {
@@ -160,5 +167,6 @@ pub async fn serve(ctl: Control, listen: SocketAddr, shutdown: watch::Sender<boo
         tracing::info!("shutting down: finishing requests in flight");
         let _ = shutdown.send(true);
     };
-    axum::serve(listener, router(ctl)).with_graceful_shutdown(signal).await.map_err(|e| e.to_string())
+    listen::serve(listener, router(ctl), limits, signal).await;
+    Ok(())
 }

@@ -499,6 +499,16 @@ pub struct ServeArgs {
     /// contract (`none`: any card will do).
     #[arg(long, value_name = "NAME", default_value = "cuda")]
     pub default_framework: String,
+    /// Connections open at once (more wait in the backlog); at most this process's open-file
+    /// limit less 256 (raise it with `ulimit -n` or systemd's LimitNOFILE).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    pub max_connections: u64,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout_s: u64,
+    /// Seconds a connection may sit with nothing moving before it is closed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout_s: u64,
     /// How jobs on `local` pools are isolated.
     #[command(flatten)]
     pub isolation: IsolationArgs,

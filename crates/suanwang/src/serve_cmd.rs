@@ -378,8 +378,32 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
             ready_ms = started.elapsed().as_millis() as u64,
             "suanwang serving {url}"
         );
-        suanwang_server::serve(ctl, args.listen, shutdown).await.map_err(|e| CliError::input("listen", e))
+        let limits = suanwang_server::listen::Limits {
+            max_connections: connection_cap(args.max_connections),
+            header_timeout: Duration::from_secs(args.header_timeout_s),
+            idle_timeout: Duration::from_secs(args.idle_timeout_s),
+            ..suanwang_server::listen::Limits::default()
+        };
+        suanwang_server::serve(ctl, args.listen, limits, shutdown).await.map_err(|e| CliError::input("listen", e))
     })
+}
+
+/// The connection cap: what was asked, but never so many that sockets use up the open-file limit
+/// the database, the logs and the jobs' pipes also need.
+fn connection_cap(asked: u64) -> usize {
+    let soft_limit = std::fs::read_to_string("/proc/self/limits").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse::<u64>().ok()
+    });
+    let cap = match soft_limit {
+        Some(limit) if limit.saturating_sub(256) < asked => {
+            let cap = limit.saturating_sub(256).max(16);
+            tracing::warn!(asked, cap, open_file_limit = limit, "--max-connections lowered to fit the open-file limit");
+            cap
+        }
+        _ => asked,
+    };
+    usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
 /// `suanwang agent`.
