@@ -81,7 +81,8 @@ pub fn entry_hash(prev_hash: &str, seq: i64, change: &Change<'_>) -> String {
 }
 
 impl AuditEntry {
-    fn change(&self) -> Change<'_> {
+    /// What the entry records (the part its hash covers, with the sequence number and previous hash).
+    pub fn change(&self) -> Change<'_> {
         Change {
             at_ms: self.at_ms,
             actor: &self.actor,

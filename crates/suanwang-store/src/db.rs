@@ -36,7 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_metering.sql"),
         include_str!("../migrations/postgres/0006_metering.sql"),
     ),
-    (7, include_str!("../migrations/sqlite/0007_log_cap.sql"), include_str!("../migrations/postgres/0007_log_cap.sql")),
+    (7, include_str!("../migrations/sqlite/0007_limits.sql"), include_str!("../migrations/postgres/0007_limits.sql")),
 ];
 
 /// The newest schema version this code knows.

@@ -18,6 +18,27 @@ pub struct TenantRecord {
     pub created_ms: i64,
 }
 
+/// A token as operators see it (never the secret, never its hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Id.
+    pub id: i64,
+    /// Role.
+    pub role: Role,
+    /// For tenant tokens.
+    pub tenant_id: Option<TenantId>,
+    /// For provider tokens.
+    pub pool: Option<String>,
+    /// For people.
+    pub label: String,
+    /// When issued (ms since 1970).
+    pub created_ms: i64,
+    /// When it stops working.
+    pub expires_ms: Option<i64>,
+    /// When it was revoked.
+    pub revoked_ms: Option<i64>,
+}
+
 /// Who a token belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -245,6 +266,18 @@ pub enum Write {
         /// Report time.
         last_seen_ms: Option<i64>,
     },
+    /// An operator sets a tenant's quotas (JSON, checked by the control plane).
+    SetQuotas {
+        /// The tenant.
+        tenant_id: TenantId,
+        /// The quotas, JSON.
+        quotas: String,
+    },
+    /// A token stops working now (its row stays, for the audit trail).
+    RevokeToken {
+        /// The token's id.
+        token_id: i64,
+    },
     /// A tenant registers a data set (names are unique per tenant; a data set never changes).
     RegisterDataset {
         /// Owner.
@@ -303,6 +336,10 @@ pub enum Outcome {
     },
     /// Pool status stored.
     PoolStatus,
+    /// Quotas set.
+    Quotas,
+    /// The token revoked (`false`: it already was).
+    Revoked(bool),
     /// The new data set.
     Dataset(DatasetRecord),
 }

@@ -39,7 +39,7 @@ use suanwang_model::platform::{JobState, Role, TenantId};
 
 use crate::model::{
     DatasetRecord, JobEvent, JobFilter, JobRecord, MeteredUsage, Outcome, PAGE_MAX, PoolChange, PoolStatus, Principal,
-    RunPrice, TenantRecord, Transition, UsageRecord, Write, WriteError,
+    RunPrice, TenantRecord, TokenRecord, Transition, UsageRecord, Write, WriteError,
 };
 
 /// The most writes in one batch.
@@ -284,6 +284,34 @@ impl Store {
             .transpose()
     }
 
+    /// Every token, oldest first (never the secret or its hash), at most [`PAGE_MAX`] after
+    /// `after_id`.
+    pub async fn tokens(&self, after_id: i64) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id > ? ORDER BY id LIMIT ?");
+        let rows = self.db.rows(&sql, vec![P::I(after_id), P::I(i64::from(PAGE_MAX))], TOKEN_KINDS).await?;
+        rows.iter().map(|r| token_record(r)).collect()
+    }
+
+    /// A tenant's quotas as an operator set them (JSON), if one did.
+    pub async fn quotas(&self, tenant_id: TenantId) -> Result<Option<String>, StoreError> {
+        let rows =
+            self.db.rows("SELECT quotas FROM tenant_quotas WHERE tenant_id = ?", vec![P::I(tenant_id.0)], &[K::T]).await?;
+        Ok(rows.first().map(|r| r[0].t()))
+    }
+
+    /// How many of a tenant's jobs are in `state`.
+    pub async fn count_jobs(&self, tenant_id: TenantId, state: JobState) -> Result<i64, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND state = ?",
+                vec![P::I(tenant_id.0), P::T(state.as_str().to_owned())],
+                &[K::I],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r[0].i()))
+    }
+
     /// How many tokens exist (zero means the platform was never bootstrapped).
     pub async fn token_count(&self) -> Result<i64, StoreError> {
         Ok(self.db.rows("SELECT COUNT(*) FROM tokens", vec![], &[K::I]).await?.first().map_or(0, |r| r[0].i()))
@@ -517,19 +545,124 @@ impl Store {
             .collect())
     }
 
-    /// Checks the whole audit chain and names the first broken entry.
+    /// Checks the whole audit chain and names the first broken entry; then that the ledger,
+    /// and every token, tenant and job as stored now, are what the chain last recorded of them
+    /// (a token raised to operator, a job given to another tenant, behind the chain's back).
     pub async fn verify_audit(&self) -> Result<Verdict, StoreError> {
         let mut prev = GENESIS.to_owned();
         let mut next = 1;
         loop {
             let page = self.audit_page(next - 1, VERIFY_PAGE).await?;
             if page.is_empty() {
-                return self.verify_ledger(next - 1).await;
+                break;
             }
             if let Some(broken) = audit::check(&page, &mut prev, &mut next) {
                 return Ok(broken);
             }
         }
+        let entries = next - 1;
+        if let Some(broken) = self.verify_rows(entries).await? {
+            return Ok(broken);
+        }
+        self.verify_ledger(entries).await
+    }
+
+    /// The newest entry: its sequence number and hash (`(0, GENESIS)` when there is none).
+    /// Exported and kept elsewhere, it lets [`Store::verify_since_head`] prove later that the
+    /// chain still extends it: nothing was cut off the end or rewritten.
+    pub async fn audit_head_hash(&self) -> Result<(i64, String), StoreError> {
+        let rows = self.db.rows("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", vec![], &[K::I, K::T]).await?;
+        Ok(rows.first().map_or_else(|| (0, GENESIS.to_owned()), |r| (r[0].i(), r[1].t())))
+    }
+
+    /// [`Store::verify_audit`], and that entry `seq` still has `hash`.
+    pub async fn verify_since_head(&self, seq: i64, hash: &str) -> Result<Verdict, StoreError> {
+        let verdict = self.verify_audit().await?;
+        let Verdict::Intact { entries } = verdict else { return Ok(verdict) };
+        if seq > entries {
+            return Ok(Verdict::Broken {
+                seq: entries,
+                reason: format!("the chain ends at entry {entries}, but entry {seq} was exported as its head: entries were removed"),
+            });
+        }
+        if seq == 0 {
+            return Ok(verdict);
+        }
+        let rows = self.db.rows("SELECT hash FROM audit WHERE seq = ?", vec![P::I(seq)], &[K::T]).await?;
+        if rows.first().map(|r| r[0].t()).as_deref() != Some(hash) {
+            return Ok(Verdict::Broken {
+                seq,
+                reason: format!("entry {seq} is not the one exported as the head: the chain was rewritten"),
+            });
+        }
+        Ok(verdict)
+    }
+
+    /// The newest `after` digest the chain holds for each of `subjects` (of actions starting
+    /// with `prefix`).
+    async fn latest_digests(&self, subjects: &[String], prefix: &str) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut latest = std::collections::HashMap::new();
+        for group in subjects.chunks(500) {
+            let marks = vec!["?"; group.len()].join(", ");
+            let sql = format!(
+                "SELECT subject, after_digest FROM audit WHERE subject IN ({marks}) AND action LIKE ? ORDER BY seq"
+            );
+            let mut params: Vec<P> = group.iter().map(|s| P::T(s.clone())).collect();
+            params.push(P::T(format!("{prefix}%")));
+            for row in self.db.rows(&sql, params, &[K::T, K::T]).await? {
+                latest.insert(row[0].t(), row[1].t());
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Every token, tenant and job against its newest audit entry.
+    async fn verify_rows(&self, entries: i64) -> Result<Option<Verdict>, StoreError> {
+        let broken = |what: String| Some(Verdict::Broken { seq: entries, reason: what });
+        // Tokens.
+        let mut after = 0;
+        loop {
+            let tokens = self.tokens(after).await?;
+            let Some(last) = tokens.last() else { break };
+            after = last.id;
+            let subjects: Vec<String> = tokens.iter().map(|t| format!("token:{}", t.id)).collect();
+            let latest = self.latest_digests(&subjects, "token.").await?;
+            for (token, subject) in tokens.iter().zip(&subjects) {
+                match latest.get(subject) {
+                    None => return Ok(broken(format!("token {} is not in the audit chain", token.id))),
+                    Some(d) if *d != token_digest(token) => {
+                        return Ok(broken(format!("token {} was changed behind the audit chain", token.id)));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        // Tenants.
+        let tenants = self.tenants().await?;
+        let subjects: Vec<String> = tenants.iter().map(|t| format!("tenant:{}", t.id.0)).collect();
+        let latest = self.latest_digests(&subjects, "tenant.").await?;
+        for (tenant, subject) in tenants.iter().zip(&subjects) {
+            if latest.get(subject) != Some(&tenant_digest(tenant)) {
+                return Ok(broken(format!("tenant {} ({}) does not match the audit chain", tenant.id.0, tenant.name)));
+            }
+        }
+        // Jobs, a page at a time.
+        let mut after = 0;
+        loop {
+            let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id > ? ORDER BY id LIMIT 1000");
+            let rows = self.db.rows(&sql, vec![P::I(after)], JOB_KINDS).await?;
+            let jobs: Vec<JobRecord> = rows.iter().map(|r| job(r)).collect::<Result<_, _>>()?;
+            let Some(last) = jobs.last() else { break };
+            after = last.id;
+            let subjects: Vec<String> = jobs.iter().map(|j| format!("job:{}", j.id)).collect();
+            let latest = self.latest_digests(&subjects, "job.").await?;
+            for (job, subject) in jobs.iter().zip(&subjects) {
+                if latest.get(subject) != Some(&job_digest(job)) {
+                    return Ok(broken(format!("job {} does not match the audit chain (its owner, state or body was changed)", job.id)));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Checks that the `ledger.commit` audit entries cover every ledger line exactly once, in
@@ -592,6 +725,14 @@ impl Store {
     pub async fn tamper_with_ledger_entry(&self, seq: i64, entry: &str) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
         tx.exec("UPDATE ledger_events SET entry = ? WHERE seq = ?", vec![P::T(entry.to_owned()), P::I(seq)]).await?;
+        tx.commit().await
+    }
+
+    /// For tests of tamper detection only: runs SQL behind the chain's back (`?` binds text).
+    #[doc(hidden)]
+    pub async fn tamper(&self, sql: &str, texts: &[&str]) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        tx.exec(sql, texts.iter().map(|t| P::T((*t).to_owned())).collect()).await?;
         tx.commit().await
     }
 
@@ -740,6 +881,49 @@ async fn insert_ledger(tx: &mut Tx, actor: &str, entries: &[String], now_ms: i64
     Ok(Some(last))
 }
 
+const TOKEN_COLUMNS: &str = "id, role, tenant_id, pool, label, created_ms, expires_ms, revoked_ms";
+const TOKEN_KINDS: &[K] = &[K::I, K::T, K::OI, K::OT, K::T, K::I, K::OI, K::OI];
+
+fn token_record(r: &[V]) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: r[0].i(),
+        role: r[1].t().parse::<Role>().map_err(StoreError::Invalid)?,
+        tenant_id: r[2].oi().map(TenantId),
+        pool: r[3].ot(),
+        label: r[4].t(),
+        created_ms: r[5].i(),
+        expires_ms: r[6].oi(),
+        revoked_ms: r[7].oi(),
+    })
+}
+
+async fn fetch_token(tx: &mut Tx, id: i64) -> Result<Option<TokenRecord>, StoreError> {
+    let rows = tx.rows(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?"), vec![P::I(id)], TOKEN_KINDS).await?;
+    rows.first().map(|r| token_record(r)).transpose()
+}
+
+/// What the audit chain records of a token: who got which role, never the token or its hash.
+fn token_digest(t: &TokenRecord) -> String {
+    let base = format!(
+        "token {} {} {:?} {:?} {} {:?}",
+        t.id,
+        t.role.as_str(),
+        t.tenant_id.map(|t| t.0),
+        t.pool,
+        t.label,
+        t.expires_ms
+    );
+    audit::digest(&match t.revoked_ms {
+        None => base,
+        Some(at) => format!("{base} revoked {at}"),
+    })
+}
+
+/// What the audit chain records of a tenant.
+fn tenant_digest(t: &TenantRecord) -> String {
+    audit::digest(&format!("tenant {} {} {} {}", t.id, t.name, t.kind.as_str(), t.registration_city))
+}
+
 fn job_digest(job: &JobRecord) -> String {
     audit::digest(&format!(
         "job {} tenant {} state {} pool {:?} spec {}",
@@ -838,13 +1022,7 @@ async fn apply(
                 registration_city: registration_city.clone(),
                 created_ms: now,
             };
-            let after = audit::digest(&format!(
-                "tenant {} {} {} {}",
-                record.id,
-                record.name,
-                record.kind.as_str(),
-                record.registration_city
-            ));
+            let after = tenant_digest(&record);
             chain
                 .append(
                     tx,
@@ -917,12 +1095,16 @@ async fn apply(
                 )
                 .await?;
             let id = rows[0][0].i();
-            // The audit log keeps who got which role, never the token or its hash.
-            let after = audit::digest(&format!(
-                "token {id} {} {:?} {pool:?} {label} {expires_ms:?}",
-                role.as_str(),
-                tenant_id.map(|t| t.0)
-            ));
+            let after = token_digest(&TokenRecord {
+                id,
+                role: *role,
+                tenant_id: *tenant_id,
+                pool: pool.clone(),
+                label: label.clone(),
+                created_ms: now,
+                expires_ms: *expires_ms,
+                revoked_ms: None,
+            });
             chain
                 .append(
                     tx,
@@ -1130,6 +1312,38 @@ async fn apply(
                 )
                 .await?;
             Ok(Outcome::Usage { new: true })
+        }
+        Write::SetQuotas { tenant_id, quotas } => {
+            let before = tx
+                .rows("SELECT quotas FROM tenant_quotas WHERE tenant_id = ?", vec![P::I(tenant_id.0)], &[K::T])
+                .await?
+                .first()
+                .map_or_else(|| "-".to_owned(), |r| audit::digest(&r[0].t()));
+            tx.exec(
+                "INSERT INTO tenant_quotas (tenant_id, quotas) VALUES (?, ?) ON CONFLICT (tenant_id) DO UPDATE SET quotas = excluded.quotas",
+                vec![P::I(tenant_id.0), P::T(quotas.clone())],
+            )
+            .await?;
+            let (subject, after) = (format!("quotas:{}", tenant_id.0), audit::digest(quotas));
+            let change =
+                Change { at_ms: now, actor, action: "quotas.set", subject: &subject, before: &before, after: &after };
+            chain.append(tx, change).await?;
+            Ok(Outcome::Quotas)
+        }
+        Write::RevokeToken { token_id } => {
+            let Some(before) = fetch_token(tx, *token_id).await? else {
+                return Ok(Err(WriteError::NotFound(format!("token {token_id}"))));
+            };
+            if before.revoked_ms.is_some() {
+                return Ok(Ok(Outcome::Revoked(false)));
+            }
+            tx.exec("UPDATE tokens SET revoked_ms = ? WHERE id = ?", vec![P::I(now), P::I(*token_id)]).await?;
+            let after = TokenRecord { revoked_ms: Some(now), ..before.clone() };
+            let (subject, before, after) = (format!("token:{token_id}"), token_digest(&before), token_digest(&after));
+            let change =
+                Change { at_ms: now, actor, action: "token.revoke", subject: &subject, before: &before, after: &after };
+            chain.append(tx, change).await?;
+            Ok(Outcome::Revoked(true))
         }
         Write::SetPoolStatus { name, healthy, drained, last_seen_ms } => {
             let rows = tx

@@ -104,6 +104,9 @@ conformance!(
     a_jobs_log_is_capped_with_a_note,
     everything_survives_reopening,
     the_audit_chain_verifies_and_names_tampering,
+    rows_changed_behind_the_chain_are_found,
+    a_cut_or_rewritten_chain_fails_against_its_exported_head,
+    tokens_are_revoked_and_listed_and_quotas_kept,
     one_server_leads_at_a_time,
     data_sets_are_per_tenant_and_unique_by_name,
     ledger_entries_append_in_order_and_survive,
@@ -518,6 +521,105 @@ async fn the_audit_chain_verifies_and_names_tampering(store: Store, _: &Reopen) 
 
 /// On PostgreSQL one server at a time holds the scheduler's role; when it goes, another takes it.
 /// SQLite has one process per file, which always leads.
+/// Issue 15: a tenant raised to operator, or a job handed to another tenant, by editing the
+/// tables directly used to pass `audit verify`.
+async fn rows_changed_behind_the_chain_are_found(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let other = new_tenant(&store, "u").await;
+    let job = new_job(&store, tenant).await;
+    let token = Write::CreateToken {
+        hash: "h1".to_owned(),
+        role: Role::Tenant,
+        tenant_id: Some(tenant),
+        pool: None,
+        label: "ci".to_owned(),
+        expires_ms: None,
+    };
+    let Outcome::Token(token_id) = one(&store, token).await.unwrap() else { panic!() };
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+    let id = token_id.to_string();
+    store.tamper("UPDATE tokens SET role = 'operator' WHERE id = CAST(? AS BIGINT)", &[&id]).await.unwrap();
+    let Verdict::Broken { reason, .. } = store.verify_audit().await.unwrap() else { panic!("escalation passed") };
+    assert!(reason.contains(&format!("token {token_id}")), "{reason}");
+    store.tamper("UPDATE tokens SET role = 'tenant' WHERE id = CAST(? AS BIGINT)", &[&id]).await.unwrap();
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+    let owner = other.0.to_string();
+    store.tamper("UPDATE jobs SET tenant_id = CAST(? AS BIGINT)", &[&owner]).await.unwrap();
+    let Verdict::Broken { reason, .. } = store.verify_audit().await.unwrap() else { panic!("a stolen job passed") };
+    assert!(reason.contains(&format!("job {job}")), "{reason}");
+    store.tamper("UPDATE jobs SET tenant_id = CAST(? AS BIGINT)", &[&tenant.0.to_string()]).await.unwrap();
+    store.tamper("INSERT INTO tokens (hash, role, label, created_ms) VALUES ('h2', 'operator', 'backdoor', 1)", &[]).await.unwrap();
+    let Verdict::Broken { reason, .. } = store.verify_audit().await.unwrap() else { panic!("a backdoor passed") };
+    assert!(reason.contains("is not in the audit chain"), "{reason}");
+}
+
+/// Issue 15: deleting the newest entries, or editing one and recomputing the later hashes, is
+/// invisible to the chain alone; against a head exported earlier it is not.
+async fn a_cut_or_rewritten_chain_fails_against_its_exported_head(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    for _ in 0..5 {
+        new_job(&store, tenant).await;
+    }
+    let (seq, hash) = store.audit_head_hash().await.unwrap();
+    assert_eq!(seq, 6);
+    assert!(matches!(store.verify_since_head(seq, &hash).await.unwrap(), Verdict::Intact { entries: 6 }));
+    new_job(&store, tenant).await;
+    assert!(matches!(store.verify_since_head(seq, &hash).await.unwrap(), Verdict::Intact { entries: 7 }), "growth is fine");
+    // Rewrite entry 3's actor and recompute every later hash: the chain alone still verifies.
+    let entries = store.audit(0, 100).await.unwrap();
+    let mut prev = entries[1].hash.clone();
+    for entry in &entries[2..] {
+        let mut change = entry.change();
+        if entry.seq == 3 {
+            change.actor = "someone-else";
+        }
+        let new_hash = suanwang_store::audit::entry_hash(&prev, entry.seq, &change);
+        let seq = entry.seq.to_string();
+        store
+            .tamper(
+                "UPDATE audit SET actor = ?, prev_hash = ?, hash = ? WHERE seq = CAST(? AS BIGINT)",
+                &[change.actor, &prev, &new_hash, &seq],
+            )
+            .await
+            .unwrap();
+        prev = new_hash;
+    }
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { .. }), "a consistent rewrite");
+    let Verdict::Broken { reason, .. } = store.verify_since_head(seq, &hash).await.unwrap() else { panic!("rewrite passed") };
+    assert!(reason.contains("rewritten"), "{reason}");
+    // Cut the newest entries off.
+    let (seq, hash) = store.audit_head_hash().await.unwrap();
+    store.tamper("DELETE FROM audit WHERE seq > 5", &[]).await.unwrap();
+    store.tamper("DELETE FROM jobs WHERE id > 4", &[]).await.unwrap();
+    let Verdict::Broken { reason, .. } = store.verify_since_head(seq, &hash).await.unwrap() else { panic!("a cut passed") };
+    assert!(reason.contains("removed"), "{reason}");
+}
+
+async fn tokens_are_revoked_and_listed_and_quotas_kept(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let token = Write::CreateToken {
+        hash: "h".to_owned(),
+        role: Role::Tenant,
+        tenant_id: Some(tenant),
+        pool: None,
+        label: "ci".to_owned(),
+        expires_ms: None,
+    };
+    let Outcome::Token(id) = one(&store, token).await.unwrap() else { panic!() };
+    assert!(store.principal("h").await.unwrap().is_some());
+    assert_eq!(one(&store, Write::RevokeToken { token_id: id }).await.unwrap(), Outcome::Revoked(true));
+    assert_eq!(one(&store, Write::RevokeToken { token_id: id }).await.unwrap(), Outcome::Revoked(false));
+    assert!(one(&store, Write::RevokeToken { token_id: 999 }).await.is_err());
+    assert!(store.principal("h").await.unwrap().is_none());
+    let listed = store.tokens(0).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].revoked_ms, Some(1_000));
+    assert_eq!(store.quotas(tenant).await.unwrap(), None);
+    one(&store, Write::SetQuotas { tenant_id: tenant, quotas: "{\"datasets\":3}".to_owned() }).await.unwrap();
+    assert_eq!(store.quotas(tenant).await.unwrap().as_deref(), Some("{\"datasets\":3}"));
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { .. }));
+}
+
 async fn one_server_leads_at_a_time(store: Store, reopen: &Reopen) {
     let mut first = store.try_lead().await.unwrap().expect("the first server leads");
     assert!(first.held().await);
