@@ -190,3 +190,93 @@ pub struct Health {
     /// `leader` (this server schedules) or `standby`.
     pub scheduler: String,
 }
+
+/// A token as `GET /api/v1/tokens` lists it: never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Id (in the audit log as `token:ID`).
+    pub id: i64,
+    /// Role.
+    #[serde(with = "crate::names::role")]
+    pub role: Role,
+    /// For tenant tokens: the tenant's id.
+    pub tenant_id: Option<i64>,
+    /// For provider tokens: the pool; for programme administrators: the programme.
+    pub scope: Option<String>,
+    /// The label.
+    pub label: String,
+    /// When issued (UTC).
+    pub created_at: String,
+    /// When it stops working (UTC), if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked (UTC), if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// A page of tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPage {
+    /// Oldest first.
+    pub tokens: Vec<TokenInfo>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<i64>,
+}
+
+/// Query of `GET /api/v1/tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuery {
+    /// Tokens with ids above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+}
+
+/// `GET /api/v1/audit/head`: the newest entry, to export and check against later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// Its sequence number (0: the chain is empty).
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// A tenant's limits: `GET /api/v1/tenants/{id}/quotas`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// API requests per second per token (bursts of twice this).
+    pub requests_per_s: u32,
+    /// Jobs waiting in the queue at once.
+    pub queued_jobs: u32,
+    /// Market orders resting in the book at once.
+    pub open_orders: u32,
+    /// The most of the whole book one tenant's orders may be, in basis points.
+    pub book_share_bps: u32,
+    /// Simulations running at once.
+    pub running_simulations: u32,
+    /// Registered data sets.
+    pub datasets: u32,
+}
+
+/// `POST /api/v1/tenants/{id}/quotas` (operators): fields left out keep their value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaChange {
+    /// See [`Quotas`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_s: Option<u32>,
+    /// See [`Quotas`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_jobs: Option<u32>,
+    /// See [`Quotas`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_orders: Option<u32>,
+    /// See [`Quotas`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub book_share_bps: Option<u32>,
+    /// See [`Quotas`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_simulations: Option<u32>,
+    /// See [`Quotas`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datasets: Option<u32>,
+}

@@ -79,11 +79,19 @@ pub enum Action {
     Simulate,
     /// Read everyone's simulation runs.
     ReadAllSimulations,
+    /// Read a tenant's quotas.
+    ReadQuotas,
+    /// Change a tenant's quotas.
+    SetQuotas,
+    /// List tokens (never their secrets).
+    ReadTokens,
+    /// Revoke a token.
+    RevokeToken,
 }
 
 impl Action {
     /// Every action, in the table's order.
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 34] = [
         Action::SubmitJob,
         Action::ReadJobs,
         Action::CancelJob,
@@ -114,6 +122,10 @@ impl Action {
         Action::Agent,
         Action::Simulate,
         Action::ReadAllSimulations,
+        Action::ReadQuotas,
+        Action::SetQuotas,
+        Action::ReadTokens,
+        Action::RevokeToken,
     ];
 
     /// Its words, for refusals ("a tenant token cannot {describe}").
@@ -149,6 +161,10 @@ impl Action {
             Action::Agent => "act as a pool's agent",
             Action::Simulate => "run simulations",
             Action::ReadAllSimulations => "read everyone's simulations",
+            Action::ReadQuotas => "read quotas",
+            Action::SetQuotas => "change quotas",
+            Action::ReadTokens => "list tokens",
+            Action::RevokeToken => "revoke tokens",
         }
     }
 }
@@ -175,9 +191,10 @@ pub fn scope(role: Role, action: Action) -> Scope {
         (Role::Operator, _) => All,
         (Role::Auditor, ReadJobs | ReadTenants | ReadAudit | ReadDatasets | ReadTenantMoney | ReadEarnings) => All,
         (Role::Auditor, ReadLedger | ReadProgramReport | ReadVouchers | ReadContracts | ReadAllSimulations) => All,
+        (Role::Auditor, ReadQuotas | ReadTokens) => All,
         (Role::Auditor, _) => None,
         (Role::Tenant, SubmitJob | ReadJobs | CancelJob | RegisterDataset | ReadDatasets | ReadTenantMoney) => Own,
-        (Role::Tenant, ApplyAndClaim | ReadVouchers | Redeem | Trade | ReadContracts) => Own,
+        (Role::Tenant, ApplyAndClaim | ReadVouchers | Redeem | Trade | ReadContracts | ReadQuotas) => Own,
         (Role::Tenant, _) => None,
         (Role::Provider, ReadJobs | DrainPool | ReadEarnings | Trade | ReadContracts | Agent) => Own,
         (Role::Provider, _) => None,
@@ -313,6 +330,10 @@ mod tests {
             Agent                            -           own             -             -             -
             Simulate                         *             *             *             *             *
             ReadAllSimulations               *             -             -             -             *
+            ReadQuotas                       *             -           own             -             *
+            SetQuotas                        *             -             -             -             -
+            ReadTokens                       *             -             -             -             *
+            RevokeToken                      *             -             -             -             -
         "#]]
         .assert_eq(&table());
     }

@@ -1,7 +1,8 @@
 //! Tenants, tokens, pools (and draining them), sites, links and the audit log.
 
 use suanwang_api::admin::{
-    AuditQuery, AuditVerdict, AuditView, LinkView, NewTenant, NewToken, PoolView, SiteView, TenantView, TokenView,
+    AuditHead, AuditQuery, AuditVerdict, AuditView, LinkView, NewTenant, NewToken, PoolView, SiteView, TenantView,
+    TokenInfo, TokenPage, TokenView,
 };
 use suanwang_model::job::TenantKind;
 use suanwang_model::platform::Role;
@@ -282,4 +283,48 @@ pub async fn audit_verify(ctl: &Control, caller: &Caller) -> Result<AuditVerdict
             AuditVerdict { intact: false, entries: None, first_broken: Some(seq), reason: Some(reason) }
         }
     })
+}
+
+/// Every token (operators, auditors), a page at a time: never the secret.
+pub async fn list_tokens(ctl: &Control, caller: &Caller, after: Option<i64>) -> Result<TokenPage, Error> {
+    require(caller, Action::ReadTokens)?;
+    let tokens = ctl.store.tokens(after.unwrap_or(0).max(0)).await?;
+    let full = tokens.len() >= usize::try_from(PAGE_MAX).unwrap_or(usize::MAX);
+    let next_after = if full { tokens.last().map(|t| t.id) } else { None };
+    let tokens = tokens
+        .into_iter()
+        .map(|t| TokenInfo {
+            id: t.id,
+            role: t.role,
+            tenant_id: t.tenant_id.map(|t| t.0),
+            scope: t.pool,
+            label: t.label,
+            created_at: rfc3339(t.created_ms),
+            expires_at: t.expires_ms.map(rfc3339),
+            revoked_at: t.revoked_ms.map(rfc3339),
+        })
+        .collect();
+    Ok(TokenPage { tokens, next_after })
+}
+
+/// Revokes a token (operators): it stops working on this server at once and on others within
+/// the token cache's ten seconds. Revoking one's own token is allowed (it is how an operator
+/// retires a leaked one); revoking a revoked token is a no-op.
+pub async fn revoke_token(ctl: &Control, caller: &Caller, id: i64) -> Result<TokenInfo, Error> {
+    require(caller, Action::RevokeToken)?;
+    match ctl.committer.write(caller.actor(), Write::RevokeToken { token_id: id }).await? {
+        Outcome::Revoked(_) => {}
+        other => return Err(Error::unavailable(format!("unexpected write outcome {other:?}"))),
+    }
+    ctl.tokens.clear();
+    let page = list_tokens(ctl, caller, Some(id - 1)).await?;
+    page.tokens.into_iter().find(|t| t.id == id).ok_or_else(|| Error::not_found(format!("token {id}")))
+}
+
+/// The newest audit entry, to export and later check the chain against (`audit verify
+/// --since-head`).
+pub async fn audit_head(ctl: &Control, caller: &Caller) -> Result<AuditHead, Error> {
+    require(caller, Action::ReadAudit)?;
+    let (seq, hash) = ctl.store.audit_head_hash().await?;
+    Ok(AuditHead { seq, hash })
 }

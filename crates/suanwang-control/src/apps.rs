@@ -12,9 +12,6 @@ use crate::auth::Caller;
 use crate::clock::rfc3339;
 use crate::error::Error;
 
-/// The most data sets one tenant may register.
-pub const DATASETS_PER_TENANT_MAX: usize = 1_000;
-
 /// The applications (any signed-in caller).
 pub fn list_apps(ctl: &Control, caller: &Caller) -> Result<Vec<App>, Error> {
     require(caller, Action::ReadCatalogue)?;
@@ -84,11 +81,9 @@ pub async fn register_dataset(ctl: &Control, caller: &Caller, body: NewDataset) 
         .ok()
         .filter(|&b| b <= suanwang_model::job::limits::DATASET_BYTES_MAX as i64)
         .ok_or_else(|| Error::bad_request("invalid_size", "size_bytes is at most 10 PiB").at("size_bytes"))?;
-    if ctl.store.datasets(Some(tenant_id)).await?.len() >= DATASETS_PER_TENANT_MAX {
-        return Err(Error::conflict(
-            "too_many_datasets",
-            format!("a tenant may register at most {DATASETS_PER_TENANT_MAX} data sets"),
-        ));
+    let most = crate::quota::of(ctl, tenant_id).await?.datasets;
+    if ctl.store.datasets(Some(tenant_id)).await?.len() >= usize::try_from(most).unwrap_or(usize::MAX) {
+        return Err(crate::quota::exceeded("data sets", most));
     }
     let write = Write::RegisterDataset { tenant_id, name: body.name, site: body.site, size_bytes };
     match ctl.committer.write(caller.actor(), write).await? {

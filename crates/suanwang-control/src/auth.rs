@@ -51,6 +51,13 @@ impl TokenCache {
         entries.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(p, _)| p.clone())
     }
 
+    /// Forgets every lookup (after a revocation).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     fn put(&self, hash: String, principal: Principal) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CACHE_MAX {
@@ -114,7 +121,8 @@ impl Caller {
     }
 }
 
-/// Who holds `token`: remembered for a few seconds, refused when unknown, revoked or expired.
+/// Who holds `token`: remembered for a few seconds, refused when unknown, revoked or expired,
+/// and when the token has used up its request rate ([`crate::quota::admit`]).
 pub async fn authenticate(ctl: &Control, token: &str) -> Result<Caller, Error> {
     if token.is_empty() || token.len() > TOKEN_MAX {
         return Err(Error::unauthenticated("invalid_token", "the token is not valid"));
@@ -138,7 +146,9 @@ pub async fn authenticate(ctl: &Control, token: &str) -> Result<Caller, Error> {
             format!("the token expired at {}; ask an operator for a new one", rfc3339(expires)),
         ));
     }
-    Ok(Caller { principal })
+    let caller = Caller { principal };
+    crate::quota::admit(ctl, &caller).await?;
+    Ok(caller)
 }
 
 #[cfg(test)]

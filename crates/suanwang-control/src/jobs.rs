@@ -133,6 +133,17 @@ pub async fn submit(
     };
     crate::fit::check_limits(&body)?;
     let tenant_id = crate::apps::acting_tenant(ctl, caller, body.tenant.as_deref(), "invalid_job").await?;
+    // A retried key is answered whatever the queue holds now; a new job counts against the quota.
+    let replay = match &key {
+        Some(key) => ctl.store.job_by_key(tenant_id, key).await?.is_some(),
+        None => false,
+    };
+    if !replay {
+        let most = crate::quota::of(ctl, tenant_id).await?.queued_jobs;
+        if ctl.store.count_jobs(tenant_id, JobState::Queued).await? >= i64::from(most) {
+            return Err(crate::quota::exceeded("queued jobs", most));
+        }
+    }
     if let Some(DatasetField::Named(name)) = &body.dataset {
         let found = ctl.store.dataset(tenant_id, name).await?.ok_or_else(|| {
             Error::bad_request(

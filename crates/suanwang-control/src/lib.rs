@@ -4,6 +4,7 @@
 //!
 //! - [`access`]: the one access policy (role × action), asked by every operation.
 //! - [`auth`]: tokens (hashed at rest) and the [`auth::Caller`] a token names.
+//! - [`quota`]: request rates per token and quotas per tenant.
 //! - [`jobs`]: submit (with [`fit`]: framework, models, speeds, and a refusal for a job no pool
 //!   could ever run), list, show, cancel, logs, explanations.
 //! - [`agents`]: the agent protocol: heartbeats, work, state (runs are metered by [`metering`]
@@ -34,6 +35,7 @@ pub mod market;
 pub mod metering;
 pub mod metrics;
 pub mod money;
+pub mod quota;
 pub mod scheduler;
 pub mod sims;
 
@@ -71,6 +73,8 @@ pub struct Inner {
     pub adaptation: AdaptationMatrix,
     /// Remembered token lookups.
     pub tokens: TokenCache,
+    /// Request budgets per token and remembered quotas.
+    pub limits: quota::Limiter,
     /// The scheduler task's mailbox.
     pub scheduler: mpsc::Sender<SchedulerMsg>,
     /// Settings.
@@ -134,6 +138,7 @@ pub fn start_with_clock(store: Store, federation: Federation, config: ControlCon
         federation,
         adaptation: suanwang_formats::catalog::builtin_adaptation(),
         tokens: TokenCache::default(),
+        limits: quota::Limiter::default(),
         scheduler,
         config,
         leader: AtomicBool::new(false),

@@ -163,6 +163,15 @@ pub async fn place_order(
             .at("side"));
         }
     };
+    if let Owner::Tenant(tenant) = &owner {
+        let quotas = crate::quota::of(ctl, suanwang_model::platform::TenantId(*tenant)).await?;
+        let mine = ctl.read_books(|books| books.book().filter(|o| o.owner == owner).count()).await?;
+        let share = u64::from(quotas.book_share_bps) * suanwang_billing::market::BOOK_MAX as u64 / 10_000;
+        let most = u64::from(quotas.open_orders).min(share);
+        if mine as u64 >= most {
+            return Err(crate::quota::exceeded("resting orders", u32::try_from(most).unwrap_or(u32::MAX)));
+        }
+    }
     let new = NewOrder {
         owner,
         side,

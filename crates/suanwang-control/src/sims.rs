@@ -35,12 +35,47 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("philly", include_str!("../../../examples/federations/philly.toml")),
 ];
 
-/// The runs so far and the one-at-a-time gate.
-#[derive(Debug, Default)]
+/// Simulations that run at once on one server (each takes a core).
+pub const SLOTS: usize = 2;
+
+/// The runs so far, the slots, and how many each tenant is running (its quota bounds that, so
+/// no tenant holds every slot).
+#[derive(Debug)]
 pub struct Simulations {
     runs: Mutex<VecDeque<RunView>>,
     next_id: Mutex<u64>,
-    busy: tokio::sync::Mutex<()>,
+    slots: tokio::sync::Semaphore,
+    running: Mutex<std::collections::HashMap<i64, u32>>,
+}
+
+impl Default for Simulations {
+    fn default() -> Self {
+        Simulations {
+            runs: Mutex::default(),
+            next_id: Mutex::default(),
+            slots: tokio::sync::Semaphore::new(SLOTS),
+            running: Mutex::default(),
+        }
+    }
+}
+
+/// A tenant's place among the running simulations, given back when dropped.
+struct Running<'a> {
+    sims: &'a Simulations,
+    tenant: Option<i64>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let (Some(tenant), Ok(mut running)) = (self.tenant, self.sims.running.lock()) {
+            if let Some(n) = running.get_mut(&tenant) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    running.remove(&tenant);
+                }
+            }
+        }
+    }
 }
 
 /// `POST /api/v1/simulations`.
@@ -212,8 +247,29 @@ pub async fn run(ctl: &Control, caller: &Caller, body: NewRun) -> Result<RunView
         })?,
         None => guessed.unwrap_or(TraceFormat::Jsonl),
     };
-    let Ok(_gate) = ctl.simulations.busy.try_lock() else {
-        return Err(Error::new(Kind::TooMany, "busy", "a simulation is running; try again when it ends"));
+    let tenant = caller.principal.tenant_id;
+    let most = match tenant {
+        Some(tenant) => Some(crate::quota::of(ctl, tenant).await?.running_simulations),
+        None => None,
+    };
+    let _place = {
+        let mut running =
+            ctl.simulations.running.lock().map_err(|_| Error::unavailable("simulations are unavailable"))?;
+        if let (Some(tenant), Some(most)) = (tenant, most) {
+            let mine = running.entry(tenant.0).or_insert(0);
+            if *mine >= most {
+                return Err(crate::quota::exceeded("running simulations", most));
+            }
+            *mine += 1;
+        }
+        Running { sims: &ctl.simulations, tenant: tenant.map(|t| t.0) }
+    };
+    let Ok(_slot) = ctl.simulations.slots.try_acquire() else {
+        return Err(Error::new(
+            Kind::TooMany,
+            "busy",
+            format!("{SLOTS} simulations are running; try again when one ends"),
+        ));
     };
     let by = caller.actor();
     let at_ms = ctl.now_ms();

@@ -158,6 +158,48 @@ pub async fn create_token(
     created(admin::create_token(&ctl, &caller, b).await?, true)
 }
 
+/// `GET /api/v1/tokens`: every token, never the secret (operators, auditors).
+pub async fn list_tokens(
+    State(ctl): State<Control>,
+    Auth(caller): Auth,
+    Q(q): Q<suanwang_api::admin::TokenQuery>,
+) -> Answer<suanwang_api::admin::TokenPage> {
+    Ok(Json(admin::list_tokens(&ctl, &caller, q.after).await?))
+}
+
+/// `POST /api/v1/tokens/{id}/revoke` (operators).
+pub async fn revoke_token(
+    State(ctl): State<Control>,
+    Auth(caller): Auth,
+    Path(id): Path<i64>,
+) -> Answer<suanwang_api::admin::TokenInfo> {
+    Ok(Json(admin::revoke_token(&ctl, &caller, id).await?))
+}
+
+/// `GET /api/v1/tenants/{id}/quotas`.
+pub async fn show_quotas(
+    State(ctl): State<Control>,
+    Auth(caller): Auth,
+    Path(id): Path<i64>,
+) -> Answer<suanwang_api::admin::Quotas> {
+    Ok(Json(suanwang_control::quota::show(&ctl, &caller, suanwang_model::platform::TenantId(id)).await?))
+}
+
+/// `POST /api/v1/tenants/{id}/quotas` (operators): fields left out keep their value.
+pub async fn set_quotas(
+    State(ctl): State<Control>,
+    Auth(caller): Auth,
+    Path(id): Path<i64>,
+    Body(b): Body<suanwang_api::admin::QuotaChange>,
+) -> Answer<suanwang_api::admin::Quotas> {
+    Ok(Json(suanwang_control::quota::set(&ctl, &caller, suanwang_model::platform::TenantId(id), b).await?))
+}
+
+/// `GET /api/v1/audit/head`: the newest entry's sequence number and hash.
+pub async fn audit_head(State(ctl): State<Control>, Auth(caller): Auth) -> Answer<suanwang_api::admin::AuditHead> {
+    Ok(Json(admin::audit_head(&ctl, &caller).await?))
+}
+
 /// `GET /api/v1/pools`.
 pub async fn list_pools(State(ctl): State<Control>, Auth(caller): Auth) -> Answer<Vec<PoolView>> {
     Ok(Json(admin::list_pools(&ctl, &caller).await?))

@@ -47,7 +47,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let Error { code, message, field, .. } = self.0;
-        (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message, field } })).into_response()
+        let mut response =
+            (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message, field } })).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Token buckets refill at least one request a second.
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -52,6 +52,30 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("post", "/api/v1/tenants", "Create a tenant", "operator"),
     ("get", "/api/v1/tenants", "List tenants", "operator, auditor"),
     ("post", "/api/v1/tokens", "Create a token (shown once; \"ttl_seconds\" makes it expire)", "operator"),
+    (
+        "get",
+        "/api/v1/tokens",
+        "Every token (?after=): role, scope, label, dates; never the secret",
+        "operator, auditor",
+    ),
+    (
+        "post",
+        "/api/v1/tokens/{id}/revoke",
+        "Revoke a token: it stops working at once here, within 10 s on other servers (audited)",
+        "operator",
+    ),
+    (
+        "get",
+        "/api/v1/tenants/{id}/quotas",
+        "A tenant's quotas: requests_per_s (per token), queued_jobs, open_orders, book_share_bps, running_simulations, datasets",
+        "tenant (own), operator, auditor",
+    ),
+    (
+        "post",
+        "/api/v1/tenants/{id}/quotas",
+        "Change a tenant's quotas (fields left out keep their value; audited)",
+        "operator",
+    ),
     ("get", "/api/v1/pools", "Pools with capacity, prices and health", "any"),
     ("get", "/api/v1/pools/{name}", "One pool", "any"),
     (
@@ -225,8 +249,14 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/v1/audit", "Audit entries (?after=&limit=)", "operator, auditor"),
     (
         "get",
+        "/api/v1/audit/head",
+        "The newest audit entry {\"seq\",\"hash\"}: keep it; `suanwang audit verify --since-head` proves the chain still extends it",
+        "operator, auditor",
+    ),
+    (
+        "get",
         "/api/v1/audit/verify",
-        "Walk the whole audit chain: {\"intact\":true,\"entries\":N} or the first broken entry",
+        "Walk the whole audit chain and cross-check every token, tenant and job against it: {\"intact\":true,\"entries\":N} or the first broken entry",
         "operator, auditor",
     ),
     (

@@ -118,3 +118,119 @@ async fn long_strings_and_large_bodies_are_refused() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(e["error"]["code"], "body_too_large");
 }
+
+/// One tenant filled the market's global book in 221 s, and then every other tenant got
+/// `book_full`; one could hold the only simulation slot; nothing bounded a token's rate. Now
+/// each tenant has quotas an operator can change, and each token a rate.
+#[tokio::test]
+async fn quotas_and_rates_keep_one_tenant_from_crowding_out_the_others() {
+    let h = Harness::new(fast()).await;
+    let (mallory_id, mallory) = common::tenant(&h, "mallory", "sme", "Shenzhen").await;
+    let (_, alice) = common::tenant(&h, "alice", "sme", "Shenzhen").await;
+    // Defaults, readable by the tenant itself; not by another tenant.
+    let quotas_path = format!("/api/v1/tenants/{mallory_id}/quotas");
+    let (status, q) = get(&h, &mallory, &quotas_path).await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    assert_eq!(q["requests_per_s"], 50);
+    assert_eq!(get(&h, &alice, &quotas_path).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(post(&h, &mallory, &quotas_path, json!({"datasets": 100_000})).await.0, StatusCode::FORBIDDEN);
+    let (status, e) = post(&h, &h.operator, &quotas_path, json!({"requests_per_s": 0})).await;
+    assert_eq!((status, e["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("requests_per_s")));
+    let change = json!({"queued_jobs": 3, "open_orders": 2, "datasets": 1, "requests_per_s": 5});
+    let (status, q) = post(&h, &h.operator, &quotas_path, change).await;
+    assert_eq!(
+        (status, q["queued_jobs"].as_u64(), q["running_simulations"].as_u64()),
+        (StatusCode::OK, Some(3), Some(1))
+    );
+
+    // Queued jobs: the fourth waits for the others.
+    for i in 0..4 {
+        let (status, e) =
+            post(&h, &mallory, "/api/v1/jobs", json!({"name": format!("j{i}"), "cpu_milli": 100, "pool": "gpu"})).await;
+        if i < 3 {
+            assert_eq!(status, StatusCode::CREATED, "{e}");
+        } else {
+            assert_eq!(
+                (status, e["error"]["code"].as_str()),
+                (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")),
+                "{e}"
+            );
+        }
+    }
+    // Data sets.
+    let dataset = |name: &str| json!({"name": name, "site": "here", "size_bytes": 1});
+    assert_eq!(post(&h, &mallory, "/api/v1/datasets", dataset("a")).await.0, StatusCode::CREATED);
+    let (status, e) = post(&h, &mallory, "/api/v1/datasets", dataset("b")).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")));
+
+    // The book: two resting orders, not three; the other tenant still trades.
+    let now_s = common::wall_ms() / 1000;
+    let order = json!({"side": "buy", "model": "A800-SXM4-80GB", "region": "CN-GD", "start_s": now_s + 3_600,
+                       "end_s": now_s + 7_200, "cards": 1, "limit_fen_per_card_hour": 100, "standing": true});
+    let place = |token: String, key: String| {
+        let body = order.to_string();
+        let h = &h;
+        async move {
+            h.call_with(Method::POST, "/api/v1/market/orders", Some(&token), Some(&body), &[("idempotency-key", &key)])
+                .await
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await; // mallory's rate refills
+    for i in 0..3 {
+        let (status, e) = place(mallory.clone(), format!("m{i}")).await;
+        let want = if i < 2 { StatusCode::CREATED } else { StatusCode::TOO_MANY_REQUESTS };
+        assert_eq!(status, want, "order {i}: {e}");
+    }
+    assert_eq!(place(alice.clone(), "a0".to_owned()).await.0, StatusCode::CREATED);
+
+    // The rate: five a second, bursts of ten; then 429 with Retry-After, and alice is unaffected.
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let mut limited = 0;
+    for _ in 0..30 {
+        let (status, e) = get(&h, &mallory, "/api/v1/jobs").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(e["error"]["code"], "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!((15..=21).contains(&limited), "{limited} of 30 limited");
+    for _ in 0..30 {
+        assert_eq!(get(&h, &alice, "/api/v1/jobs").await.0, StatusCode::OK);
+    }
+    let request = axum::http::Request::get("/api/v1/jobs")
+        .header("authorization", format!("Bearer {mallory}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(h.app.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    h.audit_verifies().await;
+}
+
+/// There was no way to revoke a token. Now operators list tokens (never the secret) and revoke
+/// one; it stops working at once, and the revocation is in the audit chain.
+#[tokio::test]
+async fn tokens_are_listed_without_secrets_and_revoked() {
+    let h = Harness::new(fast()).await;
+    let leaked = h.tenant("t").await;
+    let (status, page) = get(&h, &h.operator, "/api/v1/tokens").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let listed = page.to_string();
+    assert!(!listed.contains(&leaked) && !listed.contains(&h.operator), "a secret was listed");
+    let tokens = page["tokens"].as_array().unwrap();
+    let id = tokens.iter().find(|t| t["role"] == "tenant").unwrap()["id"].as_i64().unwrap();
+    assert_eq!(get(&h, &leaked, "/api/v1/tokens").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(post(&h, &leaked, &format!("/api/v1/tokens/{id}/revoke"), json!({})).await.0, StatusCode::FORBIDDEN);
+    let (status, revoked) = post(&h, &h.operator, &format!("/api/v1/tokens/{id}/revoke"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+    let (status, e) = get(&h, &leaked, "/api/v1/jobs").await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
+    assert_eq!(post(&h, &h.operator, "/api/v1/tokens/999/revoke", json!({})).await.0, StatusCode::NOT_FOUND);
+    let (_, audit) = get(&h, &h.operator, "/api/v1/audit?limit=1000").await;
+    assert!(audit.to_string().contains("token.revoke"), "{audit}");
+    let (status, head) = get(&h, &h.operator, "/api/v1/audit/head").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(head["seq"].as_i64().unwrap() >= 3 && head["hash"].as_str().unwrap().len() == 64, "{head}");
+    h.audit_verifies().await;
+}

@@ -294,9 +294,24 @@ impl Store {
 
     /// A tenant's quotas as an operator set them (JSON), if one did.
     pub async fn quotas(&self, tenant_id: TenantId) -> Result<Option<String>, StoreError> {
-        let rows =
-            self.db.rows("SELECT quotas FROM tenant_quotas WHERE tenant_id = ?", vec![P::I(tenant_id.0)], &[K::T]).await?;
+        let rows = self
+            .db
+            .rows("SELECT quotas FROM tenant_quotas WHERE tenant_id = ?", vec![P::I(tenant_id.0)], &[K::T])
+            .await?;
         Ok(rows.first().map(|r| r[0].t()))
+    }
+
+    /// The job a tenant submitted with idempotency key `key`, if any.
+    pub async fn job_by_key(&self, tenant_id: TenantId, key: &str) -> Result<Option<i64>, StoreError> {
+        let rows = self
+            .db
+            .rows(
+                "SELECT id FROM jobs WHERE tenant_id = ? AND idempotency_key = ?",
+                vec![P::I(tenant_id.0), P::T(key.to_owned())],
+                &[K::I],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r[0].i()))
     }
 
     /// How many of a tenant's jobs are in `state`.
@@ -582,7 +597,9 @@ impl Store {
         if seq > entries {
             return Ok(Verdict::Broken {
                 seq: entries,
-                reason: format!("the chain ends at entry {entries}, but entry {seq} was exported as its head: entries were removed"),
+                reason: format!(
+                    "the chain ends at entry {entries}, but entry {seq} was exported as its head: entries were removed"
+                ),
             });
         }
         if seq == 0 {
@@ -600,7 +617,11 @@ impl Store {
 
     /// The newest `after` digest the chain holds for each of `subjects` (of actions starting
     /// with `prefix`).
-    async fn latest_digests(&self, subjects: &[String], prefix: &str) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    async fn latest_digests(
+        &self,
+        subjects: &[String],
+        prefix: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let mut latest = std::collections::HashMap::new();
         for group in subjects.chunks(500) {
             let marks = vec!["?"; group.len()].join(", ");
@@ -658,7 +679,10 @@ impl Store {
             let latest = self.latest_digests(&subjects, "job.").await?;
             for (job, subject) in jobs.iter().zip(&subjects) {
                 if latest.get(subject) != Some(&job_digest(job)) {
-                    return Ok(broken(format!("job {} does not match the audit chain (its owner, state or body was changed)", job.id)));
+                    return Ok(broken(format!(
+                        "job {} does not match the audit chain (its owner, state or body was changed)",
+                        job.id
+                    )));
                 }
             }
         }
@@ -898,7 +922,8 @@ fn token_record(r: &[V]) -> Result<TokenRecord, StoreError> {
 }
 
 async fn fetch_token(tx: &mut Tx, id: i64) -> Result<Option<TokenRecord>, StoreError> {
-    let rows = tx.rows(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?"), vec![P::I(id)], TOKEN_KINDS).await?;
+    let rows =
+        tx.rows(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?"), vec![P::I(id)], TOKEN_KINDS).await?;
     rows.first().map(|r| token_record(r)).transpose()
 }
 

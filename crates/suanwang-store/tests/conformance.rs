@@ -548,7 +548,10 @@ async fn rows_changed_behind_the_chain_are_found(store: Store, _: &Reopen) {
     let Verdict::Broken { reason, .. } = store.verify_audit().await.unwrap() else { panic!("a stolen job passed") };
     assert!(reason.contains(&format!("job {job}")), "{reason}");
     store.tamper("UPDATE jobs SET tenant_id = CAST(? AS BIGINT)", &[&tenant.0.to_string()]).await.unwrap();
-    store.tamper("INSERT INTO tokens (hash, role, label, created_ms) VALUES ('h2', 'operator', 'backdoor', 1)", &[]).await.unwrap();
+    store
+        .tamper("INSERT INTO tokens (hash, role, label, created_ms) VALUES ('h2', 'operator', 'backdoor', 1)", &[])
+        .await
+        .unwrap();
     let Verdict::Broken { reason, .. } = store.verify_audit().await.unwrap() else { panic!("a backdoor passed") };
     assert!(reason.contains("is not in the audit chain"), "{reason}");
 }
@@ -564,7 +567,10 @@ async fn a_cut_or_rewritten_chain_fails_against_its_exported_head(store: Store, 
     assert_eq!(seq, 6);
     assert!(matches!(store.verify_since_head(seq, &hash).await.unwrap(), Verdict::Intact { entries: 6 }));
     new_job(&store, tenant).await;
-    assert!(matches!(store.verify_since_head(seq, &hash).await.unwrap(), Verdict::Intact { entries: 7 }), "growth is fine");
+    assert!(
+        matches!(store.verify_since_head(seq, &hash).await.unwrap(), Verdict::Intact { entries: 7 }),
+        "growth is fine"
+    );
     // Rewrite entry 3's actor and recompute every later hash: the chain alone still verifies.
     let entries = store.audit(0, 100).await.unwrap();
     let mut prev = entries[1].hash.clone();
@@ -585,13 +591,17 @@ async fn a_cut_or_rewritten_chain_fails_against_its_exported_head(store: Store, 
         prev = new_hash;
     }
     assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { .. }), "a consistent rewrite");
-    let Verdict::Broken { reason, .. } = store.verify_since_head(seq, &hash).await.unwrap() else { panic!("rewrite passed") };
+    let Verdict::Broken { reason, .. } = store.verify_since_head(seq, &hash).await.unwrap() else {
+        panic!("rewrite passed")
+    };
     assert!(reason.contains("rewritten"), "{reason}");
     // Cut the newest entries off.
     let (seq, hash) = store.audit_head_hash().await.unwrap();
     store.tamper("DELETE FROM audit WHERE seq > 5", &[]).await.unwrap();
     store.tamper("DELETE FROM jobs WHERE id > 4", &[]).await.unwrap();
-    let Verdict::Broken { reason, .. } = store.verify_since_head(seq, &hash).await.unwrap() else { panic!("a cut passed") };
+    let Verdict::Broken { reason, .. } = store.verify_since_head(seq, &hash).await.unwrap() else {
+        panic!("a cut passed")
+    };
     assert!(reason.contains("removed"), "{reason}");
 }
 
