@@ -67,12 +67,12 @@ struct Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if let (Some(tenant), Ok(mut running)) = (self.tenant, self.sims.running.lock()) {
-            if let Some(n) = running.get_mut(&tenant) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    running.remove(&tenant);
-                }
+        if let (Some(tenant), Ok(mut running)) = (self.tenant, self.sims.running.lock())
+            && let Some(n) = running.get_mut(&tenant)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.remove(&tenant);
             }
         }
     }
