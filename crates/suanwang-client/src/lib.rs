@@ -274,6 +274,39 @@ impl Client {
         self.post("/api/v1/tokens", token)
     }
 
+    /// `GET /api/v1/tokens` (every page).
+    pub fn tokens(&self) -> Result<Vec<suanwang_api::admin::TokenInfo>, ClientError> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page: suanwang_api::admin::TokenPage = self.get(&format!("/api/v1/tokens?after={after}"))?;
+            all.extend(page.tokens);
+            match page.next_after {
+                Some(next) if next > after => after = next,
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// `POST /api/v1/tokens/{id}/revoke`.
+    pub fn revoke_token(&self, id: i64) -> Result<suanwang_api::admin::TokenInfo, ClientError> {
+        self.post(&format!("/api/v1/tokens/{id}/revoke"), &serde_json::json!({}))
+    }
+
+    /// `GET /api/v1/tenants/{id}/quotas`.
+    pub fn quotas(&self, tenant_id: i64) -> Result<suanwang_api::admin::Quotas, ClientError> {
+        self.get(&format!("/api/v1/tenants/{tenant_id}/quotas"))
+    }
+
+    /// `POST /api/v1/tenants/{id}/quotas`.
+    pub fn set_quotas(
+        &self,
+        tenant_id: i64,
+        change: &suanwang_api::admin::QuotaChange,
+    ) -> Result<suanwang_api::admin::Quotas, ClientError> {
+        self.post(&format!("/api/v1/tenants/{tenant_id}/quotas"), change)
+    }
+
     /// `GET /api/v1/audit`.
     pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditView>, ClientError> {
         self.get(&format!("/api/v1/audit{}", query(q)))

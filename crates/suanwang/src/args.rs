@@ -620,6 +620,23 @@ pub enum AuditCommand {
         after_help = "Examples:\n  suanwang audit verify\n  suanwang audit verify --database-url postgres://postgres@127.0.0.1/suanwang"
     )]
     Verify(AuditVerifyArgs),
+    /// Print the newest entry's sequence number and hash, as JSON: keep it somewhere the
+    /// platform's operators cannot write, and `audit verify --since-head FILE` proves later that
+    /// the chain still extends it (nothing cut off the end, nothing rewritten).
+    #[command(
+        after_help = "Examples:\n  suanwang audit head > head-2026-12-07.json\n  suanwang audit verify --since-head head-2026-12-07.json"
+    )]
+    Head(AuditHeadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AuditHeadArgs {
+    /// The data directory of an SQLite platform (default: the user's data folder).
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL platform.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -630,6 +647,9 @@ pub struct AuditVerifyArgs {
     /// A PostgreSQL platform.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// A head printed earlier by `audit head`: the chain must still extend it.
+    #[arg(long, value_name = "FILE")]
+    pub since_head: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -840,6 +860,37 @@ pub enum TenantCommand {
     Create(TenantCreateArgs),
     /// List tenants.
     Ls(ClientOnly),
+    /// Show a tenant's quotas, or change them (operators).
+    #[command(
+        after_help = "Examples:\n  suanwang tenant quotas acme\n  suanwang tenant quotas acme --queued-jobs 50000 --requests-per-s 200"
+    )]
+    Quotas(TenantQuotasArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TenantQuotasArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The tenant's name.
+    pub name: String,
+    /// API requests a second per token (bursts of twice this).
+    #[arg(long)]
+    pub requests_per_s: Option<u32>,
+    /// Jobs waiting in the queue at once.
+    #[arg(long)]
+    pub queued_jobs: Option<u32>,
+    /// Market orders resting in the book at once.
+    #[arg(long)]
+    pub open_orders: Option<u32>,
+    /// The most of the book its orders may be, in basis points.
+    #[arg(long)]
+    pub book_share_bps: Option<u32>,
+    /// Simulations running at once.
+    #[arg(long)]
+    pub running_simulations: Option<u32>,
+    /// Registered data sets.
+    #[arg(long)]
+    pub datasets: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -863,6 +914,19 @@ pub enum TokenCommand {
         after_help = "Examples:\n  suanwang token create --tenant acme\n  suanwang token create --role provider --pool local --format json\n  suanwang token create --role auditor --ttl 8h"
     )]
     Create(TokenCreateArgs),
+    /// List tokens: role, scope, label, dates (never the secret).
+    Ls(ClientOnly),
+    /// Revoke a token by id: it stops working at once (within 10 s on other servers).
+    #[command(after_help = "Examples:\n  suanwang token ls\n  suanwang token revoke 7")]
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenRevokeArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The token's id (from `suanwang token ls`).
+    pub id: i64,
 }
 
 #[derive(Args, Debug)]

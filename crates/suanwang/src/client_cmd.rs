@@ -479,12 +479,74 @@ pub fn tenant(command: &TenantCommand) -> Result<(), CliError> {
                 table.render()
             })
         }
+        TenantCommand::Quotas(args) => {
+            let client = Client::new(&args.client)?;
+            let tenant = client.api.tenants()?.into_iter().find(|t| t.name == args.name).ok_or_else(|| {
+                CliError::input("unknown_tenant", format!("no tenant {:?} (suanwang tenant ls)", args.name))
+            })?;
+            let change = suanwang_api::admin::QuotaChange {
+                requests_per_s: args.requests_per_s,
+                queued_jobs: args.queued_jobs,
+                open_orders: args.open_orders,
+                book_share_bps: args.book_share_bps,
+                running_simulations: args.running_simulations,
+                datasets: args.datasets,
+            };
+            let quotas = if change == suanwang_api::admin::QuotaChange::default() {
+                client.api.quotas(tenant.id)?
+            } else {
+                client.api.set_quotas(tenant.id, &change)?
+            };
+            client.show(&quotas, |q| {
+                format!(
+                    "requests_per_s       {}\nqueued_jobs          {}\nopen_orders          {}\nbook_share_bps       {}\nrunning_simulations  {}\ndatasets             {}\n",
+                    q.requests_per_s, q.queued_jobs, q.open_orders, q.book_share_bps, q.running_simulations, q.datasets
+                )
+            })
+        }
     }
 }
 
-/// `suanwang token create`.
+/// `suanwang token create`, `ls` and `revoke`.
 pub fn token(command: &TokenCommand) -> Result<(), CliError> {
-    let TokenCommand::Create(args) = command;
+    let args = match command {
+        TokenCommand::Create(args) => args,
+        TokenCommand::Ls(args) => {
+            let client = Client::new(&args.client)?;
+            let tokens = client.api.tokens()?;
+            return client.show(&tokens, |ts| {
+                let mut table =
+                    Table::new(&["id", "role", "tenant", "scope", "label", "created", "expires", "revoked"]);
+                for t in ts {
+                    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+                    table.row(vec![
+                        t.id.to_string(),
+                        t.role.as_str().to_owned(),
+                        t.tenant_id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                        or_dash(&t.scope),
+                        t.label.clone(),
+                        t.created_at.clone(),
+                        or_dash(&t.expires_at),
+                        or_dash(&t.revoked_at),
+                    ]);
+                }
+                table.render()
+            });
+        }
+        TokenCommand::Revoke(args) => {
+            let client = Client::new(&args.client)?;
+            let token = client.api.revoke_token(args.id)?;
+            return client.show(&token, |t| {
+                format!(
+                    "token {} ({} {}) revoked at {}\n",
+                    t.id,
+                    t.role.as_str(),
+                    t.label,
+                    t.revoked_at.clone().unwrap_or_default()
+                )
+            });
+        }
+    };
     let role = match (&args.role, &args.tenant, &args.pool, &args.program) {
         (Some(role), ..) => role.clone(),
         (None, Some(_), _, _) => "tenant".to_owned(),

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Agent(agent) => serve_cmd::agent(&agent),
         Command::SandboxExec(sandbox) => serve_cmd::sandbox_exec(&sandbox),
         Command::Audit(AuditCommand::Verify(verify)) => serve_cmd::audit_verify(&verify),
+        Command::Audit(AuditCommand::Head(head)) => serve_cmd::audit_head(&head),
         Command::Job(job) => client_cmd::job(&job),
         Command::Pool(pool) => client_cmd::pool(&pool),
         Command::Tenant(tenant) => client_cmd::tenant(&tenant),

@@ -17,7 +17,7 @@ use suanwang_store::model::Write;
 use suanwang_store::store::Store;
 
 use crate::args::{
-    AgentArgs, AuditVerifyArgs, BackendArg, Format, IsolationArgs, LogFormat, SandboxExecArgs, ServeArgs,
+    AgentArgs, AuditHeadArgs, AuditVerifyArgs, BackendArg, Format, IsolationArgs, LogFormat, SandboxExecArgs, ServeArgs,
 };
 use crate::error::CliError;
 use crate::output::print;
@@ -483,16 +483,57 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
     })
 }
 
-/// `suanwang audit verify`.
-pub fn audit_verify(args: &AuditVerifyArgs) -> Result<(), CliError> {
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    if args.database_url.is_none() && !data_dir.join("suanwang.db").exists() {
+/// The newest audit entry, as `audit head` prints it and `audit verify --since-head` reads it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+/// The store of an existing platform (for the offline audit commands).
+fn existing_store(
+    data_dir: Option<&Path>,
+    database_url: Option<&str>,
+) -> Result<(tokio::runtime::Runtime, Store), CliError> {
+    let data_dir = data_dir.map_or_else(default_data_dir, Path::to_path_buf);
+    if database_url.is_none() && !data_dir.join("suanwang.db").exists() {
         return Err(CliError::input("no_store", format!("no platform database in {}", data_dir.display())));
     }
-    let verdict = runtime()?.block_on(async {
-        let store = open_store(&data_dir, args.database_url.as_deref()).await?;
-        store.verify_audit().await.map_err(|e| CliError::internal("database_unavailable", e.to_string()))
-    })?;
+    let runtime = runtime()?;
+    let store = runtime.block_on(open_store(&data_dir, database_url))?;
+    Ok((runtime, store))
+}
+
+/// `suanwang audit head`.
+pub fn audit_head(args: &AuditHeadArgs) -> Result<(), CliError> {
+    let (runtime, store) = existing_store(args.data_dir.as_deref(), args.database_url.as_deref())?;
+    let (seq, hash) = runtime
+        .block_on(store.audit_head_hash())
+        .map_err(|e| CliError::internal("database_unavailable", e.to_string()))?;
+    let text = serde_json::to_string(&Head { seq, hash }).map_err(|e| CliError::internal("audit", e.to_string()))?;
+    print(&format!("{text}\n"))
+}
+
+/// `suanwang audit verify`.
+pub fn audit_verify(args: &AuditVerifyArgs) -> Result<(), CliError> {
+    let head = match &args.since_head {
+        Some(path) => {
+            let text = crate::input::read_text(path)?;
+            Some(serde_json::from_str::<Head>(&text).map_err(|e| {
+                CliError::input("invalid_head", format!("{}: not a head printed by `audit head`: {e}", path.display()))
+            })?)
+        }
+        None => None,
+    };
+    let (runtime, store) = existing_store(args.data_dir.as_deref(), args.database_url.as_deref())?;
+    let verdict = runtime
+        .block_on(async {
+            match &head {
+                Some(head) => store.verify_since_head(head.seq, &head.hash).await,
+                None => store.verify_audit().await,
+            }
+        })
+        .map_err(|e| CliError::internal("database_unavailable", e.to_string()))?;
     let (json, text, ok) = match &verdict {
         Verdict::Intact { entries } => (
             serde_json::json!({"intact": true, "entries": entries}),
