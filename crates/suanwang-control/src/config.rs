@@ -46,6 +46,9 @@ pub struct ControlConfig {
     pub sample_interval: Duration,
     /// Trace files the simulations page offers (`serve --traces DIR`).
     pub traces_dir: Option<std::path::PathBuf>,
+    /// Where users reach the server (`serve --public-url`); when it is `https://…`, cookies are
+    /// `Secure`.
+    pub public_url: Option<String>,
     /// How the in-process agents of `local` pools isolate jobs (`serve --demo`).
     pub isolation: std::sync::Arc<suanwang_agent::sandbox::Isolation>,
 }
@@ -70,6 +73,7 @@ impl Default for ControlConfig {
             auction_interval: Duration::from_secs(15 * 60),
             sample_interval: Duration::from_secs(60),
             traces_dir: None,
+            public_url: None,
             isolation: std::sync::Arc::new(suanwang_agent::sandbox::Isolation::basic()),
         }
     }

@@ -106,9 +106,88 @@ pub fn router(ctl: Control) -> Router {
         .fallback(dashboard::not_found)
         .layer(axum::middleware::map_response(json_path_errors))
         .layer(axum::middleware::from_fn(clean_uri))
+        .layer(axum::middleware::from_fn_with_state(ctl.clone(), edge))
         .layer(DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn_with_state(ctl.clone(), metrics::track))
         .with_state(ctl)
+}
+
+/// The longest URI answered (longer ones get 414 with the JSON error).
+pub const URI_MAX: usize = 8 * 1024;
+
+/// What every answer gets at the edge: the JSON error body where axum or a layer answered an
+/// API path with an empty or plain-text error (405, 413, 414, …); `nosniff`, `X-Frame-Options`,
+/// a referrer policy and, for pages, a content security policy; `Secure` cookies when the
+/// server's public URL is https.
+async fn edge(
+    axum::extract::State(ctl): axum::extract::State<Control>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = if request.uri().to_string().len() > URI_MAX {
+        let error = Error::new(
+            suanwang_control::error::Kind::Invalid,
+            "uri_too_long",
+            format!("the URI is longer than {URI_MAX} bytes"),
+        );
+        let mut response = axum::response::IntoResponse::into_response(ApiError(error));
+        *response.status_mut() = StatusCode::URI_TOO_LONG;
+        response
+    } else {
+        next.run(request).await
+    };
+    let status = response.status();
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let html = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !json && !html && (status.is_client_error() || status.is_server_error()) {
+        let (code, message) = match status {
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this path does not take that method"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is larger than the limit"),
+            StatusCode::URI_TOO_LONG => ("uri_too_long", "the URI is too long"),
+            StatusCode::NOT_FOUND => ("not_found", "no such path"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send the body as JSON"),
+            s if s.is_server_error() => ("internal", "the server failed; try again"),
+            _ => ("bad_request", "the request is not valid"),
+        };
+        let kind = if status.is_server_error() {
+            suanwang_control::error::Kind::Internal
+        } else {
+            suanwang_control::error::Kind::Invalid
+        };
+        let mut replaced = axum::response::IntoResponse::into_response(ApiError(Error::new(kind, code, message)));
+        *replaced.status_mut() = status;
+        for name in [header::ALLOW, header::RETRY_AFTER] {
+            if let Some(value) = response.headers().get(&name) {
+                replaced.headers_mut().insert(name, value.clone());
+            }
+        }
+        response = replaced;
+    }
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html")) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                 frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+    }
+    if ctl.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+        let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+        headers.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            let secure =
+                cookie.to_str().map(|c| format!("{c}; Secure")).ok().and_then(|c| HeaderValue::from_str(&c).ok());
+            headers.append(header::SET_COOKIE, secure.unwrap_or(cookie));
+        }
+    }
+    response
 }
 
 /// Refuses a URI whose path or query carries an encoded control character (`%00`, …) before any

@@ -234,3 +234,42 @@ async fn tokens_are_listed_without_secrets_and_revoked() {
     assert!(head["seq"].as_i64().unwrap() >= 3 && head["hash"].as_str().unwrap().len() == 64, "{head}");
     h.audit_verifies().await;
 }
+
+/// 405 and 414 answers had empty bodies. Every error is now the JSON error body, and every
+/// answer carries the headers browsers need; cookies are Secure behind https.
+#[tokio::test]
+async fn every_error_is_json_and_pages_are_guarded() {
+    let h = Harness::new(fast()).await;
+    let cases: [(Method, String, StatusCode, &str); 4] = [
+        (Method::DELETE, "/api/v1/jobs".to_owned(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::PUT, "/healthz".to_owned(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::GET, format!("/api/v1/jobs?state={}", "q".repeat(10_000)), StatusCode::URI_TOO_LONG, "uri_too_long"),
+        (Method::GET, "/api/v1/nothing-here".to_owned(), StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (method, uri, status, code) in cases {
+        let (got, e) = h.call(method.clone(), &uri, Some(&h.operator), None).await;
+        assert_eq!((got, e["error"]["code"].as_str()), (status, Some(code)), "{method} {}: {e}", &uri[..uri.len().min(40)]);
+    }
+    let page = |h: &Harness, path: &str| {
+        let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+        tower::ServiceExt::oneshot(h.app.clone(), request)
+    };
+    let response = page(&h, "/ui/signin").await.unwrap();
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    // Behind https, the sign-in cookie is Secure.
+    let secure = Harness::new(suanwang_control::config::ControlConfig {
+        public_url: Some("https://compute.example.cn".to_owned()),
+        ..fast()
+    })
+    .await;
+    let request = axum::http::Request::post("/ui/signin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("token={}", secure.operator)))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(secure.app.clone(), request).await.unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("sw_token=") && cookie.ends_with("; Secure"), "{cookie}");
+}

@@ -499,6 +499,10 @@ pub struct ServeArgs {
     /// contract (`none`: any card will do).
     #[arg(long, value_name = "NAME", default_value = "cuda")]
     pub default_framework: String,
+    /// Where users reach this server (e.g. https://compute.example.cn behind a TLS proxy): with
+    /// https, the dashboard's cookies are marked Secure.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// Connections open at once (more wait in the backlog); at most this process's open-file
     /// limit less 256 (raise it with `ulimit -n` or systemd's LimitNOFILE).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]

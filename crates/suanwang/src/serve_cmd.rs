@@ -320,6 +320,15 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
             vec![std::path::absolute(&data_dir).unwrap_or(data_dir.clone())]
         };
         config.isolation = Arc::new(isolation(&args.isolation, protect)?);
+        if let Some(url) = &args.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(CliError::input(
+                "invalid_argument",
+                format!("--public-url must be an http:// or https:// URL, not {url:?}"),
+            ));
+        }
+        config.public_url.clone_from(&args.public_url);
         if let Some(policy) = args.policy {
             config.policy = policy;
         }
