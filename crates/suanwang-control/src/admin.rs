@@ -312,6 +312,26 @@ pub async fn list_tokens(ctl: &Control, caller: &Caller, after: Option<i64>) -> 
 /// retires a leaked one); revoking a revoked token is a no-op.
 pub async fn revoke_token(ctl: &Control, caller: &Caller, id: i64) -> Result<TokenInfo, Error> {
     require(caller, Action::RevokeToken)?;
+    // The platform never locks its operators out: the last working operator token stays.
+    let mut operators = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = ctl.store.tokens(after).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let now = ctl.now_ms();
+        operators.extend(
+            page.iter()
+                .filter(|t| t.role == Role::Operator && t.revoked_ms.is_none() && t.expires_ms.is_none_or(|e| e > now))
+                .map(|t| t.id),
+        );
+    }
+    if operators == [id] {
+        return Err(Error::conflict(
+            "last_operator",
+            "this is the last working operator token; issue another before revoking it",
+        ));
+    }
     match ctl.committer.write(caller.actor(), Write::RevokeToken { token_id: id }).await? {
         Outcome::Revoked(_) => {}
         other => return Err(Error::unavailable(format!("unexpected write outcome {other:?}"))),

@@ -39,6 +39,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let Json(value) = Json::<serde_json::Value>::from_request(request, state).await.map_err(ApiError::from)?;
+        if !value.is_object() {
+            let error = suanwang_control::error::Error::bad_request("invalid_body", "the body must be a JSON object");
+            return Err(error.into());
+        }
         if let Some((field, c)) = suanwang_api::text::first_bad_string(&value) {
             let error = suanwang_control::error::Error::bad_text(&field, &suanwang_api::text::TextError::Forbidden(c));
             return Err(error.into());

@@ -227,6 +227,10 @@ async fn tokens_are_listed_without_secrets_and_revoked() {
     let (status, e) = get(&h, &leaked, "/api/v1/jobs").await;
     assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
     assert_eq!(post(&h, &h.operator, "/api/v1/tokens/999/revoke", json!({})).await.0, StatusCode::NOT_FOUND);
+    // The platform never locks its operators out.
+    let own = tokens.iter().find(|t| t["role"] == "operator").unwrap()["id"].as_i64().unwrap();
+    let (status, e) = post(&h, &h.operator, &format!("/api/v1/tokens/{own}/revoke"), json!({})).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("last_operator")));
     let (_, audit) = get(&h, &h.operator, "/api/v1/audit?limit=1000").await;
     assert!(audit.to_string().contains("token.revoke"), "{audit}");
     let (status, head) = get(&h, &h.operator, "/api/v1/audit/head").await;
@@ -248,7 +252,12 @@ async fn every_error_is_json_and_pages_are_guarded() {
     ];
     for (method, uri, status, code) in cases {
         let (got, e) = h.call(method.clone(), &uri, Some(&h.operator), None).await;
-        assert_eq!((got, e["error"]["code"].as_str()), (status, Some(code)), "{method} {}: {e}", &uri[..uri.len().min(40)]);
+        assert_eq!(
+            (got, e["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {}: {e}",
+            &uri[..uri.len().min(40)]
+        );
     }
     let page = |h: &Harness, path: &str| {
         let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
