@@ -49,6 +49,8 @@ pub const DEFAULT_TIME_LIMIT_MIN: u64 = 24 * 60;
 /// CPUs rounded up to whole cores, memory in MiB (at least 1), GPUs per task as GRES, a time
 /// limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else a day, the
 /// partition, the output file, and the command wrapped for a shell with each argument quoted.
+/// The job gets none of the agent's environment (`--export=NONE`: the agent holds its pool's
+/// token): the wrapper sets `PATH`, `LANG`, `SUANWANG_JOB_ID` and the job's own `env`, quoted.
 pub fn sbatch_args(
     platform_id: i64,
     created_ms: i64,
@@ -82,7 +84,21 @@ pub fn sbatch_args(
     if let Some(partition) = partition {
         args.push(format!("--partition={partition}"));
     }
-    args.push(format!("--wrap={}", command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
+    args.push("--export=NONE".to_owned());
+    let mut wrap = format!(
+        "export PATH={} LANG=C.UTF-8 SUANWANG_JOB_ID={platform_id}; ",
+        shell_quote(crate::sandbox::DEFAULT_PATH)
+    );
+    for (name, value) in &request.env {
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(SubmitError(format!("{name:?} is not an environment variable name")));
+        }
+        wrap.push_str(&format!("export {name}={}; ", shell_quote(value)));
+    }
+    wrap.push_str(&command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+    args.push(format!("--wrap={wrap}"));
     Ok(args)
 }
 
@@ -434,7 +450,7 @@ mod tests {
     #[test]
     fn sbatch_arguments_carry_the_request() {
         let body = json!({"name": "t", "command": ["python", "train.py", "--lr", "it's 0.1"], "cpu_milli": 1500,
-            "memory_mib": 2048, "accelerators": 2, "estimate_s": 90});
+            "memory_mib": 2048, "accelerators": 2, "estimate_s": 90, "env": {"EPOCHS": "3 more"}});
         let request: JobRequest = serde_json::from_value(body).unwrap();
         let args = sbatch_args(42, 1_795_338_800_123, &request, Some("gpu"), "/var/log/sw/42.out").unwrap();
         assert_eq!(
@@ -449,7 +465,8 @@ mod tests {
                 "--open-mode=append",
                 "--gres=gpu:2",
                 "--partition=gpu",
-                "--wrap=python train.py --lr 'it'\\''s 0.1'",
+                "--export=NONE",
+                r#"--wrap=export PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 SUANWANG_JOB_ID=42; export EPOCHS='3 more'; python train.py --lr 'it'\''s 0.1'"#,
             ]
         );
         assert_eq!(platform_id("sw-42-1795338800123"), Some(42));
