@@ -369,7 +369,8 @@ fn query_params(method: &str, path: &str) -> Vec<Value> {
                 q("tail", json!({"type": "integer", "minimum": 0}), "instead: the last this many chunks (1 to 1000)"),
             ]
         }
-        ("get", "/api/v1/audit") | ("get", "/api/v1/ledger/entries") => vec![after(), limit(10_000)],
+        ("get", "/api/v1/audit") => vec![after(), limit(1000)],
+        ("get", "/api/v1/ledger/entries") => vec![after(), limit(100_000)],
         ("get", "/api/v1/tokens") => vec![after()],
         ("get", "/api/v1/invoices") => vec![q("tenant", json!({"type": "integer"}), "only this tenant")],
         ("get", "/api/v1/applications") | ("get", "/api/v1/claims") => {

@@ -994,6 +994,12 @@ pub enum BenchCommand {
         after_help = "Example:\n  suanwang bench api --server http://127.0.0.1:8080 --token \"$SUANWANG_TOKEN\" --jobs 20000 --concurrency 32"
     )]
     Api(BenchApiArgs),
+    /// One well-behaved tenant's submission latency alone and while abusive tenants send ten
+    /// times their rate limit and hold idle sockets open (against a running server).
+    #[command(
+        after_help = "Example:\n  suanwang bench abuse --server http://127.0.0.1:8080 --token \"$OPERATOR_TOKEN\" --abusers 20 --seconds 20"
+    )]
+    Abuse(BenchAbuseArgs),
     /// Apply N random transfers (top-ups, usage charges, fees, holds posted or released) to the
     /// ledger in batches, each made durable in the store before the next; report transfers per
     /// second, then check that the stored history replays to the same, balanced ledger.
@@ -1047,6 +1053,34 @@ fn parse_batch(text: &str) -> Result<usize, String> {
         Ok(n) if (1..=8_192).contains(&n) => Ok(n),
         _ => Err(format!("{text:?} is not a batch size from 1 to 8192")),
     }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchAbuseArgs {
+    /// The server.
+    #[arg(long, env = "SUANWANG_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// An operator token (the bench makes its tenants and their tokens).
+    #[arg(long, env = "SUANWANG_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Abusive tenants.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=200))]
+    pub abusers: u64,
+    /// Each abuser sends this many times its rate limit.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub rate_multiple: u64,
+    /// Idle sockets held open during the abuse.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=20_000))]
+    pub idle_sockets: u64,
+    /// The well-behaved tenant's submissions a second.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub good_per_s: u64,
+    /// Seconds of each phase (alone, under abuse).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]

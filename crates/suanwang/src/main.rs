@@ -2,6 +2,7 @@
 //! threads, draws progress bars and prints; everything it computes comes from the pure crates.
 
 mod args;
+mod bench_abuse;
 mod bench_api;
 mod bench_cmd;
 mod bench_ledger;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Trace(TraceCommand::Convert(convert)) => queue_cmd::convert(&convert),
         Command::Bench(BenchCommand::Scheduler(bench)) => bench_cmd::scheduler(&bench),
         Command::Bench(BenchCommand::Api(bench)) => bench_api::run(&bench),
+        Command::Bench(BenchCommand::Abuse(bench)) => bench_abuse::run(&bench),
         Command::Bench(BenchCommand::Ledger(bench)) => bench_ledger::run(&bench),
         Command::Bench(BenchCommand::Auction(bench)) => bench_market::run(&bench),
         Command::Serve(serve) => serve_cmd::serve(&serve),
