@@ -370,7 +370,7 @@ fn query_params(method: &str, path: &str) -> Vec<Value> {
             ]
         }
         ("get", "/api/v1/audit") => vec![after(), limit(1000)],
-        ("get", "/api/v1/ledger/entries") => vec![after(), limit(100_000)],
+        ("get", "/api/v1/ledger/entries") => vec![after(), limit(10_000)],
         ("get", "/api/v1/tokens") => vec![after()],
         ("get", "/api/v1/invoices") => vec![q("tenant", json!({"type": "integer"}), "only this tenant")],
         ("get", "/api/v1/applications") | ("get", "/api/v1/claims") => {
