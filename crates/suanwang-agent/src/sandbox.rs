@@ -66,6 +66,9 @@ impl RunAs {
     }
 }
 
+/// How many scratch directory names one job tries before giving up.
+const JOB_DIR_ATTEMPTS: u32 = 1000;
+
 /// How a `local` agent isolates its jobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Isolation {
@@ -98,16 +101,27 @@ impl Isolation {
             std::fs::DirBuilder::new().recursive(true).mode(0o711).create(&self.jobs_dir)?;
             std::fs::set_permissions(&self.jobs_dir, std::fs::Permissions::from_mode(0o711))?;
         }
-        let dir = self.jobs_dir.join(format!("job-{id}"));
-        if dir.exists() {
-            // Left by a run the agent lost (it was killed): the new run starts clean.
-            std::fs::remove_dir_all(&dir)?;
+        // A directory of the same name may be left by a run that was killed, or belong to a run
+        // still going (another agent sharing `--jobs-dir`): never reuse or remove it, make the
+        // next free name. `create` fails on an existing name, so two runs never share one.
+        for attempt in 0..JOB_DIR_ATTEMPTS {
+            let name = if attempt == 0 { format!("job-{id}") } else { format!("job-{id}.{attempt}") };
+            let dir = self.jobs_dir.join(name);
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {
+                    if let Some(user) = &self.run_as {
+                        std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid))?;
+                    }
+                    return Ok(dir);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
         }
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        if let Some(user) = &self.run_as {
-            std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid))?;
-        }
-        Ok(dir)
+        Err(std::io::Error::other(format!(
+            "{JOB_DIR_ATTEMPTS} directories for job {id} already exist in {}",
+            self.jobs_dir.display()
+        )))
     }
 
     /// The environment a job starts with: nothing of the agent's but `PATH` and `LANG`.
@@ -226,13 +240,14 @@ mod tests {
     }
 
     #[test]
-    fn job_directories_are_private_and_start_empty() {
+    fn job_directories_are_private_start_empty_and_are_never_shared() {
         use std::os::unix::fs::PermissionsExt;
         let isolation = Isolation { jobs_dir: Isolation::basic().jobs_dir.join("dirs"), ..Isolation::basic() };
         let dir = isolation.make_job_dir(3).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join("left"), "x").unwrap_or_else(|e| panic!("{e}"));
         let again = isolation.make_job_dir(3).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!again.join("left").exists());
+        assert_ne!(again, dir, "a directory left by another run is never reused");
+        assert!(!again.join("left").exists() && dir.join("left").exists());
         let mode = std::fs::metadata(&again).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o700);
         let _ = std::fs::remove_dir_all(&isolation.jobs_dir);
