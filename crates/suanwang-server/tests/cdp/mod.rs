@@ -185,10 +185,15 @@ impl Browser {
     pub fn wait(&mut self, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            // During a navigation the page's context may be gone for a moment.
-            let result = self
-                .call("Runtime.evaluate", json!({"expression": format!("!!({expression})"), "returnByValue": true}));
-            if result["result"]["value"] == true {
+            // During a navigation the page's context may be gone for a moment ("Inspected target
+            // navigated or closed"): that is not an answer, ask again.
+            let session = self.session.clone();
+            let result = self.try_send(
+                "Runtime.evaluate",
+                json!({"expression": format!("!!({expression})"), "returnByValue": true}),
+                Some(&session),
+            );
+            if result.is_ok_and(|r| r["result"]["value"] == true) {
                 return;
             }
             if Instant::now() > deadline {
