@@ -26,6 +26,8 @@ pub enum Kind {
     Unsupported,
     /// Busy with another request of the same kind; try again later (429).
     TooMany,
+    /// The request's body did not arrive in time (408).
+    TimedOut,
     /// The platform cannot now; try again (503).
     Unavailable,
     /// The platform's own fault (500).

@@ -20,6 +20,24 @@ use crate::scheduler::SchedulerMsg;
 /// Longest idempotency key.
 pub const KEY_MAX: usize = 128;
 
+/// The most bytes of JSON one page of jobs or of output carries: a page ends early (and says
+/// where to go on) rather than grow with what tenants stored. At least one item always comes.
+pub const PAGE_BYTES_MAX: usize = 4 << 20;
+
+/// How many of `sizes` (in order) fit in `budget` bytes: at least one when there is one.
+fn fitting(sizes: impl IntoIterator<Item = usize>, budget: usize) -> usize {
+    let mut used = 0usize;
+    let mut count = 0;
+    for size in sizes {
+        used = used.saturating_add(size);
+        if used > budget && count > 0 {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
 /// A submission: a job body, or an application (template) with parameters and fields over it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Submission {
@@ -261,8 +279,13 @@ pub async fn list(ctl: &Control, caller: &Caller, query: &ListQuery) -> Result<J
         return Err(Error::bad_request("invalid_query", format!("limit must be 1 to {PAGE_MAX}")).at("limit"));
     }
     let jobs = ctl.store.jobs(&filter, query.after.unwrap_or(0), limit).await?;
-    let next_after = (jobs.len() == limit as usize).then(|| jobs.last().map(|j| j.id)).flatten();
-    Ok(JobPage { jobs: jobs.iter().map(view).collect(), next_after })
+    let full = jobs.len() == limit as usize;
+    let mut views: Vec<JobView> = jobs.iter().map(view).collect();
+    let fit = fitting(views.iter().map(|v| serde_json::to_vec(v).map_or(0, |b| b.len())), PAGE_BYTES_MAX);
+    let cut = fit < views.len();
+    views.truncate(fit);
+    let next_after = if full || cut { views.last().map(|j| j.id) } else { None };
+    Ok(JobPage { jobs: views, next_after })
 }
 
 /// Whose a job is, for the access policy.
@@ -333,8 +356,18 @@ pub async fn logs(ctl: &Control, caller: &Caller, id: i64, query: &LogQuery) -> 
                 format!("give either after or tail (tail={tail} reads the last chunks)"),
             ));
         }
-        Some(tail) => ctl.store.job_logs_tail(id, tail).await?,
-        None => ctl.store.job_logs(id, after, query.limit.unwrap_or(PAGE_MAX)).await?,
+        Some(tail) => {
+            // The newest chunks that fit.
+            let mut chunks = ctl.store.job_logs_tail(id, tail).await?;
+            let fit = fitting(chunks.iter().rev().map(|c| c.1.len() + 32), PAGE_BYTES_MAX);
+            chunks.drain(..chunks.len() - fit);
+            chunks
+        }
+        None => {
+            let mut chunks = ctl.store.job_logs(id, after, query.limit.unwrap_or(PAGE_MAX)).await?;
+            chunks.truncate(fitting(chunks.iter().map(|c| c.1.len() + 32), PAGE_BYTES_MAX));
+            chunks
+        }
     };
     let next_after = chunks.last().map_or(after, |c| c.0);
     Ok(LogPage { chunks, next_after })
@@ -354,6 +387,15 @@ pub fn tenant_index(tenant: TenantId) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_ends_at_its_byte_budget_but_never_empty() {
+        assert_eq!(fitting([10, 10, 10], 25), 2);
+        assert_eq!(fitting([10, 10, 10], 30), 3);
+        assert_eq!(fitting([100, 1], 25), 1, "one item always comes");
+        assert_eq!(fitting([], 25), 0);
+        assert_eq!(fitting([usize::MAX, usize::MAX], 25), 1);
+    }
 
     #[test]
     fn a_body_error_names_its_field() {

@@ -25,6 +25,7 @@ pub fn status(kind: Kind) -> StatusCode {
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Kind::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Kind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        Kind::TimedOut => StatusCode::REQUEST_TIMEOUT,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -82,6 +83,9 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             ),
+            other if crate::listen::timed_out(&other) => {
+                Error::new(Kind::TimedOut, "body_timeout", "the request body did not arrive in time; send it at once")
+            }
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Error::new(Kind::TooLarge, "body_too_large", "the request body is larger than the limit")
             }

@@ -24,8 +24,11 @@ pub struct Limits {
     /// first byte.
     pub header_timeout: Duration,
     /// A connection on which no byte moves either way for this long is closed (an idle
-    /// keep-alive connection, or a body sent a byte a minute).
+    /// keep-alive connection, or a body that stopped).
     pub idle_timeout: Duration,
+    /// A request's whole body must arrive within this long of its headers (a body sent a byte
+    /// every few seconds is never idle, but is cut off here with 408 `body_timeout`).
+    pub body_timeout: Duration,
     /// At shutdown, requests in flight get this long to finish.
     pub drain_timeout: Duration,
 }
@@ -36,6 +39,7 @@ impl Default for Limits {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -72,10 +76,12 @@ pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits, sto
         let app = app.clone();
         let mut closed = closed.clone();
         tokio::spawn(async move {
-            let service =
-                hyper_util::service::TowerToHyperService::new(app.map_request(
-                    |request: axum::http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
-                ));
+            let body_timeout = limits.body_timeout;
+            let service = hyper_util::service::TowerToHyperService::new(app.map_request(
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    request.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout)))
+                },
+            ));
             let io = TokioIo::new(IdleIo::new(stream, limits.idle_timeout));
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -96,6 +102,65 @@ pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits, sto
     let _ = closing.send(true);
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(limits.drain_timeout, permits.acquire_many(all)).await;
+}
+
+/// A request body that fails once its time is up.
+struct DeadlineBody {
+    inner: hyper::body::Incoming,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: hyper::body::Incoming, within: Duration) -> Self {
+        DeadlineBody { inner, deadline: Box::pin(tokio::time::sleep(within)) }
+    }
+}
+
+/// The error a body that did not arrive in time reads as.
+#[derive(Debug)]
+pub struct BodyTimedOut;
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+/// Whether `error` (an extractor's rejection) comes from a body that did not arrive in time.
+pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<BodyTimedOut>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A socket that fails a read once nothing has moved either way for `idle`.

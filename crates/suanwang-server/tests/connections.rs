@@ -99,3 +99,51 @@ async fn connections_past_the_cap_wait_until_idle_ones_are_cut_off() {
     assert_eq!(health.0, "HTTP/1.1 200 OK");
     assert!(health.1 < Duration::from_secs(8), "/healthz took {:?}", health.1);
 }
+
+/// A body sent a byte at a time, never idle long enough to be cut off as idle, is cut off when
+/// its time is up, with the JSON 408; other clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_cut_off() {
+    let h = Harness::new(fast()).await;
+    let tenant = h.tenant("t").await;
+    let limits =
+        Limits { idle_timeout: Duration::from_secs(2), body_timeout: Duration::from_secs(3), ..Limits::default() };
+    let addr = start(&h, limits).await;
+    let (answer, took, health) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let body = r#"{"name": "slow", "cpu_milli": 100}"#;
+        write!(
+            stream,
+            "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tenant}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let mut health = None;
+        for byte in body.bytes() {
+            if stream.write_all(&[byte]).is_err() {
+                break;
+            }
+            if health.is_none() {
+                health = Some(request(addr, "/healthz", None));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            if started.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        (answer, started.elapsed(), health)
+    })
+    .await
+    .unwrap();
+    assert_eq!(health.map(|h| h.0).as_deref(), Some("HTTP/1.1 200 OK"));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"body_timeout\""), "{answer}");
+    assert!(took < Duration::from_secs(8), "cut off after {took:?}");
+    let (_, jobs) = common::get(&h, &h.operator, "/api/v1/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(0), "nothing was accepted");
+}

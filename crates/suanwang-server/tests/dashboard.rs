@@ -143,6 +143,7 @@ async fn the_dashboard_in_a_real_browser() {
     h.wait_for_state(&t, gpu_job, "succeeded").await;
     suanwang_control::money::bill(&h.state).await.unwrap();
     let expiring = token(&h, json!({"role": "auditor", "ttl_seconds": 1})).await;
+    let spare = token(&h, json!({"role": "auditor", "label": "spare"})).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -183,6 +184,7 @@ async fn the_dashboard_in_a_real_browser() {
 
         s.sign_in(&t);
         assert_eq!(s.browser.text("main h1"), "联邦总览");
+        assert_eq!(s.browser.eval("document.querySelector('nav a[href=\"/ui/tokens\"]') === null"), true);
         s.no_console_errors("the tenant's overview");
 
         // --- Overview figures are the API's.
@@ -380,6 +382,24 @@ async fn the_dashboard_in_a_real_browser() {
         let verdict = api.get("/api/v1/audit/verify", &h_operator());
         assert!(s.browser.text("#verify-result").contains(&format!("{} entries", verdict["entries"])));
         assert_eq!(verdict["intact"], true);
+
+        // Tokens: listed without secrets; the spare one revoked with a click stops working.
+        assert_eq!(s.browser.eval("document.querySelector('nav a[href=\"/ui/tokens\"]') !== null"), true);
+        assert_eq!(s.visit("/ui/tokens", "en-operator-tokens"), "Tokens");
+        let html = s.browser.eval("document.documentElement.outerHTML").as_str().unwrap().to_owned();
+        assert!(!html.contains(&spare) && !html.contains(&h_operator()), "a token's secret on the page");
+        assert_eq!(s.browser.eval("document.getElementById('revoke-1') === null"), true, "the last operator's token");
+        let listed = api.get("/api/v1/tokens", &h_operator());
+        let spare_id =
+            listed["tokens"].as_array().unwrap().iter().find(|t| t["label"] == "spare").unwrap()["id"].clone();
+        assert_eq!(api.call("GET", "/api/v1/pools", &spare, None).0, 200);
+        s.browser.eval(&format!("document.getElementById('revoke-{spare_id}').requestSubmit()"));
+        s.browser.wait(&format!(
+            "document.getElementById('token-{spare_id}') && !document.getElementById('revoke-{spare_id}')"
+        ));
+        assert!(s.browser.text(&format!("#token-{spare_id}")).contains("revoked"));
+        assert_eq!(api.call("GET", "/api/v1/pools", &spare, None).0, 401);
+        s.no_console_errors("revoking a token");
 
         s.visit("/ui/simulations", "en-operator-simulations");
         s.browser.eval("document.getElementById('sim-trace_file').value = 'small.jsonl'");

@@ -119,6 +119,33 @@ async fn long_strings_and_large_bodies_are_refused() {
     assert_eq!(e["error"]["code"], "body_too_large");
 }
 
+/// One job listing returned 560 MB. Now a page of jobs ends at 4 MiB of JSON and says where to
+/// go on; paging still reaches every job.
+#[tokio::test]
+async fn a_listing_is_bounded_in_bytes_and_pages_reach_everything() {
+    let h = Harness::new(fast()).await;
+    let t = h.tenant("t").await;
+    let arg = "x".repeat(60_000);
+    for i in 0..80 {
+        let body = json!({"name": format!("big{i}"), "command": ["echo", arg], "cpu_milli": 100});
+        let (status, e) = post(&h, &t, "/api/v1/jobs", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{e}");
+    }
+    let (mut seen, mut after, mut pages) = (0, 0, 0);
+    loop {
+        let (status, page) = get(&h, &t, &format!("/api/v1/jobs?limit=1000&after={after}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.to_string().len() <= 4 << 20, "a page of {} bytes", page.to_string().len());
+        seen += page["jobs"].as_array().unwrap().len();
+        pages += 1;
+        match page["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (80, 2), "4.8 MB of jobs in two pages");
+}
+
 /// One tenant filled the market's global book in 221 s, and then every other tenant got
 /// `book_full`; one could hold the only simulation slot; nothing bounded a token's rate. Now
 /// each tenant has quotas an operator can change, and each token a rate.

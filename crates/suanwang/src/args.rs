@@ -513,6 +513,10 @@ pub struct ServeArgs {
     /// Seconds a connection may sit with nothing moving before it is closed.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_timeout_s: u64,
+    /// Seconds a client has to send a request's whole body, once its headers are in (408
+    /// `body_timeout` after that).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_s: u64,
     /// How jobs on `local` pools are isolated.
     #[command(flatten)]
     pub isolation: IsolationArgs,

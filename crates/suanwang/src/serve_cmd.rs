@@ -391,6 +391,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
             max_connections: connection_cap(args.max_connections),
             header_timeout: Duration::from_secs(args.header_timeout_s),
             idle_timeout: Duration::from_secs(args.idle_timeout_s),
+            body_timeout: Duration::from_secs(args.body_timeout_s),
             ..suanwang_server::listen::Limits::default()
         };
         suanwang_server::serve(ctl, args.listen, limits, shutdown).await.map_err(|e| CliError::input("listen", e))

@@ -263,6 +263,17 @@ messages! {
     UploadedFile => "（下方上传的文件）", "(the file uploaded below)";
     PflopsShort => "PFLOPS", "PFLOPS";
     Nothing => "—", "—";
+    Tokens => "令牌", "Tokens";
+    TokensIntro => "平台签发的全部令牌（从不显示令牌本身）。吊销立即生效；最后一个有效的运营方令牌不能吊销。",
+        "Every token the platform issued (never the secret itself). Revoking takes effect at once; the last working operator token cannot be revoked.";
+    Role => "角色", "Role";
+    Label => "标签", "Label";
+    Scope => "范围", "Scope";
+    Issued => "签发时间", "Issued";
+    Expires => "到期时间", "Expires";
+    Revoke => "吊销", "Revoke";
+    RevokedState => "已吊销", "revoked";
+    OlderTokens => "更多令牌", "More tokens";
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub fn routes() -> Router<Control> {
         .route("/ui/vouchers", get(pages::vouchers))
         .route("/ui/money", get(pages::money))
         .route("/ui/audit", get(pages::audit))
+        .route("/ui/tokens", get(pages::tokens))
         .route("/ui/simulations", get(sim::page))
         .route("/ui/signin", get(signin_page).post(signin))
         .route("/ui/signout", post(signout))
@@ -104,6 +105,13 @@ impl Viewer {
     fn page_with_status(&self, status: StatusCode, heading: &str, active: M, body: &str) -> Response {
         let mut nav = String::new();
         for (message, href) in NAV {
+            // Tokens are shown only to those who may read them.
+            if *message == M::Tokens
+                && suanwang_control::access::require(&self.caller, suanwang_control::access::Action::ReadTokens)
+                    .is_err()
+            {
+                continue;
+            }
             let current = if *message == active { " aria-current=\"page\"" } else { "" };
             nav += &format!("<li><a href=\"{href}\"{current}>{}</a></li>", self.t(*message));
         }
@@ -166,6 +174,7 @@ pub const NAV: &[(M, &str)] = &[
     (M::Vouchers, "/ui/vouchers"),
     (M::Money, "/ui/money"),
     (M::Audit, "/ui/audit"),
+    (M::Tokens, "/ui/tokens"),
     (M::Simulations, "/ui/simulations"),
 ];
 

@@ -1057,3 +1057,82 @@ pub async fn audit(
     );
     Ok(viewer.page(M::Audit, &body))
 }
+
+// --- Tokens ---
+
+/// Query of `GET /ui/tokens`.
+#[derive(Debug, Deserialize)]
+pub struct TokensQuery {
+    /// Show tokens after this id.
+    after: Option<i64>,
+}
+
+/// `GET /ui/tokens`: every token (never the secret), whose it is and whether it still works;
+/// revoke for operators.
+pub async fn tokens(
+    State(ctl): State<Control>,
+    viewer: Viewer,
+    query: Result<Query<TokensQuery>, axum::extract::rejection::QueryRejection>,
+) -> Page {
+    let after = query.ok().and_then(|q| q.0.after).filter(|a| *a > 0);
+    let page = ok(&viewer, admin::list_tokens(&ctl, &viewer.caller, after).await)?;
+    let names = Names::load(&ctl, &viewer).await;
+    let may_revoke = suanwang_control::access::require(&viewer.caller, Action::RevokeToken).is_ok();
+    let now = suanwang_control::clock::rfc3339(ctl.now_ms());
+    // RFC 3339 in UTC with the same precision compares as text.
+    let works = |t: &suanwang_api::admin::TokenInfo| {
+        t.revoked_at.is_none() && t.expires_at.as_deref().is_none_or(|e| e > now.as_str())
+    };
+    // The last working operator token gets no button (the API would refuse with `last_operator`).
+    let operators = page.tokens.iter().filter(|t| t.role == Role::Operator && works(t)).count();
+    let mut rows = String::new();
+    for t in &page.tokens {
+        let expired = !works(t) && t.revoked_at.is_none();
+        let (state, class) = match (&t.revoked_at, expired) {
+            (Some(_), _) => (viewer.t(M::RevokedState), "bad"),
+            (None, true) => (viewer.t(M::Expired), "warn"),
+            (None, false) => (viewer.t(M::Active), "ok"),
+        };
+        let last_operator = t.role == Role::Operator && operators == 1 && page.next_after.is_none();
+        let action = if may_revoke && works(t) && !last_operator {
+            action_button(
+                &format!("revoke-{}", t.id),
+                &format!("/api/v1/tokens/{}/revoke", t.id),
+                "{}",
+                viewer.t(M::Revoke),
+                "reload",
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            rows,
+            "<tr id=\"token-{id}\"><td>{id}</td><th scope=\"row\">{label}</th><td>{role}</td><td>{tenant}</td><td>{scope}</td>\
+             <td>{issued}</td><td>{expires}</td><td><span class=\"badge {class}\">{state}</span></td><td>{action}</td></tr>",
+            id = t.id,
+            label = escape(&t.label),
+            role = t.role.as_str(),
+            tenant = t.tenant_id.map(|id| names.show(id)).unwrap_or_default(),
+            scope = t.scope.as_deref().map(escape).unwrap_or_default(),
+            issued = time_text(&t.created_at),
+            expires = t.expires_at.as_deref().map(time_text).unwrap_or_else(|| viewer.t(M::Never).to_owned()),
+        );
+    }
+    let pager = match page.next_after {
+        Some(next) => {
+            format!("<p class=\"pager\"><a href=\"/ui/tokens?after={next}\">{} →</a></p>", viewer.t(M::OlderTokens))
+        }
+        None => String::new(),
+    };
+    let body = format!(
+        "<p>{intro}</p><div id=\"token-list\">{rows_t}</div>{pager}",
+        intro = escape(viewer.t(M::TokensIntro)),
+        rows_t = table(
+            &viewer,
+            &[M::Id, M::Label, M::Role, M::Tenant, M::Scope, M::Issued, M::Expires, M::State, M::Actions],
+            &rows,
+            M::Nothing
+        ),
+    );
+    Ok(viewer.page(M::Tokens, &body))
+}
