@@ -74,7 +74,16 @@ pub struct Client {
     server: String,
     token: Option<String>,
     agent: ureq::Agent,
+    /// Waits a request may spend on `429 rate_limited` answers before giving up.
+    rate_limit_patience: Duration,
 }
+
+/// How long one request waits, in all, on a token's rate limit before it gives up (each wait is
+/// the server's `Retry-After`, at most [`RETRY_AFTER_MAX`]).
+pub const RATE_LIMIT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The longest single wait a `Retry-After` may ask for.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
 
 /// Percent-encodes a path segment or query value.
 pub fn encode(value: &str) -> String {
@@ -122,7 +131,15 @@ impl Client {
             server: server.trim_end_matches('/').to_owned(),
             token: token.filter(|t| !t.is_empty()).map(str::to_owned),
             agent,
+            rate_limit_patience: RATE_LIMIT_PATIENCE,
         })
+    }
+
+    /// A client that answers `429 rate_limited` at once instead of waiting and sending again
+    /// (what a load generator wants).
+    pub fn impatient(mut self) -> Self {
+        self.rate_limit_patience = Duration::ZERO;
+        self
     }
 
     /// The server's URL.
@@ -144,16 +161,37 @@ impl Client {
                 "no token: pass --token, set SUANWANG_TOKEN, or put token = \"…\" in the config file",
             )
         })?;
-        let mut request = self
-            .agent
-            .request(method, &format!("{}{path}", self.server))
-            .set("Authorization", &format!("Bearer {token}"));
-        for (name, value) in headers {
-            request = request.set(name, value);
-        }
-        let response = match body {
-            Some(body) => request.send_json(body),
-            None => request.call(),
+        // A body is serialised once: a request refused for its rate is sent again as it was.
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::new("invalid_request", format!("cannot write the request: {e}")))?;
+        let mut waited = Duration::ZERO;
+        let response = loop {
+            let mut request = self
+                .agent
+                .request(method, &format!("{}{path}", self.server))
+                .set("Authorization", &format!("Bearer {token}"));
+            for (name, value) in headers {
+                request = request.set(name, value);
+            }
+            let response = match &body {
+                Some(body) => request.set("Content-Type", "application/json").send_bytes(body),
+                None => request.call(),
+            };
+            // A 429 with Retry-After (`rate_limited`) was refused before anything was done:
+            // waiting and sending the same request again is safe. Other 429s (a full quota)
+            // carry no Retry-After and are answers.
+            if let Err(ureq::Error::Status(429, r)) = &response
+                && waited < self.rate_limit_patience
+                && let Some(seconds) = r.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                let wait = Duration::from_secs(seconds).clamp(Duration::from_millis(100), RETRY_AFTER_MAX);
+                std::thread::sleep(wait);
+                waited += wait;
+                continue;
+            }
+            break response;
         };
         match response {
             Ok(r) => r.into_json::<R>().map_err(|e| {

@@ -20,9 +20,13 @@ use crate::access::{Action, Owner, may, require};
 use crate::auth::Caller;
 use crate::error::{Error, Kind};
 
-/// What every tenant gets until an operator says otherwise.
+/// What every tenant gets until an operator says otherwise. Ten requests a second per token
+/// (bursts of twenty) is more than people and scripts need (the dashboard refreshes a page every
+/// 5 s; Kubernetes' client-go defaults to 5 a second, bursts of 10; Slurm's rate limiting refills
+/// 2 a second into a bucket of 30) and bounds what twenty tenants at their limit ask of one
+/// server (200 jobs a second, against a design load of a million a day, about 12 a second).
 pub const DEFAULTS: Quotas = Quotas {
-    requests_per_s: 50,
+    requests_per_s: 10,
     queued_jobs: 10_000,
     open_orders: 1_000,
     book_share_bps: 1_000,

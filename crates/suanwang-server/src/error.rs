@@ -48,10 +48,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let Error { code, message, field, .. } = self.0;
+        let limited = code == "rate_limited";
         let mut response =
             (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message, field } })).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            // Token buckets refill at least one request a second.
+        if limited {
+            // Token buckets refill at least one request a second. Only a rate refusal says when
+            // to come back: a full quota or busy simulation slots are not a matter of seconds,
+            // and clients that honour Retry-After send the same request again.
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
         response

@@ -388,7 +388,7 @@ pub fn document() -> Value {
         let entry = paths.entry(*path).or_insert_with(|| json!({}));
         let mut responses = json!({
             "200": {"description": "OK"},
-            "4XX": {"description": "The caller's mistake: {\"error\":{\"code\",\"message\",\"field\"}} (429 carries Retry-After)", "content": error},
+            "4XX": {"description": "The caller's mistake: {\"error\":{\"code\",\"message\",\"field\"}} (429 rate_limited carries Retry-After)", "content": error},
             "503": {"description": "The database or the scheduler cannot take it now; try again", "content": error}
         });
         if *method == "post" && CREATES.contains(path) {

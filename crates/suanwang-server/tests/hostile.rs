@@ -152,13 +152,13 @@ async fn a_listing_is_bounded_in_bytes_and_pages_reach_everything() {
 #[tokio::test]
 async fn quotas_and_rates_keep_one_tenant_from_crowding_out_the_others() {
     let h = Harness::new(fast()).await;
-    let (mallory_id, mallory) = common::tenant(&h, "mallory", "sme", "Shenzhen").await;
+    let (mallory_id, mallory) = common::tenant_with_default_quotas(&h, "mallory", "sme", "Shenzhen").await;
     let (_, alice) = common::tenant(&h, "alice", "sme", "Shenzhen").await;
     // Defaults, readable by the tenant itself; not by another tenant.
     let quotas_path = format!("/api/v1/tenants/{mallory_id}/quotas");
     let (status, q) = get(&h, &mallory, &quotas_path).await;
     assert_eq!(status, StatusCode::OK, "{q}");
-    assert_eq!(q["requests_per_s"], 50);
+    assert_eq!(q["requests_per_s"], 10);
     assert_eq!(get(&h, &alice, &quotas_path).await.0, StatusCode::NOT_FOUND);
     assert_eq!(post(&h, &mallory, &quotas_path, json!({"datasets": 100_000})).await.0, StatusCode::FORBIDDEN);
     let (status, e) = post(&h, &h.operator, &quotas_path, json!({"requests_per_s": 0})).await;

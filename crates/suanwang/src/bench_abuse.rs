@@ -138,7 +138,17 @@ pub fn run(args: &BenchAbuseArgs) -> Result<(), CliError> {
         let token = operator.create_token(&token).map_err(|e| CliError::input("bench_setup", e.to_string()))?;
         Ok((tenant.id, token.token))
     };
-    let (_, good) = tenant_token(&format!("good-{run}"))?;
+    let (good_id, good) = tenant_token(&format!("good-{run}"))?;
+    // A well-behaved tenant keeps within its rate: one that needs more has it raised by an
+    // operator, as here.
+    let good_rate = operator.quotas(good_id).map_err(|e| CliError::input("bench_setup", e.to_string()))?.requests_per_s;
+    if u64::from(good_rate) < args.good_per_s {
+        let change = suanwang_api::admin::QuotaChange {
+            requests_per_s: Some(u32::try_from(args.good_per_s).unwrap_or(u32::MAX)),
+            ..Default::default()
+        };
+        operator.set_quotas(good_id, &change).map_err(|e| CliError::input("bench_setup", e.to_string()))?;
+    }
     let mut abusers = Vec::new();
     for i in 0..args.abusers {
         let (id, token) = tenant_token(&format!("abuser-{run}-{i}"))?;
@@ -149,13 +159,15 @@ pub fn run(args: &BenchAbuseArgs) -> Result<(), CliError> {
     let baseline = behave(&server, &good, "baseline", interval, args.seconds);
 
     let stop = AtomicBool::new(false);
+    let opened = AtomicBool::new(args.idle_sockets == 0);
     let (accepted, limited, other, sent) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let under_abuse = std::thread::scope(|scope| {
         for (n, (token, target_per_s)) in abusers.iter().enumerate() {
             let (stop, accepted, limited, other, sent) = (&stop, &accepted, &limited, &other, &sent);
             let server = &server;
             scope.spawn(move || {
-                let client = suanwang_client::Client::new(server, Some(token), Duration::from_secs(30));
+                let client =
+                    suanwang_client::Client::new(server, Some(token), Duration::from_secs(30)).map(|c| c.impatient());
                 let gap = Duration::from_micros(1_000_000 / (*target_per_s).max(1));
                 let started = Instant::now();
                 let mut i = 0u32;
@@ -177,6 +189,7 @@ pub fn run(args: &BenchAbuseArgs) -> Result<(), CliError> {
         }
         let stop_ref = &stop;
         let idle = args.idle_sockets;
+        let opened = &opened;
         scope.spawn(move || {
             let mut sockets: Vec<std::net::TcpStream> = Vec::new();
             while !stop_ref.load(Ordering::Relaxed) {
@@ -195,15 +208,23 @@ pub fn run(args: &BenchAbuseArgs) -> Result<(), CliError> {
                         Err(_) => break,
                     }
                 }
+                opened.store(true, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(500));
             }
         });
-        std::thread::sleep(Duration::from_secs(2)); // the abuse builds up first
+        // The abuse builds up first: every idle socket open (at most 60 s), then 2 s more.
+        let building = Instant::now();
+        while !opened.load(Ordering::Relaxed) && building.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let build_up_s = building.elapsed().as_secs();
         let phase = behave(&server, &good, "abused", interval, args.seconds);
         stop.store(true, Ordering::Relaxed);
-        phase
+        (phase, build_up_s)
     });
-    let abuse_seconds = (args.seconds + 2) as f64;
+    let (under_abuse, build_up_s) = under_abuse;
+    let abuse_seconds = (args.seconds + build_up_s).max(1) as f64;
     let result = AbuseBench {
         p99_ratio: ((under_abuse.latency_ms_p99 / baseline.latency_ms_p99.max(0.001)) * 100.0).round() / 100.0,
         baseline,
