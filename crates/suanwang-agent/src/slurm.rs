@@ -148,6 +148,18 @@ pub struct SlurmJob {
     pub gpus: u64,
     /// CPUs it holds.
     pub cpus: u64,
+    /// Its `--comment`: [`owner_tag`] for the jobs an agent submitted (absent from accounting).
+    pub comment: Option<String>,
+}
+
+/// The `--comment` an agent gives its jobs: which agent's they are (`suanwang:<cluster>:<partition>`,
+/// `default` without a partition, characters outside `[A-Za-z0-9_.-]` as `_`). Reconciliation
+/// cancels only jobs with its own tag, never another pool's that shares the controller.
+pub fn owner_tag(cluster: &str, partition: Option<&str>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' }).collect()
+    };
+    format!("suanwang:{}:{}", clean(cluster), clean(partition.unwrap_or("default")))
 }
 
 /// Output Slurm gave that cannot be read.
@@ -181,6 +193,7 @@ pub fn parse_job(line: &str) -> Result<SlurmJob, ParseError> {
         start_time: get("StartTime").filter(|t| t.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned),
         gpus: get("JOB_GRES").map_or(0, gpus_in),
         cpus: get("NumCPUs").and_then(|v| v.parse().ok()).unwrap_or(0),
+        comment: get("Comment").filter(|c| *c != "(null)").map(str::to_owned),
     })
 }
 
@@ -231,6 +244,7 @@ pub fn parse_accounting(line: &str) -> Result<SlurmJob, ParseError> {
         start_time: Some(*start).filter(|t| t.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned),
         gpus: gpus_in_tres(tres),
         cpus: cpus.parse().unwrap_or(0),
+        comment: None,
     })
 }
 

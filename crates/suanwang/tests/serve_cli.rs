@@ -982,6 +982,27 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A cancel sent while the agent is down used to be lost (the restarted agent never cancelled
+    // the job: it ran on, unbilled). The restarted agent finds its own Slurm job that the platform
+    // no longer runs and cancels it.
+    let orphan = submit(json!({"name": "orphan", "command": ["sleep", "300"], "cpu_milli": 1000,
+        "memory_mib": 128, "accelerators": 1}));
+    wait_for(&job_url(orphan), &tenant, Duration::from_secs(30), "orphan runs", |j| j["state"] == "running");
+    assert_eq!(slurm_job(orphan)["Comment"], "suanwang:ci-test:default", "{:?}", slurm_job(orphan));
+    let _ = agent.0.kill();
+    let _ = agent.0.wait();
+    post(&format!("{url}/api/v1/jobs/{orphan}/cancel"), &tenant, &json!({}));
+    assert_eq!(slurm_job(orphan)["JobState"], "RUNNING", "nobody cancelled it in Slurm yet");
+    agent = Agent::start(&url, &provider, &dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slurm_job(orphan)["JobState"] != "CANCELLED" {
+        assert!(Instant::now() < deadline, "the restarted agent left it running: {:?}", slurm_job(orphan));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap();
+    assert!(agent_log.contains("cancelled a Slurm job the platform no longer runs here"), "{agent_log}");
+    assert_eq!(get(&job_url(orphan), &tenant)["state"], "cancelled");
+
     // slurmctld goes away under a running job, and the agent restarts while it is away.
     let outage = submit(json!({"name": "outage", "command": ["sh", "-c", "echo start; sleep 8; echo end"],
         "cpu_milli": 1000, "memory_mib": 128, "accelerators": 4}));
@@ -1033,7 +1054,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
 
     // The agent is down while a job ends, and stays down until the controller has forgotten the
     // job (MinJobAge): its end and usage are read from Slurm's accounting (sacct, slurmdbd).
-    let mut billed = vec![ok, cancelled, outage, drained];
+    let mut billed = vec![ok, cancelled, orphan, outage, drained];
     if slurm_accounting() {
         let forgotten = submit(json!({"name": "forgotten", "command": ["sh", "-c", "echo once; sleep 2"],
             "cpu_milli": 1000, "memory_mib": 128, "accelerators": 3}));

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cli::{SlurmCli, SlurmError};
-use super::{SlurmJob, SlurmNode, SlurmState, job_name, sbatch_args, usage_event_id};
+use super::{SlurmJob, SlurmNode, SlurmState, job_name, owner_tag, platform_id, sbatch_args, usage_event_id};
 use crate::backend::{LOG_LINE_MAX, truncate_on_char};
 use suanwang_api::agent::{Capacity, Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work};
 
@@ -159,6 +159,7 @@ impl<P: Platform> SlurmAgent<P> {
         // Whether jobs the controller forgot could not be looked up (slurmdbd away): the
         // heartbeat then cannot say which of the platform's jobs still run.
         let mut accounting_away = false;
+        let mut orphans = Vec::new();
         let nodes = self.config.cli.nodes().await;
         let reachable = listing.is_ok();
         // The platform's view comes before the heartbeat: an agent that restarted adopts what
@@ -186,6 +187,7 @@ impl<P: Platform> SlurmAgent<P> {
                     let named = work.start.iter().map(|w| JobRef { id: w.id, created_ms: w.created_ms });
                     self.adopt(jobs, work.running.iter().copied().chain(named));
                     self.listed = true;
+                    orphans = self.orphans(jobs, work);
                 }
                 self.follow(jobs, accounting);
             }
@@ -196,6 +198,7 @@ impl<P: Platform> SlurmAgent<P> {
         {
             tracing::warn!(error = %e, "cannot list Slurm's nodes");
         }
+        self.cancel_orphans(orphans).await;
         self.flush().await;
         let capacity = nodes.as_ref().ok().map(|n| capacity(n));
         let healthy = reachable && capacity.is_some_and(|c| c.nodes_usable > 0);
@@ -233,6 +236,50 @@ impl<P: Platform> SlurmAgent<P> {
                 tracing::info!(job_id = id, slurm_id = job.id, state = %job.state_text, "adopting a job found in Slurm");
                 let output = output_path(&self.config.output_dir, &name, job.id);
                 self.tracked.insert(id, Tracked::new(job.id, name, output));
+            }
+        }
+    }
+
+    /// This agent's jobs in Slurm that may still run but that the platform neither runs nor
+    /// places here, and that the agent does not follow: cancelled or preempted while the agent
+    /// was away, failed over elsewhere, or a second copy of a job another copy of which is
+    /// followed. Only jobs with this agent's [`owner_tag`] are considered, so another pool's jobs
+    /// on the same controller (or anyone else's) are left alone.
+    fn orphans(&self, jobs: &[SlurmJob], work: &Work) -> Vec<SlurmJob> {
+        let tag = owner_tag(&self.config.cluster, self.config.cli.partition.as_deref());
+        orphans(jobs, work, &self.tracked, &self.done, &tag)
+    }
+
+    /// Cancels [`SlurmAgent::orphans`] and reports what each ran as usage evidence (the
+    /// platform bills its own record, which ended when it stopped the job). A cancelled orphan
+    /// is never adopted later: its Slurm id is kept with the jobs already reported.
+    async fn cancel_orphans(&mut self, orphans: Vec<SlurmJob>) {
+        for job in orphans {
+            let Some(id) = platform_id(&job.name) else { continue };
+            match self.config.cli.cancel(job.id).await {
+                Ok(()) => {
+                    tracing::warn!(
+                        job_id = id,
+                        slurm_id = job.id,
+                        state = %job.state_text,
+                        "cancelled a Slurm job the platform no longer runs here"
+                    );
+                    self.done.insert(job.id);
+                    let accelerator_ms = job.run_time_s.unwrap_or(0).saturating_mul(1000).saturating_mul(job.gpus);
+                    if accelerator_ms > 0 {
+                        let usage = UsageReport {
+                            event_id: usage_event_id(&self.config.cluster, job.id, id),
+                            job_id: id,
+                            accelerator_ms: i64::try_from(accelerator_ms).unwrap_or(i64::MAX),
+                        };
+                        if let Err(e) = self.platform.report_usage(usage).await {
+                            tracing::info!(job_id = id, error = %e, "the usage of a cancelled orphan was not taken");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = id, slurm_id = job.id, error = %e, "cannot cancel an orphan; trying again next poll")
+                }
             }
         }
     }
@@ -441,7 +488,10 @@ impl<P: Platform> SlurmAgent<P> {
             let partition = self.config.cli.partition.as_deref();
             let args = match sbatch_args(item.id, item.created_ms, &item.request, partition, &output.to_string_lossy())
             {
-                Ok(args) => args,
+                Ok(mut args) => {
+                    args.insert(1, format!("--comment={}", owner_tag(&self.config.cluster, partition)));
+                    args
+                }
                 Err(e) => {
                     self.refuse(item.id, &e.0).await;
                     continue;
@@ -473,6 +523,33 @@ impl<P: Platform> SlurmAgent<P> {
             tracing::warn!(job_id = id, error = %e, "cannot report the refusal; it is tried again next poll");
         }
     }
+}
+
+/// See [`SlurmAgent::orphans`]: the jobs in `jobs` tagged `tag` that may still run, are not
+/// followed (nor already reported), and are not wanted by `work` or are a second copy of one
+/// that is followed.
+fn orphans(
+    jobs: &[SlurmJob],
+    work: &Work,
+    tracked: &HashMap<i64, Tracked>,
+    done: &HashSet<u64>,
+    tag: &str,
+) -> Vec<SlurmJob> {
+    let wanted: HashSet<String> = work
+        .running
+        .iter()
+        .map(|r| job_name(r.id, r.created_ms))
+        .chain(work.start.iter().map(|w| job_name(w.id, w.created_ms)))
+        .collect();
+    let followed_ids: HashSet<u64> = tracked.values().map(|t| t.slurm_id).collect();
+    let followed_names: HashSet<&str> = tracked.values().map(|t| t.name.as_str()).collect();
+    jobs.iter()
+        .filter(|j| matches!(j.state, SlurmState::Pending | SlurmState::Running))
+        .filter(|j| j.comment.as_deref() == Some(tag) && platform_id(&j.name).is_some())
+        .filter(|j| !followed_ids.contains(&j.id) && !done.contains(&j.id))
+        .filter(|j| !wanted.contains(&j.name) || followed_names.contains(j.name.as_str()))
+        .cloned()
+        .collect()
 }
 
 impl Tracked {
@@ -621,6 +698,35 @@ mod tests {
         assert_eq!(pieces[1].at, LOG_LINE_MAX as u64);
         assert!(read_lines(&dir.join("missing"), 0, true).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn orphans_are_this_agents_untracked_unwanted_live_jobs() {
+        let tag = owner_tag("c", Some("gpu"));
+        let job = |id: u64, name: &str, state: &str, comment: &str| {
+            parse_job(&format!("JobId={id} JobName={name} JobState={state} Comment={comment}")).unwrap()
+        };
+        let jobs = vec![
+            job(1, "sw-10-5", "RUNNING", &tag),               // cancelled while the agent was away
+            job(2, "sw-11-5", "PENDING", &tag),               // still placed here: wanted
+            job(3, "sw-12-5", "RUNNING", &tag),               // followed
+            job(4, "sw-12-5", "RUNNING", &tag),               // a second copy of a followed job
+            job(5, "sw-13-5", "RUNNING", "suanwang:c:other"), // another pool's
+            job(6, "sw-14-5", "RUNNING", "(null)"),           // untagged (submitted before tags)
+            job(7, "sw-15-5", "COMPLETED", &tag),             // ended
+            job(8, "training", "RUNNING", &tag),              // not a platform job's name
+            job(9, "sw-16-5", "RUNNING", &tag),               // already reported
+        ];
+        let work = Work {
+            start: Vec::new(),
+            stop: Vec::new(),
+            running: vec![JobRef { id: 11, created_ms: 5 }, JobRef { id: 12, created_ms: 5 }],
+        };
+        let tracked = HashMap::from([(12, Tracked::new(3, "sw-12-5".to_owned(), PathBuf::from("/o")))]);
+        let done = HashSet::from([9]);
+        let found: Vec<u64> = orphans(&jobs, &work, &tracked, &done, &tag).iter().map(|j| j.id).collect();
+        assert_eq!(found, [1, 4]);
+        assert_eq!(owner_tag("my cluster", None), "suanwang:my_cluster:default");
     }
 
     #[test]
