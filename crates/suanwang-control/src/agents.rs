@@ -72,6 +72,22 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
             )
             .await?
     };
+    // Jobs preempted here that the agent no longer runs have stopped: their cards are free (the
+    // scheduler ignores the word for jobs it does not hold as stopping). No time window: a job
+    // a cluster takes an hour to stop is still confirmed when it does.
+    if !beat.running_unknown {
+        let preempted = ctl
+            .store
+            .jobs(
+                &JobFilter { pool: Some(name.clone()), states: vec![JobState::Preempted], ..JobFilter::default() },
+                0,
+                PAGE_MAX,
+            )
+            .await?;
+        for job in preempted.into_iter().filter(|j| !beat.running.contains(&j.id)) {
+            let _ = ctl.scheduler.try_send(SchedulerMsg::Stopped { job_id: job.id });
+        }
+    }
     let last_seen = previous.as_ref().map_or(now, |s| s.last_seen_ms.min(now));
     for job in running.into_iter().filter(|j| !beat.running.contains(&j.id)) {
         let lost = Leave {

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use suanwang_api::jobs::JobRequest;
-use suanwang_model::federation::PoolId;
+use suanwang_model::federation::{BackendKind, PoolId};
 use suanwang_model::platform::JobState;
 use suanwang_model::tariff::Allocation;
 use suanwang_placement::profile::WorkloadProfile;
@@ -66,6 +66,12 @@ pub enum SchedulerMsg {
     },
     /// A running job was lost by its agent and is queued again (durably).
     Requeue {
+        /// Store id.
+        job_id: i64,
+    },
+    /// A job preempted in a cluster pool is no longer run by its agent (the heartbeat stopped
+    /// listing it): its cards are free, and it may be placed again.
+    Stopped {
         /// Store id.
         job_id: i64,
     },
@@ -195,7 +201,14 @@ impl Task {
     async fn start(ctl: Control) -> Result<Task, Error> {
         let config =
             SchedulerConfig { policy: ctl.config.policy, choice: ctl.config.choice, ..SchedulerConfig::default() };
-        let scheduler = Scheduler::new(&ctl.federation, 1, config, &WorkloadProfile::default());
+        let mut scheduler = Scheduler::new(&ctl.federation, 1, config, &WorkloadProfile::default());
+        // A cluster stops a preempted job when its agent gets to it: until the agent confirms,
+        // the job's cards are not free (a job is never run twice at once).
+        for (id, pool) in ctl.federation.pools() {
+            if matches!(pool.backend, BackendKind::Slurm | BackendKind::Kubernetes) {
+                scheduler.set_pool_confirms_stops(id, true);
+            }
+        }
         let pools = ctl.federation.pool_count();
         // Changes committed from here on are read again from the feed; applying one twice is
         // harmless.
@@ -514,6 +527,14 @@ impl Task {
                 }
             }
             SchedulerMsg::Requeue { job_id } => self.requeue(job_id),
+            SchedulerMsg::Stopped { job_id } => {
+                if let Some(&id) = self.ids.get(&job_id)
+                    && self.scheduler.is_stopping(id)
+                {
+                    tracing::info!(job_id, "the preempted job's agent stopped it; its cards are free");
+                    self.scheduler.stopped(id, self.now_s());
+                }
+            }
             SchedulerMsg::Seen { pool, healthy } => self.seen(pool, healthy, self.now_ms()),
             SchedulerMsg::Drain { pool, drained } => self.scheduler.set_pool_accepting(pool, !drained),
             SchedulerMsg::Quote { job, reply } => {

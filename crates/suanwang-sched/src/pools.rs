@@ -64,6 +64,10 @@ pub struct PoolRuntime {
     pub healthy: bool,
     /// False while the pool is drained: running jobs continue, nothing new is placed.
     pub accepting: bool,
+    /// A job preempted here keeps its resources until its stop is confirmed
+    /// ([`crate::scheduler::Scheduler::stopped`]): a cluster (Slurm, Kubernetes) stops a job when
+    /// its agent gets to it, and until then the job still holds the cards.
+    pub confirms_stops: bool,
     /// Node placement inside the pool.
     pub(crate) node_policy: Box<dyn Policy>,
     /// Node order for placement (ties go to earlier nodes).

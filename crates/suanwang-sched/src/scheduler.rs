@@ -150,6 +150,9 @@ struct Record {
     preemptible: bool,
     preemptions: u32,
     failovers: u32,
+    /// Preempted in a pool that confirms stops, for this job, and not yet confirmed stopped:
+    /// still running there, holding its resources, and never chosen as a victim again.
+    stopping_for: Option<JobId>,
     key: Option<Key>,
     feasible: Vec<PoolId>,
     job: Job,
@@ -200,6 +203,8 @@ pub struct Scheduler {
     holds: Vec<Vec<CapacityHold>>,
     /// The last `place` skipped a pool only because of others' holds.
     held_back: bool,
+    /// Per job: its victims still stopping (it waits for them instead of choosing more).
+    waiting_on_stops: FxHashMap<JobId, u32>,
 }
 
 /// Accelerator capacity a contract holds in a pool for one tenant during a window: while it is
@@ -243,6 +248,7 @@ impl Scheduler {
                 cluster,
                 healthy: true,
                 accepting: true,
+                confirms_stops: false,
                 node_policy: policy::build(config.node_policy, &context),
                 order,
             });
@@ -267,6 +273,7 @@ impl Scheduler {
             empty_slots: FxHashMap::default(),
             holds: vec![Vec::new(); federation.pool_count()],
             held_back: false,
+            waiting_on_stops: FxHashMap::default(),
             config,
         }
     }
@@ -393,7 +400,10 @@ impl Scheduler {
                 self.dequeue(id);
                 self.jobs[id.index()].state = Status::Finished { end_s: now };
             }
-            Status::Running { .. } => self.finish(id, now),
+            Status::Running { .. } => {
+                self.clear_stopping(id);
+                self.finish(id, now);
+            }
             _ => {}
         }
     }
@@ -450,6 +460,7 @@ impl Scheduler {
             devices,
             preemptions: 0,
             failovers: 0,
+            stopping_for: None,
             shape,
             feasible,
             key: None,
@@ -566,6 +577,41 @@ impl Scheduler {
         }
     }
 
+    /// Stops placing jobs on what a preemption in `pool` frees until the stop is confirmed (see
+    /// [`PoolRuntime::confirms_stops`]).
+    pub fn set_pool_confirms_stops(&mut self, pool: PoolId, confirms: bool) {
+        self.pools[pool.index()].confirms_stops = confirms;
+    }
+
+    /// Whether `id` was preempted and its stop is not confirmed yet.
+    pub fn is_stopping(&self, id: JobId) -> bool {
+        self.jobs[id.index()].stopping_for.is_some()
+    }
+
+    /// A job preempted in a pool that confirms stops has stopped there: its resources are
+    /// released and it waits in the queue again. Anything else is left as it is (a repeat, or
+    /// a job that was never stopping).
+    pub fn stopped(&mut self, id: JobId, now: u64) {
+        if self.clear_stopping(id) && matches!(self.jobs[id.index()].state, Status::Running { .. }) {
+            self.stop(id, now);
+            self.jobs[id.index()].state = Status::Queued;
+            self.enqueue(id);
+        }
+    }
+
+    /// Forgets that `id` was stopping (its stop was confirmed, or it left its pool otherwise);
+    /// whether it was.
+    fn clear_stopping(&mut self, id: JobId) -> bool {
+        let Some(for_job) = self.jobs[id.index()].stopping_for.take() else { return false };
+        if let Some(waiting) = self.waiting_on_stops.get_mut(&for_job) {
+            *waiting = waiting.saturating_sub(1);
+            if *waiting == 0 {
+                self.waiting_on_stops.remove(&for_job);
+            }
+        }
+        true
+    }
+
     /// Marks a pool up or down. Going down returns its running jobs to the queue (failover) and
     /// lists them.
     pub fn set_pool_health(&mut self, pool: PoolId, healthy: bool, now: u64) -> Vec<JobId> {
@@ -575,6 +621,7 @@ impl Scheduler {
         }
         let victims: Vec<JobId> = self.running_in(pool).collect();
         for &id in &victims {
+            self.clear_stopping(id);
             self.stop(id, now);
             self.jobs[id.index()].failovers += 1;
             self.jobs[id.index()].state = Status::Queued;
@@ -727,18 +774,37 @@ impl Scheduler {
             pass.decisions.push(Decision::Start { job: id, pool, explanation });
             return true;
         }
-        if self.config.policy.discipline.preempts() && pass.preemption_attempts < limits::PREEMPTION_ATTEMPTS_PER_PASS {
+        // A job whose victims are still stopping waits for them rather than choosing more.
+        if self.config.policy.discipline.preempts()
+            && pass.preemption_attempts < limits::PREEMPTION_ATTEMPTS_PER_PASS
+            && !self.waiting_on_stops.contains_key(&id)
+        {
             pass.preemption_attempts += 1;
             if let Some(victims) = self.preemption_plan(id, now) {
+                let mut stopping = 0;
                 for victim in victims {
-                    self.stop(victim, now);
-                    let r = &mut self.jobs[victim.index()];
-                    r.preemptions += 1;
-                    r.state = Status::Queued;
-                    self.enqueue(victim);
+                    let confirms = match &self.jobs[victim.index()].state {
+                        Status::Running { pool, .. } => self.pools[pool.index()].confirms_stops,
+                        _ => false,
+                    };
+                    if confirms {
+                        // It holds its resources until its stop is confirmed (`stopped`).
+                        let r = &mut self.jobs[victim.index()];
+                        r.preemptions += 1;
+                        r.stopping_for = Some(id);
+                        stopping += 1;
+                    } else {
+                        self.stop(victim, now);
+                        let r = &mut self.jobs[victim.index()];
+                        r.preemptions += 1;
+                        r.state = Status::Queued;
+                        self.enqueue(victim);
+                    }
                     pass.decisions.push(Decision::Preempt { job: victim, for_job: id });
                 }
-                if let Some((pool, assignments, explanation)) = self.place(id, now) {
+                if stopping > 0 {
+                    *self.waiting_on_stops.entry(id).or_insert(0) += stopping;
+                } else if let Some((pool, assignments, explanation)) = self.place(id, now) {
                     self.start(id, pool, assignments, now);
                     pass.decisions.push(Decision::Start { job: id, pool, explanation });
                     return true;
@@ -1026,7 +1092,10 @@ impl Scheduler {
                 .iter()
                 .take(limits::VICTIM_CANDIDATES_PER_POOL)
                 .map(|&(_, v)| v)
-                .filter(|&v| self.jobs[v.index()].preemptible && self.rank(v, now) > rank);
+                .filter(|&v| {
+                    let r = &self.jobs[v.index()];
+                    r.preemptible && r.stopping_for.is_none() && self.rank(v, now) > rank
+                });
             let cluster = &self.pools[pool.index()].cluster;
             for victim in candidates {
                 let total = slots.get_or_insert_with(|| {

@@ -153,6 +153,50 @@ fn las_preempts_a_job_that_has_had_its_share() {
     assert_eq!(*s.state(long), Status::Queued);
 }
 
+/// On a cluster (Slurm, Kubernetes) a preempted job runs until its agent stops it: its cards
+/// stay held, the job it made room for waits (choosing no further victims), and only a
+/// confirmed stop frees the cards and queues the victim again. A failover or a cancel meanwhile
+/// ends the wait too.
+#[test]
+fn a_preemption_on_a_cluster_waits_for_the_stop_to_be_confirmed() {
+    let federation = one_pool();
+    let mut config = SchedulerConfig { policy: "las".parse().unwrap(), ..SchedulerConfig::default() };
+    config.las_threshold_device_s = 100;
+    let mut s = Scheduler::new(&federation, 1, config, &WorkloadProfile::default());
+    let pool = PoolId::from_index(0);
+    s.set_pool_confirms_stops(pool, true);
+    let long = s.submit(job(spec(0, 8, 2), 0), 0).unwrap();
+    assert_eq!(started(&s.schedule(0)), vec![long.0]);
+    let newcomer = s.submit(job(spec(0, 8, 1), 5), 5).unwrap();
+    let decisions = s.schedule(7);
+    assert_eq!(decisions, vec![Decision::Preempt { job: long, for_job: newcomer }], "no start yet");
+    assert!(s.is_stopping(long) && matches!(s.state(long), Status::Running { .. }));
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 16_000, "the cards stay held");
+    assert!(s.schedule(8).is_empty(), "waiting: no second preemption of the same job, no start");
+    s.stopped(long, 9);
+    assert_eq!(started(&s.schedule(9)), vec![newcomer.0]);
+    assert_eq!(*s.state(long), Status::Queued);
+    assert_eq!(s.counters(long).preemptions, 1);
+    s.stopped(long, 10); // a repeat changes nothing
+    assert_eq!(*s.state(long), Status::Queued);
+
+    // A failover while a victim is stopping: the victim is queued, the waiter no longer waits.
+    let federation = one_pool();
+    let mut config = SchedulerConfig { policy: "las".parse().unwrap(), ..SchedulerConfig::default() };
+    config.las_threshold_device_s = 100;
+    let mut s = Scheduler::new(&federation, 1, config, &WorkloadProfile::default());
+    s.set_pool_confirms_stops(pool, true);
+    let long = s.submit(job(spec(0, 8, 2), 0), 0).unwrap();
+    s.schedule(0);
+    let newcomer = s.submit(job(spec(0, 8, 1), 5), 5).unwrap();
+    s.schedule(7);
+    assert_eq!(s.set_pool_health(pool, false, 8), vec![long]);
+    assert!(!s.is_stopping(long));
+    s.set_pool_health(pool, true, 9);
+    let started_now = started(&s.schedule(9));
+    assert!(started_now.contains(&newcomer.0), "{started_now:?}");
+}
+
 #[test]
 fn a_failed_pool_hands_its_jobs_to_another() {
     let federation = federation(TWO_POOLS);

@@ -680,3 +680,74 @@ async fn heartbeats_never_undo_a_drain() {
         assert_eq!(pool["drained"].as_bool(), Some(round % 2 == 0), "round {round}: {pool}");
     }
 }
+
+/// Issue 16: preemption on a Slurm pool ran jobs twice (the platform counted the cards free and
+/// placed again while Slurm still ran the preempted copy). Now the victim's cards stay held, and
+/// the job it made room for waits, until the pool's agent no longer lists the victim as running.
+#[tokio::test]
+async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim() {
+    let federation = common::FEDERATION.replace(r#"backend = "sim""#, r#"backend = "slurm""#);
+    let config = ServerConfig { policy: "priority".parse().unwrap(), ..fast() };
+    let h = Harness::with_federation(&federation, config).await;
+    let tenant = h.tenant("acme").await;
+    let body = json!({"role": "provider", "pool": "gpu"}).to_string();
+    let (_, provider) = h.call(Method::POST, "/api/v1/tokens", Some(&h.operator), Some(&body)).await;
+    let provider = provider["token"].as_str().unwrap().to_owned();
+    let beat = |running: &[i64]| json!({"healthy": true, "running": running}).to_string();
+    let heartbeat = async |running: &[i64]| {
+        let (status, _) = h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat(running))).await;
+        assert_eq!(status, StatusCode::OK);
+    };
+    heartbeat(&[]).await;
+    let submit = async |name: &str, priority: i32, preemptible: bool| {
+        let body = json!({"name": name, "command": ["train"], "accelerators": 8, "pool": "gpu",
+                          "priority": priority, "preemptible": preemptible});
+        let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&tenant), Some(&body.to_string())).await;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        job["id"].as_i64().unwrap()
+    };
+    // Two low-priority jobs fill the pool's 16 cards and run.
+    let low = [submit("low-a", 0, true).await, submit("low-b", 0, true).await];
+    for &id in &low {
+        h.wait_for_state(&tenant, id, "placed").await;
+        let running = json!({"state": "running", "detail": "running in Slurm"}).to_string();
+        let path = format!("/api/v1/agent/jobs/{id}/state");
+        assert_eq!(h.call(Method::POST, &path, Some(&provider), Some(&running)).await.0, StatusCode::OK);
+    }
+    heartbeat(&low).await;
+    // A high-priority job preempts one of them.
+    let high = submit("high", 10, false).await;
+    let victim = loop {
+        heartbeat(&low).await;
+        let mut found = None;
+        for &id in &low {
+            let (_, job) = h.call(Method::GET, &format!("/api/v1/jobs/{id}"), Some(&tenant), None).await;
+            if job["state"] == "preempted" {
+                found = Some(id);
+            }
+        }
+        if let Some(id) = found {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, work) = h.call(Method::GET, "/api/v1/agent/work", Some(&provider), None).await;
+    assert!(work["stop"].as_array().unwrap().contains(&json!(victim)), "the agent is told to stop it: {work}");
+    // While the agent still runs the victim, its cards are not free: the high job waits, and no
+    // second victim is taken.
+    for _ in 0..10 {
+        heartbeat(&low).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, waiting) = h.call(Method::GET, &format!("/api/v1/jobs/{high}"), Some(&tenant), None).await;
+    assert_eq!(waiting["state"], "queued", "placed on cards Slurm still uses: {waiting:#}");
+    let other = if victim == low[0] { low[1] } else { low[0] };
+    let (_, other_job) = h.call(Method::GET, &format!("/api/v1/jobs/{other}"), Some(&tenant), None).await;
+    assert_eq!(other_job["state"], "running", "a second victim: {other_job:#}");
+    // The agent's Slurm job ended: its heartbeat no longer lists it. Now the high job starts.
+    heartbeat(&[other]).await;
+    h.wait_for_state(&tenant, high, "placed").await;
+    let (_, victim_job) = h.call(Method::GET, &format!("/api/v1/jobs/{victim}"), Some(&tenant), None).await;
+    assert_eq!(victim_job["state"], "preempted", "no room to run it again yet: {victim_job:#}");
+    h.audit_verifies().await;
+}
