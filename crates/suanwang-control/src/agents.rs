@@ -74,8 +74,13 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
     };
     // Jobs preempted here that the agent no longer runs have stopped: their cards are free (the
     // scheduler ignores the word for jobs it does not hold as stopping). No time window: a job
-    // a cluster takes an hour to stop is still confirmed when it does.
-    if !beat.running_unknown {
+    // a cluster takes an hour to stop is still confirmed when it does. Only jobs preempted before
+    // the agent's last fetch of its work count: until the agent has been told to stop a job, it
+    // may still start it from an earlier fetch, and not listing it proves nothing.
+    let fetched_ms = ctl.work_fetched_ms.lock().ok().and_then(|f| f.get(&name).copied());
+    if !beat.running_unknown
+        && let Some(fetched_ms) = fetched_ms
+    {
         let preempted = ctl
             .store
             .jobs(
@@ -84,7 +89,7 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
                 PAGE_MAX,
             )
             .await?;
-        for job in preempted.into_iter().filter(|j| !beat.running.contains(&j.id)) {
+        for job in preempted.into_iter().filter(|j| j.updated_ms < fetched_ms && !beat.running.contains(&j.id)) {
             let _ = ctl.scheduler.try_send(SchedulerMsg::Stopped { job_id: job.id });
         }
     }
@@ -118,6 +123,9 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
 /// What the agent should start and stop.
 pub async fn work(ctl: &Control, caller: &Caller) -> Result<Work, Error> {
     let (_, name) = agent_pool(ctl, caller)?;
+    // Taken before reading: a job preempted after this instant may be missing from this answer's
+    // `stop` list, and is not counted as told.
+    let fetched_ms = ctl.now_ms();
     let placed = ctl
         .store
         .jobs(
@@ -140,7 +148,7 @@ pub async fn work(ctl: &Control, caller: &Caller) -> Result<Work, Error> {
         .store
         .jobs(
             &JobFilter {
-                pool: Some(name),
+                pool: Some(name.clone()),
                 states: vec![JobState::Cancelled, JobState::Preempted],
                 updated_after_ms: Some(ctl.now_ms() - STOP_WINDOW_MS),
                 ..JobFilter::default()
@@ -157,6 +165,9 @@ pub async fn work(ctl: &Control, caller: &Caller) -> Result<Work, Error> {
         };
         let model = crate::metering::allocation_of(ctl, &job).and_then(|a| a.model);
         start.push(WorkItem { id: job.id, request, created_ms: job.created_ms, model });
+    }
+    if let Ok(mut fetched) = ctl.work_fetched_ms.lock() {
+        fetched.insert(name, fetched_ms);
     }
     Ok(Work {
         start,

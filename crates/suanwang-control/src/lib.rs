@@ -94,6 +94,9 @@ pub struct Inner {
     /// The capacity each pool's agent last reported from its cluster (Slurm agents do), by pool
     /// name. In memory: the agent repeats it with every heartbeat.
     pub reported: std::sync::Mutex<std::collections::HashMap<String, Capacity>>,
+    /// When each pool's agent last fetched its work (ms), by pool name: a preempted job's stop is
+    /// confirmed only by a heartbeat after a fetch that told the agent to stop it.
+    pub work_fetched_ms: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -148,6 +151,7 @@ pub fn start_with_clock(store: Store, federation: Federation, config: ControlCon
         history: history::History::default(),
         simulations: sims::Simulations::default(),
         reported: std::sync::Mutex::default(),
+        work_fetched_ms: std::sync::Mutex::default(),
         clock,
     }));
     tokio::spawn(scheduler::run(control.clone(), mailbox));

@@ -715,6 +715,9 @@ async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim()
         assert_eq!(h.call(Method::POST, &path, Some(&provider), Some(&running)).await.0, StatusCode::OK);
     }
     heartbeat(&low).await;
+    // The agent fetches its work (nothing to stop yet).
+    let (_, work) = h.call(Method::GET, "/api/v1/agent/work", Some(&provider), None).await;
+    assert_eq!(work["stop"], json!([]), "{work}");
     // A high-priority job preempts one of them.
     let high = submit("high", 10, false).await;
     let victim = loop {
@@ -731,6 +734,16 @@ async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim()
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // Until the agent has fetched its work since the preemption (and so was told to stop the
+    // victim), a heartbeat without the victim proves nothing: the agent may be about to start it
+    // from an earlier fetch.
+    let other = if victim == low[0] { low[1] } else { low[0] };
+    for _ in 0..5 {
+        heartbeat(&[other]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, waiting) = h.call(Method::GET, &format!("/api/v1/jobs/{high}"), Some(&tenant), None).await;
+    assert_eq!(waiting["state"], "queued", "confirmed before the agent was told: {waiting:#}");
     let (_, work) = h.call(Method::GET, "/api/v1/agent/work", Some(&provider), None).await;
     assert!(work["stop"].as_array().unwrap().contains(&json!(victim)), "the agent is told to stop it: {work}");
     // While the agent still runs the victim, its cards are not free: the high job waits, and no
@@ -741,7 +754,6 @@ async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim()
     }
     let (_, waiting) = h.call(Method::GET, &format!("/api/v1/jobs/{high}"), Some(&tenant), None).await;
     assert_eq!(waiting["state"], "queued", "placed on cards Slurm still uses: {waiting:#}");
-    let other = if victim == low[0] { low[1] } else { low[0] };
     let (_, other_job) = h.call(Method::GET, &format!("/api/v1/jobs/{other}"), Some(&tenant), None).await;
     assert_eq!(other_job["state"], "running", "a second victim: {other_job:#}");
     // The agent's Slurm job ended: its heartbeat no longer lists it. Now the high job starts.
