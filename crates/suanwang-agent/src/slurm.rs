@@ -46,7 +46,8 @@ pub struct SubmitError(pub String);
 pub const DEFAULT_TIME_LIMIT_MIN: u64 = 24 * 60;
 
 /// `sbatch` arguments for a platform job (`request` is the job body as accepted by the API):
-/// CPUs rounded up to whole cores, memory in MiB (at least 1), GPUs per task as GRES, a time
+/// CPUs rounded up to whole cores, memory in MiB (at least 1), GPUs as GRES (a gang of several
+/// tasks: `--ntasks`, and CPUs, memory and GPUs per task; its command runs once), a time
 /// limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else a day, the
 /// partition, the output file, and the command wrapped for a shell with each argument quoted.
 /// The job gets none of the agent's environment (`--export=NONE`: the agent holds its pool's
@@ -65,29 +66,37 @@ pub fn sbatch_args(
     let cores = u64::from(request.cpu_milli).div_ceil(1000).max(1);
     let memory_mib = u64::from(request.memory_mib).max(1);
     let gpus = request.accelerators;
-    if request.tasks > 1 {
-        return Err(SubmitError("gangs of several tasks are not given to Slurm yet".to_owned()));
-    }
+    let tasks = request.tasks.max(1);
     let minutes = request.time_limit_s.or(request.estimate_s).map_or(DEFAULT_TIME_LIMIT_MIN, |s| s.div_ceil(60).max(1));
-    let mut args = vec![
-        "--parsable".to_owned(),
-        format!("--job-name={}", job_name(platform_id, created_ms)),
-        format!("--cpus-per-task={cores}"),
-        format!("--mem={memory_mib}M"),
-        format!("--time={minutes}"),
-        format!("--output={output}"),
-        "--open-mode=append".to_owned(),
-    ];
-    if gpus > 0 {
-        args.push(format!("--gres=gpu:{gpus}"));
+    let mut args = vec!["--parsable".to_owned(), format!("--job-name={}", job_name(platform_id, created_ms))];
+    if tasks == 1 {
+        args.push(format!("--cpus-per-task={cores}"));
+        args.push(format!("--mem={memory_mib}M"));
+        if gpus > 0 {
+            args.push(format!("--gres=gpu:{gpus}"));
+        }
+    } else {
+        // A gang: its tasks start together, each with the request's CPUs, memory and GPUs,
+        // wherever Slurm fits them. The command runs once, in the batch step, with the
+        // allocation around it: `mpirun` (or `srun`) in it starts the ranks.
+        args.push(format!("--ntasks={tasks}"));
+        args.push(format!("--cpus-per-task={cores}"));
+        args.push(format!("--mem-per-cpu={}M", memory_mib.div_ceil(cores).max(1)));
+        if gpus > 0 {
+            args.push(format!("--gpus-per-task={gpus}"));
+        }
     }
+    args.push(format!("--time={minutes}"));
+    args.push(format!("--output={output}"));
+    args.push("--open-mode=append".to_owned());
     if let Some(partition) = partition {
         args.push(format!("--partition={partition}"));
     }
     args.push("--export=NONE".to_owned());
     let mut wrap = format!(
-        "export PATH={} LANG=C.UTF-8 SUANWANG_JOB_ID={platform_id}; ",
-        shell_quote(crate::sandbox::DEFAULT_PATH)
+        "export PATH={} LANG=C.UTF-8 SUANWANG_JOB_ID={platform_id}{}; ",
+        shell_quote(crate::sandbox::DEFAULT_PATH),
+        if tasks > 1 { format!(" SUANWANG_TASKS={tasks}") } else { String::new() }
     );
     for (name, value) in &request.env {
         if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -474,10 +483,10 @@ mod tests {
                 "--job-name=sw-42-1795338800123",
                 "--cpus-per-task=2",
                 "--mem=2048M",
+                "--gres=gpu:2",
                 "--time=2",
                 "--output=/var/log/sw/42.out",
                 "--open-mode=append",
-                "--gres=gpu:2",
                 "--partition=gpu",
                 "--export=NONE",
                 r#"--wrap=export PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 SUANWANG_JOB_ID=42; export EPOCHS='3 more'; python train.py --lr 'it'\''s 0.1'"#,
@@ -497,7 +506,14 @@ mod tests {
         let limited = sbatch_args(1, 0, &JobRequest { time_limit_s: Some(601), ..job(&["true"]) }, None, "/o").unwrap();
         assert!(limited.contains(&"--time=11".to_owned()));
         assert!(sbatch_args(1, 0, &job(&[]), None, "/o").is_err());
-        assert!(sbatch_args(1, 0, &JobRequest { tasks: 2, ..job(&["x"]) }, None, "/o").is_err());
+        let gang =
+            JobRequest { tasks: 4, cpu_milli: 32_000, memory_mib: 65_536, accelerators: 2, ..job(&["mpirun", "x"]) };
+        let gang = sbatch_args(1, 0, &gang, None, "/o").unwrap();
+        for wanted in ["--ntasks=4", "--cpus-per-task=32", "--mem-per-cpu=2048M", "--gpus-per-task=2"] {
+            assert!(gang.contains(&wanted.to_owned()), "{wanted} in {gang:?}");
+        }
+        assert!(!gang.iter().any(|a| a.starts_with("--mem=") || a.starts_with("--gres=")), "{gang:?}");
+        assert!(gang.last().unwrap().contains("SUANWANG_TASKS=4; mpirun x"), "{gang:?}");
         assert_eq!(usage_event_id("suanwang", 7, 42), "slurm:suanwang:7:42");
     }
 

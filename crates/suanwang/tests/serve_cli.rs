@@ -948,6 +948,10 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let fails = submit(json!({"name": "fails", "command": ["sh", "-c", "echo failing >&2; exit 3"],
         "cpu_milli": 1000, "memory_mib": 128}));
     let too_big = submit(json!({"name": "too-big", "command": ["true"], "cpu_milli": 1000, "memory_mib": 40000}));
+    // A gang (issue 16: gangs were placed on Slurm pools and then refused): two tasks start
+    // together with a GPU each; the command runs once with the allocation around it.
+    let gang = submit(json!({"name": "gang", "command": ["sh", "-c", "echo tasks=$SLURM_NTASKS gang=$SUANWANG_TASKS"],
+        "cpu_milli": 1000, "memory_mib": 128, "accelerators": 1, "tasks": 2}));
     let cancelled = submit(json!({"name": "cancelled", "command": ["sleep", "300"], "cpu_milli": 1000,
         "memory_mib": 128, "accelerators": 1}));
     wait_for(&job_url(cancelled), &tenant, Duration::from_secs(30), "the long job runs", |j| j["state"] == "running");
@@ -971,6 +975,11 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     assert_eq!(failed["state"], "failed");
     let history = failed.to_string();
     assert!(history.contains("FAILED (NonZeroExitCode), exit code 3"), "{failed:#}");
+    let gang_job = wait_for(&job_url(gang), &tenant, Duration::from_secs(60), "gang ends", ended);
+    assert_eq!(gang_job["state"], "succeeded", "{gang_job:#}");
+    let logs = get(&format!("{url}/api/v1/jobs/{gang}/logs"), &tenant).to_string();
+    assert!(logs.contains("tasks=2 gang=2"), "{logs}");
+    assert!(slurm_job(gang)["NumTasks"] == "2", "{:?}", slurm_job(gang));
     let refused = wait_for(&job_url(too_big), &tenant, Duration::from_secs(60), "too-big ends", ended);
     assert_eq!(refused["state"], "failed");
     assert!(refused.to_string().contains("Slurm refused the job"), "{refused:#}");
@@ -1054,7 +1063,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
 
     // The agent is down while a job ends, and stays down until the controller has forgotten the
     // job (MinJobAge): its end and usage are read from Slurm's accounting (sacct, slurmdbd).
-    let mut billed = vec![ok, cancelled, orphan, outage, drained];
+    let mut billed = vec![ok, gang, cancelled, orphan, outage, drained];
     if slurm_accounting() {
         let forgotten = submit(json!({"name": "forgotten", "command": ["sh", "-c", "echo once; sleep 2"],
             "cpu_milli": 1000, "memory_mib": 128, "accelerators": 3}));

@@ -109,6 +109,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
         done: HashSet::new(),
         listed: false,
         ended_now: HashSet::new(),
+        no_nodes_said: false,
     };
     let mut away_since: Option<Instant> = None;
     let mut wait = agent.config.poll;
@@ -145,6 +146,8 @@ struct SlurmAgent<P> {
     listed: bool,
     /// Platform ids whose end was reported in this poll.
     ended_now: HashSet<i64>,
+    /// Slurm listed no node for the pool at the last poll (and the agent said so).
+    no_nodes_said: bool,
 }
 
 /// Whether the platform was away (retry) rather than refusing (drop).
@@ -198,6 +201,15 @@ impl<P: Platform> SlurmAgent<P> {
         {
             tracing::warn!(error = %e, "cannot list Slurm's nodes");
         }
+        // A wrong `--slurm-partition` lists no node (sinfo says nothing else): say so once.
+        let none = matches!(&nodes, Ok(n) if n.is_empty());
+        if none && !self.no_nodes_said {
+            tracing::error!(
+                partition = self.config.cli.partition.as_deref().unwrap_or("(any)"),
+                "Slurm lists no node for this pool: check --slurm-partition (`sinfo -s` lists the partitions); the pool stays unhealthy"
+            );
+        }
+        self.no_nodes_said = none;
         self.cancel_orphans(orphans).await;
         self.flush().await;
         let capacity = nodes.as_ref().ok().map(|n| capacity(n));
