@@ -42,13 +42,11 @@ pub fn usage_event_id(cluster: &str, slurm_job_id: u64, platform_id: i64) -> Str
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmitError(pub String);
 
-/// The longest time limit asked of Slurm when the job gives no estimate, minutes (a day).
-pub const DEFAULT_TIME_LIMIT_MIN: u64 = 24 * 60;
-
 /// `sbatch` arguments for a platform job (`request` is the job body as accepted by the API):
 /// CPUs rounded up to whole cores, memory in MiB (at least 1), GPUs as GRES (a gang of several
 /// tasks: `--ntasks`, and CPUs, memory and GPUs per task; its command runs once), a time
-/// limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else a day, the
+/// limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else none (the
+/// partition's default applies), the
 /// partition, the output file, and the command wrapped for a shell with each argument quoted.
 /// The job gets none of the agent's environment (`--export=NONE`: the agent holds its pool's
 /// token): the wrapper sets `PATH`, `LANG`, `SUANWANG_JOB_ID` and the job's own `env`, quoted.
@@ -67,7 +65,7 @@ pub fn sbatch_args(
     let memory_mib = u64::from(request.memory_mib).max(1);
     let gpus = request.accelerators;
     let tasks = request.tasks.max(1);
-    let minutes = request.time_limit_s.or(request.estimate_s).map_or(DEFAULT_TIME_LIMIT_MIN, |s| s.div_ceil(60).max(1));
+    let minutes = request.time_limit_s.or(request.estimate_s).map(|s| s.div_ceil(60).max(1));
     let mut args = vec!["--parsable".to_owned(), format!("--job-name={}", job_name(platform_id, created_ms))];
     if tasks == 1 {
         args.push(format!("--cpus-per-task={cores}"));
@@ -86,7 +84,10 @@ pub fn sbatch_args(
             args.push(format!("--gpus-per-task={gpus}"));
         }
     }
-    args.push(format!("--time={minutes}"));
+    // No limit asked: the partition's own (`DefaultTime`, else `MaxTime`) applies.
+    if let Some(minutes) = minutes {
+        args.push(format!("--time={minutes}"));
+    }
     args.push(format!("--output={output}"));
     args.push("--open-mode=append".to_owned());
     if let Some(partition) = partition {
@@ -291,6 +292,56 @@ pub fn parse_duration(text: &str) -> Result<u64, ParseError> {
         return Err(bad());
     }
     Ok(((days * 24 + h) * 60 + m) * 60 + s)
+}
+
+/// A partition's time limits, from `scontrol show partition -o`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLimits {
+    /// Its name.
+    pub name: String,
+    /// Whether jobs that name no partition go here.
+    pub default: bool,
+    /// The longest time limit a job may ask (`MaxTime`), seconds; `None`: unlimited.
+    pub max_time_s: Option<u64>,
+    /// The time limit of a job that asks none (`DefaultTime`), seconds; `None`: `MaxTime`.
+    pub default_time_s: Option<u64>,
+}
+
+/// The partitions in `scontrol show partition -o` output. A limit Slurm writes as `UNLIMITED`,
+/// `NONE` or something unreadable is no limit.
+pub fn parse_partitions(output: &str) -> Vec<PartitionLimits> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let fields = pairs(line);
+            let time = |key: &str| fields.get(key).and_then(|v| parse_duration(v).ok());
+            Some(PartitionLimits {
+                name: (*fields.get("PartitionName")?).to_owned(),
+                default: fields.get("Default") == Some(&"YES"),
+                max_time_s: time("MaxTime"),
+                default_time_s: time("DefaultTime"),
+            })
+        })
+        .collect()
+}
+
+/// Whether a job asking `limit_s` (none: the partition's default) may run in `partition`; the
+/// refusal in words when not.
+pub fn check_time_limit(limit_s: Option<u64>, partition: &PartitionLimits) -> Result<(), SubmitError> {
+    match (limit_s, partition.max_time_s) {
+        (Some(asked), Some(most)) if asked.div_ceil(60) * 60 > most => Err(SubmitError(format!(
+            "the job asks a time limit of {} and partition {} allows at most {}",
+            hours(asked.div_ceil(60) * 60),
+            partition.name,
+            hours(most)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `36 h`, `90 min`.
+fn hours(seconds: u64) -> String {
+    if seconds.is_multiple_of(3600) { format!("{} h", seconds / 3600) } else { format!("{} min", seconds.div_ceil(60)) }
 }
 
 /// GPUs in a GRES list: `gpu:sim:2`, `gpu:2`, `gpu:a100:2(IDX:0-1),gpu:t4:1`, `(null)`.
@@ -502,7 +553,8 @@ mod tests {
             ..JobRequest::named("t")
         };
         let minimal = sbatch_args(1, 0, &job(&["true"]), None, "/o").unwrap();
-        assert!(minimal.contains(&"--cpus-per-task=1".to_owned()) && minimal.contains(&"--time=1440".to_owned()));
+        assert!(minimal.contains(&"--cpus-per-task=1".to_owned()));
+        assert!(!minimal.iter().any(|a| a.starts_with("--time")), "the partition's default applies: {minimal:?}");
         let limited = sbatch_args(1, 0, &JobRequest { time_limit_s: Some(601), ..job(&["true"]) }, None, "/o").unwrap();
         assert!(limited.contains(&"--time=11".to_owned()));
         assert!(sbatch_args(1, 0, &job(&[]), None, "/o").is_err());
@@ -515,6 +567,23 @@ mod tests {
         assert!(!gang.iter().any(|a| a.starts_with("--mem=") || a.starts_with("--gres=")), "{gang:?}");
         assert!(gang.last().unwrap().contains("SUANWANG_TASKS=4; mpirun x"), "{gang:?}");
         assert_eq!(usage_event_id("suanwang", 7, 42), "slurm:suanwang:7:42");
+    }
+
+    #[test]
+    fn partition_limits_are_read_and_respected() {
+        let out = "PartitionName=main Default=YES DefaultTime=NONE MaxTime=UNLIMITED State=UP\n\
+                   PartitionName=short Default=NO DefaultTime=00:30:00 MaxTime=1-00:00:00 State=UP\n\
+                   garbage\n";
+        let parts = parse_partitions(out);
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0].default, parts[0].max_time_s, parts[0].default_time_s), (true, None, None));
+        assert_eq!((parts[1].max_time_s, parts[1].default_time_s), (Some(86_400), Some(1_800)));
+        assert!(check_time_limit(Some(86_400), &parts[1]).is_ok());
+        assert!(check_time_limit(None, &parts[1]).is_ok());
+        let refused = check_time_limit(Some(2 * 86_400), &parts[1]).unwrap_err();
+        assert_eq!(refused.0, "the job asks a time limit of 48 h and partition short allows at most 24 h");
+        assert!(check_time_limit(Some(86_401), &parts[1]).is_err(), "rounded up to minutes, as asked of Slurm");
+        assert!(check_time_limit(Some(10 * 86_400), &parts[0]).is_ok());
     }
 
     #[test]

@@ -934,6 +934,15 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let provider = provider.stdout.trim().to_owned();
     assert_eq!(cli(&url, ADMIN, &["tenant", "create", "acme"]).code, 0);
     let tenant = cli(&url, ADMIN, &["token", "create", "--tenant", "acme"]).stdout.trim().to_owned();
+    // The partition allows two days at most (restored to unlimited at the end).
+    let partition_max = |limit: &str| {
+        let status = Command::new("scontrol")
+            .args(["update", "partitionname=main", &format!("maxtime={limit}")])
+            .status()
+            .unwrap();
+        assert!(status.success(), "scontrol update partition maxtime={limit}");
+    };
+    partition_max("2-00:00:00");
     let mut agent = Agent::start(&url, &provider, &dir);
     let pool = format!("{url}/api/v1/pools/slurm-local");
     let reported =
@@ -975,6 +984,15 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     assert_eq!(failed["state"], "failed");
     let history = failed.to_string();
     assert!(history.contains("FAILED (NonZeroExitCode), exit code 3"), "{failed:#}");
+    // A time limit past the partition's MaxTime would pend for ever: the agent refuses it.
+    let too_long = submit(json!({"name": "too-long", "command": ["true"], "cpu_milli": 1000, "memory_mib": 128,
+        "time_limit_s": 3 * 86_400}));
+    let refused_long = wait_for(&job_url(too_long), &tenant, Duration::from_secs(60), "too-long ends", ended);
+    assert_eq!(refused_long["state"], "failed", "{refused_long:#}");
+    assert!(
+        refused_long.to_string().contains("asks a time limit of 72 h and partition main allows at most 48 h"),
+        "{refused_long:#}"
+    );
     let gang_job = wait_for(&job_url(gang), &tenant, Duration::from_secs(60), "gang ends", ended);
     assert_eq!(gang_job["state"], "succeeded", "{gang_job:#}");
     let logs = get(&format!("{url}/api/v1/jobs/{gang}/logs"), &tenant).to_string();
@@ -1144,6 +1162,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
         "{}",
         balance.stdout
     );
+    partition_max("UNLIMITED");
     drop(agent);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

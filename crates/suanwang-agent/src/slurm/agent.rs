@@ -110,6 +110,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
         listed: false,
         ended_now: HashSet::new(),
         no_nodes_said: false,
+        limits: None,
     };
     let mut away_since: Option<Instant> = None;
     let mut wait = agent.config.poll;
@@ -148,7 +149,12 @@ struct SlurmAgent<P> {
     ended_now: HashSet<i64>,
     /// Slurm listed no node for the pool at the last poll (and the agent said so).
     no_nodes_said: bool,
+    /// The partition's time limits, and when they were read.
+    limits: Option<(super::PartitionLimits, Instant)>,
 }
+
+/// How often the partition's limits are read again.
+const LIMITS_EVERY: Duration = Duration::from_secs(60);
 
 /// Whether the platform was away (retry) rather than refusing (drop).
 fn away(e: &PlatformError) -> bool {
@@ -471,6 +477,18 @@ impl<P: Platform> SlurmAgent<P> {
         }
     }
 
+    /// The partition's time limits, read again every [`LIMITS_EVERY`] (`None`: unknown).
+    async fn partition_limits(&mut self) -> Option<super::PartitionLimits> {
+        if self.limits.as_ref().is_none_or(|(_, at)| at.elapsed() >= LIMITS_EVERY) {
+            match self.config.cli.partition_limits().await {
+                Ok(Some(limits)) => self.limits = Some((limits, Instant::now())),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the partition's time limits"),
+            }
+        }
+        self.limits.as_ref().map(|(l, _)| l.clone())
+    }
+
     /// Cancels what the platform cancelled; submits what it placed here.
     async fn take_work(&mut self, work: Work) {
         for id in work.stop {
@@ -493,6 +511,13 @@ impl<P: Platform> SlurmAgent<P> {
                 || self.ended_now.contains(&item.id)
                 || self.tracked.len() >= RUNNING_MAX
             {
+                continue;
+            }
+            // A time limit the partition does not allow would pend for ever: refused with both.
+            if let Some(limits) = self.partition_limits().await
+                && let Err(e) = super::check_time_limit(item.request.time_limit_s.or(item.request.estimate_s), &limits)
+            {
+                self.refuse(item.id, &e.0).await;
                 continue;
             }
             let name = job_name(item.id, item.created_ms);

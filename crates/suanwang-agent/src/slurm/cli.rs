@@ -151,6 +151,17 @@ impl SlurmCli {
         }
     }
 
+    /// The time limits of the pool's partition (`--slurm-partition`, else the cluster's default
+    /// partition); `None` when Slurm lists no such partition.
+    pub async fn partition_limits(&self) -> Result<Option<super::PartitionLimits>, SlurmError> {
+        let out = self.run("scontrol", &["show".into(), "partition".into(), "-o".into()]).await?;
+        let parts = super::parse_partitions(&out);
+        Ok(parts.into_iter().find(|p| match &self.partition {
+            Some(name) => &p.name == name,
+            None => p.default,
+        }))
+    }
+
     /// The pool's nodes.
     pub async fn nodes(&self) -> Result<Vec<SlurmNode>, SlurmError> {
         let mut args: Vec<String> = vec!["-N".into(), "-h".into(), "-o".into(), "%N %c %m %G %T".into()];
