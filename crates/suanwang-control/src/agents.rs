@@ -72,26 +72,12 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
             )
             .await?
     };
-    // Jobs preempted here that the agent no longer runs have stopped: their cards are free (the
-    // scheduler ignores the word for jobs it does not hold as stopping). No time window: a job
-    // a cluster takes an hour to stop is still confirmed when it does. Only jobs preempted before
-    // the agent's last fetch of its work count: until the agent has been told to stop a job, it
-    // may still start it from an earlier fetch, and not listing it proves nothing.
-    let fetched_ms = ctl.work_fetched_ms.lock().ok().and_then(|f| f.get(&name).copied());
-    if !beat.running_unknown
-        && let Some(fetched_ms) = fetched_ms
-    {
-        let preempted = ctl
-            .store
-            .jobs(
-                &JobFilter { pool: Some(name.clone()), states: vec![JobState::Preempted], ..JobFilter::default() },
-                0,
-                PAGE_MAX,
-            )
-            .await?;
-        for job in preempted.into_iter().filter(|j| j.updated_ms < fetched_ms && !beat.running.contains(&j.id)) {
-            let _ = ctl.scheduler.try_send(SchedulerMsg::Stopped { job_id: job.id });
-        }
+    // Jobs preempted or cancelled here that the agent no longer runs have stopped: the
+    // scheduler frees their cards (only for stops decided before the agent's last fetch of its
+    // work: until the agent has been told, not listing a job proves nothing).
+    if !beat.running_unknown {
+        let fetched_ms = ctl.work_fetched_ms.lock().ok().and_then(|f| f.get(&name).copied());
+        let _ = ctl.scheduler.try_send(SchedulerMsg::AgentRuns { pool: id, running: beat.running.clone(), fetched_ms });
     }
     let last_seen = previous.as_ref().map_or(now, |s| s.last_seen_ms.min(now));
     for job in running.into_iter().filter(|j| !beat.running.contains(&j.id)) {

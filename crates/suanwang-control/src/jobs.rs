@@ -341,7 +341,7 @@ pub async fn cancel(ctl: &Control, caller: &Caller, id: i64) -> Result<JobView, 
         },
     )
     .await?;
-    let _ = ctl.scheduler.try_send(SchedulerMsg::Ended { job_id: record.id });
+    let _ = ctl.scheduler.try_send(SchedulerMsg::Cancelled { job_id: record.id, at_ms: record.updated_ms });
     Ok(view(&record))
 }
 

@@ -69,11 +69,24 @@ pub enum SchedulerMsg {
         /// Store id.
         job_id: i64,
     },
-    /// A job preempted in a cluster pool is no longer run by its agent (the heartbeat stopped
-    /// listing it): its cards are free, and it may be placed again.
-    Stopped {
+    /// A job was cancelled (durably). On a cluster pool its cards stay held until its agent
+    /// stops listing it.
+    Cancelled {
         /// Store id.
         job_id: i64,
+        /// When it was cancelled (the store's time, ms).
+        at_ms: i64,
+    },
+    /// What a pool's agent says it runs (a heartbeat that could tell): jobs preempted or
+    /// cancelled there before the agent's last fetch of its work (so it was told to stop them)
+    /// and not listed have stopped, and their cards are free.
+    AgentRuns {
+        /// The pool.
+        pool: PoolId,
+        /// Store ids the agent runs.
+        running: Vec<i64>,
+        /// When the agent last fetched its work (ms), if it has.
+        fetched_ms: Option<i64>,
     },
     /// A pool's agent reported.
     Seen {
@@ -124,6 +137,9 @@ struct Task {
     /// What a placement needs of each open job's body beyond the scheduler's job: its contract
     /// and time limit (released when the job ends).
     requests: HashMap<i64, JobRequest>,
+    /// Jobs preempted or cancelled in a cluster pool whose agent has not confirmed the stop yet
+    /// (store id → the pool, and when the platform decided, ms): they hold their cards.
+    stopping: HashMap<i64, (PoolId, i64)>,
 }
 
 /// Runs the scheduler task until the mailbox closes: waits for the leader's role, then schedules
@@ -227,6 +243,7 @@ impl Task {
             contract_prices: HashMap::new(),
             contracts_stale: false,
             requests: HashMap::new(),
+            stopping: HashMap::new(),
         };
         task.hold_contracts().await;
         let now = task.now_s();
@@ -309,7 +326,8 @@ impl Task {
     /// Gives a job the scheduler has running back to the queue, as it was first accepted.
     fn requeue(&mut self, job_id: i64) {
         let Some(&id) = self.ids.get(&job_id) else { return };
-        if !self.is_running(id) {
+        // A job whose stop its agent has not confirmed keeps its cards until it does.
+        if !self.is_running(id) || self.scheduler.is_stopping(id) {
             return;
         }
         let job = self.scheduler.job(id).clone();
@@ -353,9 +371,24 @@ impl Task {
                 };
                 let tracked = self.ids.get(&job_id).copied();
                 match (change.action.as_str(), tracked) {
+                    // Already waiting for its agent to stop it (this server's own cancel, read
+                    // back from the feed).
+                    ("job.cancelled", Some(id)) if self.scheduler.is_stopping(id) => {}
+                    // Cancelled through another server: on a cluster pool, held until stopped.
+                    ("job.cancelled", Some(id))
+                        if let Status::Running { pool, .. } = self.scheduler.state(id)
+                            && self.scheduler.pool(*pool).confirms_stops =>
+                    {
+                        let pool = *pool;
+                        self.requests.remove(&job_id);
+                        if self.scheduler.cancel_held(id, self.now_s()) {
+                            self.stopping.insert(job_id, (pool, change.at_ms));
+                        }
+                    }
                     ("job.succeeded" | "job.failed" | "job.cancelled", Some(id)) => {
                         self.ids.remove(&job_id);
                         self.requests.remove(&job_id);
+                        self.stopping.remove(&job_id);
                         self.scheduler.cancel(id, self.now_s());
                     }
                     ("job.queued" | "job.preempted", Some(_))
@@ -527,12 +560,45 @@ impl Task {
                 }
             }
             SchedulerMsg::Requeue { job_id } => self.requeue(job_id),
-            SchedulerMsg::Stopped { job_id } => {
-                if let Some(&id) = self.ids.get(&job_id)
-                    && self.scheduler.is_stopping(id)
-                {
-                    tracing::info!(job_id, "the preempted job's agent stopped it; its cards are free");
-                    self.scheduler.stopped(id, self.now_s());
+            SchedulerMsg::Cancelled { job_id, at_ms } => {
+                self.requests.remove(&job_id);
+                if let Some(&id) = self.ids.get(&job_id) {
+                    let pool = match self.scheduler.state(id) {
+                        Status::Running { pool, .. } => Some(*pool),
+                        _ => None,
+                    };
+                    match pool {
+                        Some(pool) if self.scheduler.cancel_held(id, self.now_s()) => {
+                            self.stopping.insert(job_id, (pool, at_ms));
+                        }
+                        _ => {
+                            self.ids.remove(&job_id);
+                        }
+                    }
+                }
+            }
+            SchedulerMsg::AgentRuns { pool, running, fetched_ms } => {
+                let Some(fetched_ms) = fetched_ms else { return };
+                let running: std::collections::HashSet<i64> = running.into_iter().collect();
+                let stopped: Vec<i64> = self
+                    .stopping
+                    .iter()
+                    .filter(|(job_id, (p, decided_ms))| {
+                        *p == pool && *decided_ms < fetched_ms && !running.contains(*job_id)
+                    })
+                    .map(|(job_id, _)| *job_id)
+                    .collect();
+                let now = self.now_s();
+                for job_id in stopped {
+                    self.stopping.remove(&job_id);
+                    let Some(&id) = self.ids.get(&job_id) else { continue };
+                    if self.scheduler.is_stopping(id) {
+                        tracing::info!(job_id, "the agent stopped the job; its cards are free");
+                        self.scheduler.stopped(id, now);
+                    }
+                    if matches!(self.scheduler.state(id), Status::Finished { .. }) {
+                        self.ids.remove(&job_id);
+                    }
                 }
             }
             SchedulerMsg::Seen { pool, healthy } => self.seen(pool, healthy, self.now_ms()),
@@ -588,6 +654,16 @@ impl Task {
             if (healthy || holds_jobs) && silent_ms > failover {
                 tracing::warn!(pool = %name(), silent_s = silent_ms / 1000, "the pool stopped reporting; its jobs fail over");
                 let victims = self.scheduler.set_pool_health(pool, false, self.now_s());
+                // Stops waited for there are over: cancelled jobs finished, preempted ones queued.
+                let ended: Vec<i64> = self.stopping.iter().filter(|(_, (p, _))| *p == pool).map(|(j, _)| *j).collect();
+                for job_id in ended {
+                    self.stopping.remove(&job_id);
+                    if let Some(&id) = self.ids.get(&job_id)
+                        && matches!(self.scheduler.state(id), Status::Finished { .. })
+                    {
+                        self.ids.remove(&job_id);
+                    }
+                }
                 // The pool is recorded unhealthy before its jobs are requeued, so whoever sees
                 // a job failed over also sees why.
                 if healthy {
@@ -635,6 +711,8 @@ impl Task {
         }
         self.ctl.metrics.decisions.inc_by(decisions.len() as u64);
         let mut writes = JoinSet::new();
+        // Victims that keep their cards until their agent stops them.
+        let mut holding = Vec::new();
         for decision in decisions {
             match decision {
                 Decision::Start { job, pool, explanation } => {
@@ -660,6 +738,9 @@ impl Task {
                 Decision::Preempt { job, for_job } => {
                     let job_id = self.store_ids[job.index()];
                     let for_id = self.store_ids[for_job.index()];
+                    if self.scheduler.is_stopping(job) {
+                        holding.push(job);
+                    }
                     let ctl = self.ctl.clone();
                     let now = self.now_ms();
                     writes.spawn(async move {
@@ -680,6 +761,17 @@ impl Task {
         while let Some(result) = writes.join_next().await {
             if let Ok((job, false)) = result {
                 refused.push(job);
+            }
+        }
+        // Timed after the preemption is committed: only a work fetch after that lists the victim
+        // in `stop`, so only a heartbeat after such a fetch may confirm its stop.
+        let now_ms = self.now_ms();
+        for job in holding {
+            if !refused.contains(&job)
+                && self.scheduler.is_stopping(job)
+                && let Status::Running { pool, .. } = self.scheduler.state(job)
+            {
+                self.stopping.insert(self.store_ids[job.index()], (*pool, now_ms));
             }
         }
         for job in refused {

@@ -153,6 +153,9 @@ struct Record {
     /// Preempted in a pool that confirms stops, for this job, and not yet confirmed stopped:
     /// still running there, holding its resources, and never chosen as a victim again.
     stopping_for: Option<JobId>,
+    /// Cancelled while running in a pool that confirms stops, not yet confirmed stopped: it
+    /// holds its resources until then.
+    cancelling: bool,
     key: Option<Key>,
     feasible: Vec<PoolId>,
     job: Job,
@@ -402,6 +405,7 @@ impl Scheduler {
             }
             Status::Running { .. } => {
                 self.clear_stopping(id);
+                self.jobs[id.index()].cancelling = false;
                 self.finish(id, now);
             }
             _ => {}
@@ -461,6 +465,7 @@ impl Scheduler {
             preemptions: 0,
             failovers: 0,
             stopping_for: None,
+            cancelling: false,
             shape,
             feasible,
             key: None,
@@ -583,15 +588,34 @@ impl Scheduler {
         self.pools[pool.index()].confirms_stops = confirms;
     }
 
-    /// Whether `id` was preempted and its stop is not confirmed yet.
+    /// Whether `id` was preempted or cancelled and its stop is not confirmed yet.
     pub fn is_stopping(&self, id: JobId) -> bool {
-        self.jobs[id.index()].stopping_for.is_some()
+        let r = &self.jobs[id.index()];
+        r.stopping_for.is_some() || r.cancelling
     }
 
-    /// A job preempted in a pool that confirms stops has stopped there: its resources are
-    /// released and it waits in the queue again. Anything else is left as it is (a repeat, or
-    /// a job that was never stopping).
+    /// A job was cancelled: a queued one leaves the queue; a running one in a pool that confirms
+    /// stops keeps its resources until [`Scheduler::stopped`] (true), elsewhere it finishes now.
+    pub fn cancel_held(&mut self, id: JobId, now: u64) -> bool {
+        if let Status::Running { pool, .. } = &self.jobs[id.index()].state
+            && self.pools[pool.index()].confirms_stops
+        {
+            self.clear_stopping(id);
+            self.jobs[id.index()].cancelling = true;
+            return true;
+        }
+        self.cancel(id, now);
+        false
+    }
+
+    /// A job preempted or cancelled in a pool that confirms stops has stopped there: its
+    /// resources are released, and a preempted job waits in the queue again (a cancelled one is
+    /// finished). Anything else is left as it is (a repeat, or a job that was never stopping).
     pub fn stopped(&mut self, id: JobId, now: u64) {
+        if std::mem::take(&mut self.jobs[id.index()].cancelling) {
+            self.finish(id, now);
+            return;
+        }
         if self.clear_stopping(id) && matches!(self.jobs[id.index()].state, Status::Running { .. }) {
             self.stop(id, now);
             self.jobs[id.index()].state = Status::Queued;
@@ -619,7 +643,14 @@ impl Scheduler {
         if healthy {
             return Vec::new();
         }
-        let victims: Vec<JobId> = self.running_in(pool).collect();
+        let mut victims: Vec<JobId> = self.running_in(pool).collect();
+        // Cancelled jobs waiting for their stop are finished, not failed over.
+        for &id in &victims {
+            if std::mem::take(&mut self.jobs[id.index()].cancelling) {
+                self.finish(id, now);
+            }
+        }
+        victims.retain(|&id| matches!(self.jobs[id.index()].state, Status::Running { .. }));
         for &id in &victims {
             self.clear_stopping(id);
             self.stop(id, now);
@@ -1094,7 +1125,7 @@ impl Scheduler {
                 .map(|&(_, v)| v)
                 .filter(|&v| {
                     let r = &self.jobs[v.index()];
-                    r.preemptible && r.stopping_for.is_none() && self.rank(v, now) > rank
+                    r.preemptible && r.stopping_for.is_none() && !r.cancelling && self.rank(v, now) > rank
                 });
             let cluster = &self.pools[pool.index()].cluster;
             for victim in candidates {

@@ -180,6 +180,18 @@ fn a_preemption_on_a_cluster_waits_for_the_stop_to_be_confirmed() {
     s.stopped(long, 10); // a repeat changes nothing
     assert_eq!(*s.state(long), Status::Queued);
 
+    // A cancel on a cluster holds the cards until the stop is confirmed, then finishes the job.
+    let done = s.submit(job(spec(0, 8, 1), 10), 10).unwrap();
+    s.schedule(10);
+    assert!(matches!(s.state(done), Status::Running { .. }));
+    let held = s.pool(pool).cluster.gpu_milli_allocated();
+    assert!(s.cancel_held(done, 11));
+    assert!(s.is_stopping(done));
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), held, "held until confirmed");
+    s.stopped(done, 12);
+    assert_eq!(*s.state(done), Status::Finished { end_s: 12 });
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), held - 8_000);
+
     // A failover while a victim is stopping: the victim is queued, the waiter no longer waits.
     let federation = one_pool();
     let mut config = SchedulerConfig { policy: "las".parse().unwrap(), ..SchedulerConfig::default() };

@@ -748,7 +748,8 @@ async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim()
     assert!(work["stop"].as_array().unwrap().contains(&json!(victim)), "the agent is told to stop it: {work}");
     // While the agent still runs the victim, its cards are not free: the high job waits, and no
     // second victim is taken.
-    for _ in 0..10 {
+    // Longer than the scheduler's read of the change feed (1 s), which sees the same change.
+    for _ in 0..25 {
         heartbeat(&low).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -761,5 +762,21 @@ async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim()
     h.wait_for_state(&tenant, high, "placed").await;
     let (_, victim_job) = h.call(Method::GET, &format!("/api/v1/jobs/{victim}"), Some(&tenant), None).await;
     assert_eq!(victim_job["state"], "preempted", "no room to run it again yet: {victim_job:#}");
+    // A cancel on a cluster holds the cards too (a cancel the agent had not carried out used to
+    // leave the job running on cards the platform counted free): the victim gets them only when
+    // the agent, told to stop the cancelled job, no longer lists it.
+    let path = format!("/api/v1/jobs/{other}/cancel");
+    assert_eq!(h.call(Method::POST, &path, Some(&tenant), Some("{}")).await.0, StatusCode::OK);
+    let (_, work) = h.call(Method::GET, "/api/v1/agent/work", Some(&provider), None).await;
+    assert!(work["stop"].as_array().unwrap().contains(&json!(other)), "{work}");
+    // Longer than the scheduler's read of the change feed (1 s), which sees the same change.
+    for _ in 0..25 {
+        heartbeat(&[other, high]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, victim_job) = h.call(Method::GET, &format!("/api/v1/jobs/{victim}"), Some(&tenant), None).await;
+    assert_eq!(victim_job["state"], "preempted", "placed on cards a cancelled job still uses: {victim_job:#}");
+    heartbeat(&[high]).await;
+    h.wait_for_state(&tenant, victim, "placed").await;
     h.audit_verifies().await;
 }
