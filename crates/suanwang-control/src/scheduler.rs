@@ -573,6 +573,7 @@ impl Task {
                         }
                         _ => {
                             self.ids.remove(&job_id);
+                            self.scheduler.cancel(id, self.now_s());
                         }
                     }
                 }
