@@ -84,6 +84,9 @@ pub struct Work {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
+    /// It waits in the cluster (placed, not started): `detail` says why, in the cluster's words.
+    /// A line in the job's history; the state does not change.
+    Pending,
     /// It started.
     Running,
     /// It finished with success.

@@ -179,7 +179,20 @@ pub async fn report_state(ctl: &Control, caller: &Caller, job_id: i64, report: S
     let (name, job) = pool_job(ctl, caller, job_id).await?;
     Error::check_text("detail", &report.detail, suanwang_api::text::TextKind::Lines, DETAIL_MAX)?;
     let actor = format!("agent:{name}");
+    if report.state == RunState::Pending {
+        // Why it waits in the cluster: a line in its history while it is placed here.
+        let note = Write::NoteJob {
+            job_id,
+            states: vec![JobState::Placed],
+            detail: format!("waiting in {name}: {}", report.detail),
+        };
+        return match ctl.committer.write(actor, note).await {
+            Ok(_) | Err(Failure::Refused(WriteError::WrongState { .. })) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
     let to = match report.state {
+        RunState::Pending => return Ok(()), // noted above
         RunState::Running => JobState::Running,
         RunState::Succeeded => JobState::Succeeded,
         RunState::Failed => JobState::Failed,
@@ -193,7 +206,7 @@ pub async fn report_state(ctl: &Control, caller: &Caller, job_id: i64, report: S
             };
             ctl.committer.write(actor, Write::Transition(transition)).await.map(|_| ())
         }
-        RunState::Succeeded | RunState::Failed => {
+        RunState::Succeeded | RunState::Failed | RunState::Pending => {
             let end = Leave {
                 job_id,
                 from: &[JobState::Running, JobState::Placed],

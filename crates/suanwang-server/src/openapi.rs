@@ -269,7 +269,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/v1/simulations/{id}", "One simulation run's summary", "any"),
     ("post", "/api/v1/agent/heartbeat", "An agent reports its pool's health", "provider (pool token)"),
     ("get", "/api/v1/agent/work", "Jobs to start and stop", "provider (pool token)"),
-    ("post", "/api/v1/agent/jobs/{id}/state", "A job started, succeeded or failed", "provider (pool token)"),
+    (
+        "post",
+        "/api/v1/agent/jobs/{id}/state",
+        "A job waits in the cluster (why), started, succeeded or failed",
+        "provider (pool token)",
+    ),
     ("post", "/api/v1/agent/jobs/{id}/logs", "A piece of a job's output (idempotent by seq)", "provider (pool token)"),
     ("post", "/api/v1/agent/usage", "Accelerator usage (idempotent by event_id)", "provider (pool token)"),
 ];
@@ -574,7 +579,7 @@ fn request_schemas() -> Value {
             }}
         }},
         "StateReport": {"type": "object", "additionalProperties": false, "required": ["state", "detail"], "properties": {
-            "state": {"enum": ["running", "succeeded", "failed"]}, "detail": {"type": "string", "maxLength": 1024, "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"},
+            "state": {"enum": ["pending", "running", "succeeded", "failed"]}, "detail": {"type": "string", "maxLength": 1024, "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"},
             "at_ms": int(0, 1 << 50), "started_ms": int(0, 1 << 50)
         }},
         "LogChunk": {"type": "object", "additionalProperties": false, "required": ["seq", "chunk"], "properties": {"seq": int(1, i64::MAX), "chunk": {"type": "string", "maxLength": 65_536}}},

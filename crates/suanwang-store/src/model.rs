@@ -273,6 +273,16 @@ pub enum Write {
         /// The quotas, JSON.
         quotas: String,
     },
+    /// A line in a job's history that changes nothing else (why it waits in its cluster): added
+    /// only while the job is in one of `states`, and only when it differs from the newest line.
+    NoteJob {
+        /// The job.
+        job_id: i64,
+        /// States the job may be in.
+        states: Vec<JobState>,
+        /// The line.
+        detail: String,
+    },
     /// A token stops working now (its row stays, for the audit trail).
     RevokeToken {
         /// The token's id.
@@ -340,6 +350,8 @@ pub enum Outcome {
     Quotas,
     /// The token revoked (`false`: it already was).
     Revoked(bool),
+    /// A job's history line (`false`: the same as the newest, not repeated).
+    Noted(bool),
     /// The new data set.
     Dataset(DatasetRecord),
 }

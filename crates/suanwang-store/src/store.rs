@@ -1355,6 +1355,30 @@ async fn apply(
             chain.append(tx, change).await?;
             Ok(Outcome::Quotas)
         }
+        Write::NoteJob { job_id, states, detail } => {
+            let Some(job) = fetch_job(tx, *job_id).await? else {
+                return Ok(Err(WriteError::NotFound(format!("job {job_id}"))));
+            };
+            if !states.contains(&job.state) {
+                return Ok(Err(WriteError::WrongState { job_id: *job_id, state: job.state, to: job.state }));
+            }
+            let newest = tx
+                .rows(
+                    "SELECT detail FROM job_events WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+                    vec![P::I(*job_id)],
+                    &[K::T],
+                )
+                .await?;
+            if newest.first().is_some_and(|r| r[0].t() == *detail) {
+                return Ok(Ok(Outcome::Noted(false)));
+            }
+            tx.exec(
+                "INSERT INTO job_events (job_id, state, detail, at_ms) VALUES (?, ?, ?, ?)",
+                vec![P::I(*job_id), P::T(job.state.as_str().to_owned()), P::T(detail.clone()), P::I(now)],
+            )
+            .await?;
+            Ok(Outcome::Noted(true))
+        }
         Write::RevokeToken { token_id } => {
             let Some(before) = fetch_token(tx, *token_id).await? else {
                 return Ok(Err(WriteError::NotFound(format!("token {token_id}"))));

@@ -107,6 +107,7 @@ conformance!(
     rows_changed_behind_the_chain_are_found,
     a_cut_or_rewritten_chain_fails_against_its_exported_head,
     tokens_are_revoked_and_listed_and_quotas_kept,
+    a_job_note_is_added_once_and_only_in_its_states,
     one_server_leads_at_a_time,
     data_sets_are_per_tenant_and_unique_by_name,
     ledger_entries_append_in_order_and_survive,
@@ -603,6 +604,29 @@ async fn a_cut_or_rewritten_chain_fails_against_its_exported_head(store: Store, 
         panic!("a cut passed")
     };
     assert!(reason.contains("removed"), "{reason}");
+}
+
+async fn a_job_note_is_added_once_and_only_in_its_states(store: Store, _: &Reopen) {
+    let tenant = new_tenant(&store, "t").await;
+    let job = new_job(&store, tenant).await;
+    let note = |detail: &str, states: &[JobState]| Write::NoteJob {
+        job_id: job,
+        states: states.to_vec(),
+        detail: detail.to_owned(),
+    };
+    let queued = [JobState::Queued];
+    assert_eq!(one(&store, note("waits: Resources", &queued)).await.unwrap(), Outcome::Noted(true));
+    assert_eq!(one(&store, note("waits: Resources", &queued)).await.unwrap(), Outcome::Noted(false), "not repeated");
+    assert_eq!(one(&store, note("waits: Priority", &queued)).await.unwrap(), Outcome::Noted(true));
+    assert!(one(&store, note("x", &[JobState::Running])).await.is_err(), "only in its states");
+    assert!(
+        one(&store, Write::NoteJob { job_id: 999, states: queued.to_vec(), detail: "x".to_owned() }).await.is_err()
+    );
+    let events = store.job_events(job).await.unwrap();
+    let details: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(details, ["submitted", "waits: Resources", "waits: Priority"]);
+    assert_eq!(store.job(job).await.unwrap().unwrap().state, JobState::Queued, "nothing else changes");
+    assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { .. }));
 }
 
 async fn tokens_are_revoked_and_listed_and_quotas_kept(store: Store, _: &Reopen) {

@@ -998,6 +998,27 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let logs = get(&format!("{url}/api/v1/jobs/{gang}/logs"), &tenant).to_string();
     assert!(logs.contains("tasks=2 gang=2"), "{logs}");
     assert!(slurm_job(gang)["NumTasks"] == "2", "{:?}", slurm_job(gang));
+    // Slurm's pending reason reaches the job's history: the partition is down, so the job waits
+    // in Slurm (Reason=PartitionDown); once it is up again the job runs.
+    let partition_state = |state: &str| {
+        let status = Command::new("scontrol")
+            .args(["update", "partitionname=main", &format!("state={state}")])
+            .status()
+            .unwrap();
+        assert!(status.success(), "scontrol update partition state={state}");
+    };
+    partition_state("DOWN");
+    let waits = submit(json!({"name": "waits", "command": ["true"], "cpu_milli": 1000, "memory_mib": 128}));
+    let noted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(&job_url(waits), &tenant, Duration::from_secs(30), "the pending reason", |j| {
+            j.to_string().contains("is pending (PartitionDown)")
+        })
+    }));
+    partition_state("UP");
+    let noted = noted.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    assert_eq!(noted["state"], "placed", "{noted:#}");
+    let ran = wait_for(&job_url(waits), &tenant, Duration::from_secs(60), "waits ends", ended);
+    assert_eq!(ran["state"], "succeeded", "{ran:#}");
     let refused = wait_for(&job_url(too_big), &tenant, Duration::from_secs(60), "too-big ends", ended);
     assert_eq!(refused["state"], "failed");
     assert!(refused.to_string().contains("Slurm refused the job"), "{refused:#}");

@@ -73,6 +73,10 @@ struct Tracked {
     offset: u64,
     /// The platform cancelled it: its end is not reported as a state.
     cancelled: bool,
+    /// Why Slurm keeps it pending, as last reported to the platform.
+    reported_reason: Option<String>,
+    /// A new pending reason to report.
+    reason_due: Option<String>,
     /// It ended in Slurm: what is left to report (usage first, then the state).
     ending: Option<Ending>,
 }
@@ -377,6 +381,13 @@ impl<P: Platform> SlurmAgent<P> {
                 tracked.ran_before_seen_ms =
                     i64::try_from(job.run_time_s.unwrap_or(0).saturating_mul(1000)).unwrap_or(0);
             }
+            // Why it waits (`Resources`, `Priority`, `JobHeldAdmin`, …), each new reason once.
+            if job.state == SlurmState::Pending
+                && let Some(reason) = &job.reason
+                && tracked.reported_reason.as_ref() != Some(reason)
+            {
+                tracked.reason_due = Some(reason.clone());
+            }
             if matches!(job.state, SlurmState::Pending | SlurmState::Running) {
                 continue;
             }
@@ -416,6 +427,27 @@ impl<P: Platform> SlurmAgent<P> {
         let mut finished = Vec::new();
         for id in ids {
             let Some(tracked) = self.tracked.get_mut(&id) else { continue };
+            if let Some(reason) = tracked.reason_due.clone()
+                && !tracked.started
+                && !tracked.cancelled
+                && tracked.seen_running.is_none()
+            {
+                let report = StateReport::now(
+                    RunState::Pending,
+                    format!("Slurm job {} is pending ({reason})", tracked.slurm_id),
+                );
+                match self.platform.report_state(id, report).await {
+                    Ok(()) => {
+                        tracked.reported_reason = Some(reason);
+                        tracked.reason_due = None;
+                    }
+                    Err(e) if away(&e) => continue,
+                    Err(e) => {
+                        tracing::info!(job_id = id, error = %e, "the platform did not take the pending reason");
+                        tracked.reason_due = None;
+                    }
+                }
+            }
             if !tracked.started && !tracked.cancelled && tracked.seen_running.is_some() {
                 // When Slurm started it (its run time so far, back from now).
                 let ran_ms = tracked.seen_running.map_or(0, |t| i64::try_from(t.elapsed().as_millis()).unwrap_or(0));
@@ -600,6 +632,8 @@ impl Tracked {
             ran_before_seen_ms: 0,
             offset: 0,
             cancelled: false,
+            reported_reason: None,
+            reason_due: None,
             ending: None,
         }
     }
