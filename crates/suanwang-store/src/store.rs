@@ -49,6 +49,10 @@ pub const BATCH_MAX: usize = 4096;
 /// [`log_cap_note`] and later chunks are dropped.
 pub const LOG_BYTES_MAX: i64 = 8 << 20;
 
+/// A job's history takes notes ([`Write::NoteJob`]) only while it has fewer lines than this: an
+/// agent whose reasons keep changing cannot grow a tenant's job without bound.
+pub const NOTED_HISTORY_MAX: i64 = 256;
+
 /// The line that ends a log cut at [`LOG_BYTES_MAX`].
 pub fn log_cap_note() -> String {
     format!("[suanwang: this job's log reached its limit of {} MiB; later output was not kept]\n", LOG_BYTES_MAX >> 20)
@@ -1364,12 +1368,13 @@ async fn apply(
             }
             let newest = tx
                 .rows(
-                    "SELECT detail FROM job_events WHERE job_id = ? ORDER BY id DESC LIMIT 1",
-                    vec![P::I(*job_id)],
-                    &[K::T],
+                    "SELECT detail, (SELECT COUNT(*) FROM job_events WHERE job_id = ?) FROM job_events \
+                     WHERE job_id = ? ORDER BY id DESC LIMIT 1",
+                    vec![P::I(*job_id), P::I(*job_id)],
+                    &[K::T, K::I],
                 )
                 .await?;
-            if newest.first().is_some_and(|r| r[0].t() == *detail) {
+            if newest.first().is_some_and(|r| r[0].t() == *detail || r[1].i() >= NOTED_HISTORY_MAX) {
                 return Ok(Ok(Outcome::Noted(false)));
             }
             tx.exec(

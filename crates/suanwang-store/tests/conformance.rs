@@ -626,6 +626,12 @@ async fn a_job_note_is_added_once_and_only_in_its_states(store: Store, _: &Reope
     let details: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
     assert_eq!(details, ["submitted", "waits: Resources", "waits: Priority"]);
     assert_eq!(store.job(job).await.unwrap().unwrap().state, JobState::Queued, "nothing else changes");
+    // Reasons that keep changing stop at the history's bound.
+    for i in 0..suanwang_store::store::NOTED_HISTORY_MAX + 10 {
+        one(&store, note(&format!("waits: {i}"), &queued)).await.unwrap();
+    }
+    let lines = store.job_events(job).await.unwrap().len();
+    assert_eq!(lines, usize::try_from(suanwang_store::store::NOTED_HISTORY_MAX).unwrap());
     assert!(matches!(store.verify_audit().await.unwrap(), Verdict::Intact { .. }));
 }
 

@@ -934,15 +934,13 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let provider = provider.stdout.trim().to_owned();
     assert_eq!(cli(&url, ADMIN, &["tenant", "create", "acme"]).code, 0);
     let tenant = cli(&url, ADMIN, &["token", "create", "--tenant", "acme"]).stdout.trim().to_owned();
-    // The partition allows two days at most (restored to unlimited at the end).
-    let partition_max = |limit: &str| {
-        let status = Command::new("scontrol")
-            .args(["update", "partitionname=main", &format!("maxtime={limit}")])
-            .status()
-            .unwrap();
-        assert!(status.success(), "scontrol update partition maxtime={limit}");
+    // `scontrol update partitionname=main SETTING`.
+    let partition = |setting: &str| {
+        let status = Command::new("scontrol").args(["update", "partitionname=main", setting]).status().unwrap();
+        assert!(status.success(), "scontrol update partition {setting}");
     };
-    partition_max("2-00:00:00");
+    // The partition allows two days at most (restored to unlimited at the end).
+    partition("maxtime=2-00:00:00");
     let mut agent = Agent::start(&url, &provider, &dir);
     let pool = format!("{url}/api/v1/pools/slurm-local");
     let reported =
@@ -1000,21 +998,14 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     assert!(slurm_job(gang)["NumTasks"] == "2", "{:?}", slurm_job(gang));
     // Slurm's pending reason reaches the job's history: the partition is down, so the job waits
     // in Slurm (Reason=PartitionDown); once it is up again the job runs.
-    let partition_state = |state: &str| {
-        let status = Command::new("scontrol")
-            .args(["update", "partitionname=main", &format!("state={state}")])
-            .status()
-            .unwrap();
-        assert!(status.success(), "scontrol update partition state={state}");
-    };
-    partition_state("DOWN");
+    partition("state=DOWN");
     let waits = submit(json!({"name": "waits", "command": ["true"], "cpu_milli": 1000, "memory_mib": 128}));
     let noted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(&job_url(waits), &tenant, Duration::from_secs(30), "the pending reason", |j| {
             j.to_string().contains("is pending (PartitionDown)")
         })
     }));
-    partition_state("UP");
+    partition("state=UP");
     let noted = noted.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     assert_eq!(noted["state"], "placed", "{noted:#}");
     let ran = wait_for(&job_url(waits), &tenant, Duration::from_secs(60), "waits ends", ended);
@@ -1183,7 +1174,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
         "{}",
         balance.stdout
     );
-    partition_max("UNLIMITED");
+    partition("maxtime=UNLIMITED");
     drop(agent);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
