@@ -194,11 +194,19 @@ fn piece(bytes: &mut Vec<u8>, whole: bool) -> String {
         }
     };
     let rest = bytes.split_off(cut);
-    let mut text: String = String::from_utf8_lossy(bytes)
+    let text = clean_line(bytes);
+    *bytes = rest;
+    text
+}
+
+/// A line of output as the platform stores it: invalid UTF-8 and control characters other than
+/// tab and carriage return shown as U+FFFD, one newline at the end.
+pub fn clean_line(bytes: &[u8]) -> String {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let mut text: String = String::from_utf8_lossy(body)
         .chars()
         .map(|c| if c.is_control() && c != '\t' && c != '\r' { '\u{fffd}' } else { c })
         .collect();
-    *bytes = rest;
     text.push('\n');
     text
 }

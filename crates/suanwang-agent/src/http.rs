@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use suanwang_api::agent::{Heartbeat, LogChunk, StateReport, UsageReport, Work};
+use suanwang_api::agent::{Heartbeat, LogBatch, LogChunk, StateReport, UsageReport, Work};
 use suanwang_client::{Client, ClientError};
 
 use crate::protocol::{Platform, PlatformError};
@@ -58,7 +58,17 @@ impl Platform for HttpPlatform {
         self.call(move |c| c.report_log(job_id, &chunk)).await.map(|_| ())
     }
 
+    async fn report_logs(&self, job_id: i64, chunks: Vec<LogChunk>) -> Result<(), PlatformError> {
+        self.call(move |c| c.report_logs(job_id, &LogBatch { chunks })).await.map(|_| ())
+    }
+
     async fn report_usage(&self, usage: UsageReport) -> Result<(), PlatformError> {
         self.call(move |c| c.report_usage(&usage)).await.map(|_| ())
+    }
+
+    async fn wait_for_work(&self, after: u64, wait: Duration) -> Result<u64, PlatformError> {
+        // Whole seconds, at least one and below the client's timeout.
+        let wait_s = wait.as_secs().clamp(1, TIMEOUT_S - 5);
+        self.call(move |c| c.wait_for_work(after, wait_s)).await.map(|w| w.version)
     }
 }

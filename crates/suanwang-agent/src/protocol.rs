@@ -2,6 +2,8 @@
 //! (`suanwang_api::agent`); this trait lets the same agent loop run over HTTP
 //! ([`crate::http`]) or in the server's process.
 
+use std::time::Duration;
+
 use suanwang_api::agent::{Heartbeat, LogChunk, StateReport, UsageReport, Work};
 
 /// Why a call to the platform failed.
@@ -36,6 +38,28 @@ pub trait Platform: Send + Sync + 'static {
     fn report_state(&self, job_id: i64, report: StateReport) -> impl Future<Output = Result<(), PlatformError>> + Send;
     /// Sends a piece of a job's log.
     fn report_log(&self, job_id: i64, chunk: LogChunk) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Sends consecutive pieces of a job's log at once (all or, on an error, possibly some:
+    /// each piece is stored once by its `seq`, so the same batch may be sent again).
+    fn report_logs(
+        &self,
+        job_id: i64,
+        chunks: Vec<LogChunk>,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send {
+        async move {
+            for chunk in chunks {
+                self.report_log(job_id, chunk).await?;
+            }
+            Ok(())
+        }
+    }
+    /// Waits up to `wait` while the pool's work version is `after` (see [`Work::version`]);
+    /// the version then. A platform that cannot tell just waits.
+    fn wait_for_work(&self, after: u64, wait: Duration) -> impl Future<Output = Result<u64, PlatformError>> + Send {
+        async move {
+            tokio::time::sleep(wait).await;
+            Ok(after)
+        }
+    }
     /// Sends the agent's own measure of a run (evidence; the platform bills its own record).
     fn report_usage(&self, usage: UsageReport) -> impl Future<Output = Result<(), PlatformError>> + Send;
 }

@@ -78,6 +78,31 @@ pub struct Work {
     /// restarted may find still running in its cluster and adopt.
     #[serde(default)]
     pub running: Vec<JobRef>,
+    /// The pool's work version on the answering server: it changes whenever work is placed in,
+    /// cancelled in or preempted from the pool. An agent that passes it back as `after` with
+    /// `wait_s` is answered as soon as it changes.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// `GET /api/v1/agent/work` query: wait for new work instead of answering at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkQuery {
+    /// Seconds to wait, at most 30, while the pool's work version is still `after`.
+    #[serde(default)]
+    pub wait_s: Option<u64>,
+    /// The version the agent last saw.
+    #[serde(default)]
+    pub after: Option<u64>,
+}
+
+/// Several consecutive pieces of one job's output, in one request (at most 1,024).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogBatch {
+    /// The pieces, each numbered as a [`LogChunk`] is.
+    pub chunks: Vec<LogChunk>,
 }
 
 /// A job's new state as the agent saw it.

@@ -13,7 +13,7 @@ use suanwang_api::admin::{
     AuditQuery, AuditVerdict, AuditView, Health, LinkView, NewTenant, NewToken, PoolView, SiteView, TenantView,
     TokenView,
 };
-use suanwang_api::agent::{Ack, Heartbeat, LogChunk, StateReport, UsageRecorded, UsageReport, Work};
+use suanwang_api::agent::{Ack, Heartbeat, LogBatch, LogChunk, StateReport, UsageRecorded, UsageReport, Work};
 use suanwang_api::apps::{DatasetView, NewDataset};
 use suanwang_api::error::ErrorBody;
 use suanwang_api::jobs::{Explanation, JobDetail, JobPage, JobRequest, JobView, ListQuery, LogPage, LogQuery};
@@ -524,6 +524,17 @@ impl Client {
     /// `POST /api/v1/agent/jobs/{id}/logs`.
     pub fn report_log(&self, job: i64, chunk: &LogChunk) -> Result<Ack, ClientError> {
         self.post(&format!("/api/v1/agent/jobs/{job}/logs"), chunk)
+    }
+
+    /// `GET /api/v1/agent/work?wait_s=…&after=…`: answered once the pool's work version is no
+    /// longer `after`, or after `wait_s`.
+    pub fn wait_for_work(&self, after: u64, wait_s: u64) -> Result<Work, ClientError> {
+        self.get(&format!("/api/v1/agent/work?wait_s={wait_s}&after={after}"))
+    }
+
+    /// `POST /api/v1/agent/jobs/{id}/log-batches`.
+    pub fn report_logs(&self, job: i64, batch: &LogBatch) -> Result<Ack, ClientError> {
+        self.post(&format!("/api/v1/agent/jobs/{job}/log-batches"), batch)
     }
 
     /// `POST /api/v1/agent/usage`.

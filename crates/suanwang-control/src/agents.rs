@@ -3,10 +3,15 @@
 //! serve in-process agents. Runs are metered here from the platform's record
 //! ([`crate::metering`]): the agent says when, within bounds.
 
-use suanwang_api::agent::{Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem};
+use std::time::Duration;
+
+use suanwang_api::agent::{
+    Heartbeat, JobRef, LogBatch, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem, WorkQuery,
+};
 use suanwang_model::federation::PoolId;
 use suanwang_model::platform::JobState;
 use suanwang_store::model::{JobFilter, JobRecord, Outcome, PAGE_MAX, PoolChange, Transition, Write, WriteError};
+use tokio::sync::watch;
 
 use crate::Control;
 use crate::access::{Action, Owner, may, require};
@@ -24,6 +29,35 @@ const STOP_WINDOW_MS: i64 = 10 * 60 * 1000;
 
 /// Longest log chunk.
 pub const LOG_CHUNK_MAX: usize = 64 * 1024;
+
+/// Longest wait of a work request, seconds.
+pub const WORK_WAIT_MAX_S: u64 = 30;
+
+/// Most log chunks in one batch.
+pub const LOG_BATCH_MAX: usize = 1024;
+
+/// Per pool, a version that changes whenever the pool's work changes (a job placed, cancelled or
+/// preempted there), so an agent waiting on `/agent/work` is answered at once. In memory: a
+/// restarted server starts again at 1, and an agent with another figure is answered at once.
+pub struct WorkSignals(Vec<watch::Sender<u64>>);
+
+impl WorkSignals {
+    /// Versions for `pools` pools.
+    pub fn new(pools: usize) -> Self {
+        WorkSignals((0..pools).map(|_| watch::Sender::new(1)).collect())
+    }
+
+    /// The pool's work changed.
+    pub fn bump(&self, pool: PoolId) {
+        if let Some(sender) = self.0.get(pool.index()) {
+            sender.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    fn subscribe(&self, pool: PoolId) -> Option<watch::Receiver<u64>> {
+        self.0.get(pool.index()).map(watch::Sender::subscribe)
+    }
+}
 
 /// Longest detail of a state report.
 pub const DETAIL_MAX: usize = 1024;
@@ -106,9 +140,25 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
     Ok(())
 }
 
-/// What the agent should start and stop.
-pub async fn work(ctl: &Control, caller: &Caller) -> Result<Work, Error> {
-    let (_, name) = agent_pool(ctl, caller)?;
+/// What the agent should start and stop. With `wait_s`, while the pool's work version is still
+/// `after`, the answer waits (up to `wait_s`) until it changes. A waited answer does not count as
+/// telling the agent (see [`Inner::work_fetched_ms`](crate::Inner)): the agent may have given up
+/// on it.
+pub async fn work(ctl: &Control, caller: &Caller, query: WorkQuery) -> Result<Work, Error> {
+    let (id, name) = agent_pool(ctl, caller)?;
+    let Some(wait_s) = query.wait_s.filter(|&w| w > 0) else { return work_now(ctl, id, name, true).await };
+    if wait_s > WORK_WAIT_MAX_S {
+        return Err(Error::bad_request("invalid_query", format!("wait_s is at most {WORK_WAIT_MAX_S}")).at("wait_s"));
+    }
+    let Some(mut version) = ctl.work_signals.subscribe(id) else { return work_now(ctl, id, name, false).await };
+    if query.after.is_some_and(|after| after == *version.borrow_and_update()) {
+        let _ = tokio::time::timeout(Duration::from_secs(wait_s), version.changed()).await;
+    }
+    work_now(ctl, id, name, false).await
+}
+
+async fn work_now(ctl: &Control, id: PoolId, name: String, told: bool) -> Result<Work, Error> {
+    let version = ctl.work_signals.subscribe(id).map_or(0, |v| *v.borrow());
     // Taken before reading: a job preempted after this instant may be missing from this answer's
     // `stop` list, and is not counted as told.
     let fetched_ms = ctl.now_ms();
@@ -152,13 +202,14 @@ pub async fn work(ctl: &Control, caller: &Caller) -> Result<Work, Error> {
         let model = crate::metering::allocation_of(ctl, &job).and_then(|a| a.model);
         start.push(WorkItem { id: job.id, request, created_ms: job.created_ms, model });
     }
-    if let Ok(mut fetched) = ctl.work_fetched_ms.lock() {
+    if told && let Ok(mut fetched) = ctl.work_fetched_ms.lock() {
         fetched.insert(name, fetched_ms);
     }
     Ok(Work {
         start,
         stop: cancelled.into_iter().map(|j| j.id).collect(),
         running: running.into_iter().map(|j| JobRef { id: j.id, created_ms: j.created_ms }).collect(),
+        version,
     })
 }
 
@@ -232,25 +283,51 @@ pub async fn report_state(ctl: &Control, caller: &Caller, job_id: i64, report: S
 
 /// A piece of a job's log from its agent.
 pub async fn report_log(ctl: &Control, caller: &Caller, job_id: i64, chunk: LogChunk) -> Result<(), Error> {
+    report_logs(ctl, caller, job_id, LogBatch { chunks: vec![chunk] }).await
+}
+
+/// Consecutive pieces of a job's log from its agent, written together (each is stored once by its
+/// `seq`, as one piece would be). All are checked before any is written.
+pub async fn report_logs(ctl: &Control, caller: &Caller, job_id: i64, batch: LogBatch) -> Result<(), Error> {
     let (name, _) = pool_job(ctl, caller, job_id).await?;
-    if chunk.chunk.len() > LOG_CHUNK_MAX || chunk.seq < 1 {
+    if batch.chunks.len() > LOG_BATCH_MAX {
+        return Err(Error::bad_request("invalid_log", format!("a batch has at most {LOG_BATCH_MAX} chunks")));
+    }
+    if let Some(i) = batch.chunks.iter().position(|c| c.chunk.len() > LOG_CHUNK_MAX || c.seq < 1) {
         return Err(Error::bad_request(
             "invalid_log",
             format!("a chunk has seq ≥ 1 and at most {LOG_CHUNK_MAX} bytes"),
-        ));
+        )
+        .at(&format!("chunks[{i}]")));
     }
-    // A job prints what it likes: control characters (NUL cannot be stored in PostgreSQL, escape
-    // sequences would reach terminals) are shown as U+FFFD rather than refused.
-    let text = match suanwang_api::text::forbidden_char(&chunk.chunk, suanwang_api::text::TextKind::Lines) {
-        None => chunk.chunk,
-        Some(_) => chunk
-            .chunk
-            .chars()
-            .map(|c| if c.is_control() && !matches!(c, '\t' | '\n' | '\r') { '\u{fffd}' } else { c })
-            .collect(),
-    };
-    ctl.committer.write(format!("agent:{name}"), Write::AppendLog { job_id, seq: chunk.seq, chunk: text }).await?;
-    Ok(())
+    let actor = format!("agent:{name}");
+    // Queued at once, so the committer writes them in one transaction.
+    let mut writes = tokio::task::JoinSet::new();
+    for chunk in batch.chunks {
+        // A job prints what it likes: control characters (NUL cannot be stored in PostgreSQL,
+        // escape sequences would reach terminals) are shown as U+FFFD rather than refused.
+        let text = match suanwang_api::text::forbidden_char(&chunk.chunk, suanwang_api::text::TextKind::Lines) {
+            None => chunk.chunk,
+            Some(_) => chunk
+                .chunk
+                .chars()
+                .map(|c| if c.is_control() && !matches!(c, '\t' | '\n' | '\r') { '\u{fffd}' } else { c })
+                .collect(),
+        };
+        let (committer, actor) = (ctl.committer.clone(), actor.clone());
+        writes.spawn(
+            async move { committer.write(actor, Write::AppendLog { job_id, seq: chunk.seq, chunk: text }).await },
+        );
+    }
+    let mut outcome = Ok(());
+    while let Some(result) = writes.join_next().await {
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => outcome = Err(e.into()),
+            Err(_) => outcome = Err(Error::unavailable("a log write stopped; try again")),
+        }
+    }
+    outcome
 }
 
 /// The agent's own measure of a run: evidence, kept once per event id, never billed. A figure

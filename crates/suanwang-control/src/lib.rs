@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use suanwang_agent::backend::Backend;
 use suanwang_agent::protocol::{Platform, PlatformError};
 use suanwang_agent::run::AgentConfig;
-use suanwang_api::agent::{Capacity, Heartbeat, LogChunk, StateReport, UsageReport, Work};
+use suanwang_api::agent::{Capacity, Heartbeat, LogBatch, LogChunk, StateReport, UsageReport, Work, WorkQuery};
 use suanwang_model::catalog::AdaptationMatrix;
 use suanwang_model::federation::Federation;
 use suanwang_model::platform::Role;
@@ -97,6 +97,8 @@ pub struct Inner {
     /// When each pool's agent last fetched its work (ms), by pool name: a preempted job's stop is
     /// confirmed only by a heartbeat after a fetch that told the agent to stop it.
     pub work_fetched_ms: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Per pool, the version of its work that agents wait on.
+    pub work_signals: agents::WorkSignals,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -135,6 +137,7 @@ pub fn start(store: Store, federation: Federation, config: ControlConfig) -> Con
 pub fn start_with_clock(store: Store, federation: Federation, config: ControlConfig, clock: Arc<dyn Clock>) -> Control {
     let committer = Committer::start(store.clone(), Arc::clone(&clock));
     let (scheduler, mailbox) = mpsc::channel(scheduler::MAILBOX_MAX);
+    let pools = federation.pool_count();
     let control = Control(Arc::new(Inner {
         store,
         committer,
@@ -152,6 +155,7 @@ pub fn start_with_clock(store: Store, federation: Federation, config: ControlCon
         simulations: sims::Simulations::default(),
         reported: std::sync::Mutex::default(),
         work_fetched_ms: std::sync::Mutex::default(),
+        work_signals: agents::WorkSignals::new(pools),
         clock,
     }));
     tokio::spawn(scheduler::run(control.clone(), mailbox));
@@ -184,7 +188,7 @@ impl Platform for InProcess {
     }
 
     async fn work(&self) -> Result<Work, PlatformError> {
-        agents::work(&self.control, &self.caller).await.map_err(platform_error)
+        agents::work(&self.control, &self.caller, WorkQuery::default()).await.map_err(platform_error)
     }
 
     async fn report_state(&self, job_id: i64, report: StateReport) -> Result<(), PlatformError> {
@@ -195,8 +199,17 @@ impl Platform for InProcess {
         agents::report_log(&self.control, &self.caller, job_id, chunk).await.map_err(platform_error)
     }
 
+    async fn report_logs(&self, job_id: i64, chunks: Vec<LogChunk>) -> Result<(), PlatformError> {
+        agents::report_logs(&self.control, &self.caller, job_id, LogBatch { chunks }).await.map_err(platform_error)
+    }
+
     async fn report_usage(&self, usage: UsageReport) -> Result<(), PlatformError> {
         agents::report_usage(&self.control, &self.caller, usage).await.map(|_| ()).map_err(platform_error)
+    }
+
+    async fn wait_for_work(&self, after: u64, wait: std::time::Duration) -> Result<u64, PlatformError> {
+        let query = WorkQuery { wait_s: Some(wait.as_secs().clamp(1, agents::WORK_WAIT_MAX_S)), after: Some(after) };
+        agents::work(&self.control, &self.caller, query).await.map(|w| w.version).map_err(platform_error)
     }
 }
 

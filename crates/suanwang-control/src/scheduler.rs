@@ -224,6 +224,9 @@ impl Task {
             if matches!(pool.backend, BackendKind::Slurm | BackendKind::Kubernetes) {
                 scheduler.set_pool_confirms_stops(id, true);
             }
+            // A cluster with a queue of its own gets work beyond its nodes when nowhere has room,
+            // so it starts the next job the moment one ends (the federation file's `handoff_pct`).
+            scheduler.set_pool_handoff(id, pool.handoff_pct);
         }
         let pools = ctl.federation.pool_count();
         // Changes committed from here on are read again from the feed; applying one twice is
@@ -567,6 +570,10 @@ impl Task {
                         Status::Running { pool, .. } => Some(*pool),
                         _ => None,
                     };
+                    if let Some(pool) = pool {
+                        // Its agent stops it now rather than at its next poll.
+                        self.ctl.work_signals.bump(pool);
+                    }
                     match pool {
                         Some(pool) if self.scheduler.cancel_held(id, self.now_s()) => {
                             self.stopping.insert(job_id, (pool, at_ms));
@@ -714,6 +721,8 @@ impl Task {
         let mut writes = JoinSet::new();
         // Victims that keep their cards until their agent stops them.
         let mut holding = Vec::new();
+        // Pools whose work changed: their agents are told once the writes are durable.
+        let mut touched = std::collections::BTreeSet::new();
         for decision in decisions {
             match decision {
                 Decision::Start { job, pool, explanation } => {
@@ -735,12 +744,16 @@ impl Task {
                         });
                         (job, ctl.committer.write("scheduler", write).await.is_ok())
                     });
+                    touched.insert(pool);
                 }
                 Decision::Preempt { job, for_job } => {
                     let job_id = self.store_ids[job.index()];
                     let for_id = self.store_ids[for_job.index()];
                     if self.scheduler.is_stopping(job) {
                         holding.push(job);
+                    }
+                    if let Status::Running { pool, .. } = self.scheduler.state(job) {
+                        touched.insert(*pool);
                     }
                     let ctl = self.ctl.clone();
                     let now = self.now_ms();
@@ -763,6 +776,9 @@ impl Task {
             if let Ok((job, false)) = result {
                 refused.push(job);
             }
+        }
+        for pool in touched {
+            self.ctl.work_signals.bump(pool);
         }
         // Timed after the preemption is committed: only a work fetch after that lists the victim
         // in `stop`, so only a heartbeat after such a fetch may confirm its stop.

@@ -72,6 +72,7 @@ struct PoolEntry {
     pue: f64,
     #[serde(default)]
     green_share_pct: u8,
+    handoff_pct: Option<u16>,
     #[serde(default)]
     card_hour_fen: BTreeMap<Spanned<String>, i64>,
     #[serde(default)]
@@ -200,16 +201,18 @@ pub fn parse(source: &str, text: &str, catalog: &Catalog) -> Result<Federation, 
                 nodes.push(node);
             }
         }
+        let backend = match entry.backend {
+            BackendEntry::Slurm => BackendKind::Slurm,
+            BackendEntry::Kubernetes => BackendKind::Kubernetes,
+            BackendEntry::Local => BackendKind::Local,
+            BackendEntry::Sim => BackendKind::Sim,
+        };
         pools.push(Pool {
             name: pool_name,
             site,
             provider: entry.provider,
-            backend: match entry.backend {
-                BackendEntry::Slurm => BackendKind::Slurm,
-                BackendEntry::Kubernetes => BackendKind::Kubernetes,
-                BackendEntry::Local => BackendKind::Local,
-                BackendEntry::Sim => BackendKind::Sim,
-            },
+            backend,
+            handoff_pct: entry.handoff_pct.unwrap_or_else(|| backend.default_handoff_pct()),
             nodes,
             prices: PriceList {
                 card_hour_fen,
@@ -351,7 +354,7 @@ home_site = "sz"
             "pue = 1.25",
             "pue = 1.25\ncolour = 1",
             expect_test::expect![
-                "error[malformed_toml]: f.toml:31:1: unknown field `colour`, expected one of `name`, `site`, `provider`, `backend`, `pue`, `green_share_pct`, `card_hour_fen`, `cpu_core_hour_fen`, `memory_gib_hour_fen`, `nodes`"
+                "error[malformed_toml]: f.toml:31:1: unknown field `colour`, expected one of `name`, `site`, `provider`, `backend`, `pue`, `green_share_pct`, `handoff_pct`, `card_hour_fen`, `cpu_core_hour_fen`, `memory_gib_hour_fen`, `nodes`"
             ],
         );
         check(

@@ -17,6 +17,8 @@ pub mod limits {
     pub const NODES_PER_POOL_MAX: usize = 200_000;
     /// Nodes in the whole federation.
     pub const NODES_MAX: usize = 1_000_000;
+    /// A pool's [`super::Pool::handoff_pct`]: its cluster's queue holds at most twice the pool.
+    pub const HANDOFF_PCT_MAX: u16 = 200;
     /// Accelerators on one node.
     pub const ACCELERATORS_PER_NODE_MAX: u8 = 16;
     /// CPU on one node: 4,096 cores.
@@ -92,6 +94,15 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// A pool's default [`Pool::handoff_pct`]: a cluster with its own queue (Slurm, Kubernetes)
+    /// gets one pool's worth of waiting work; processes and simulations start only what fits.
+    pub fn default_handoff_pct(self) -> u16 {
+        match self {
+            BackendKind::Slurm | BackendKind::Kubernetes => 100,
+            BackendKind::Local | BackendKind::Sim => 0,
+        }
+    }
+
     /// The name used in files and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -188,6 +199,11 @@ pub struct Pool {
     pub pue: f64,
     /// Share of the pool's electricity from renewable sources, in percent.
     pub green_share_pct: u8,
+    /// How much placed work that does not fit the pool now the platform hands to the cluster's
+    /// own queue, as a share of the pool's nodes, in percent (0..=[`limits::HANDOFF_PCT_MAX`]):
+    /// the cluster starts it the moment something ends, without a round trip to the platform.
+    /// Defaults to [`BackendKind::default_handoff_pct`].
+    pub handoff_pct: u16,
 }
 
 /// A validated federation: sites, the network between them, pools, and optionally tenants.
@@ -405,6 +421,13 @@ fn validate_pool(pool: &Pool, sites: &[Site], catalog: &Catalog) -> Result<(), M
     if !(pool.pue.is_finite() && (1.0..=3.0).contains(&pool.pue)) {
         return Err(ModelError::out_of_range(format!("pool {} pue", pool.name), "in 1.0..=3.0", pool.pue));
     }
+    if pool.handoff_pct > limits::HANDOFF_PCT_MAX {
+        return Err(ModelError::out_of_range(
+            format!("pool {} handoff_pct", pool.name),
+            "in 0..=200",
+            pool.handoff_pct,
+        ));
+    }
     if pool.green_share_pct > 100 {
         return Err(ModelError::out_of_range(
             format!("pool {} green_share_pct", pool.name),
@@ -485,6 +508,7 @@ mod tests {
                 },
                 pue: 1.3,
                 green_share_pct: 20,
+                handoff_pct: 0,
             }],
             ..FederationParts::default()
         }

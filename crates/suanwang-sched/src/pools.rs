@@ -68,6 +68,10 @@ pub struct PoolRuntime {
     /// ([`crate::scheduler::Scheduler::stopped`]): a cluster (Slurm, Kubernetes) stops a job when
     /// its agent gets to it, and until then the job still holds the cards.
     pub confirms_stops: bool,
+    /// The cluster's own queue, when the pool has one ([`crate::scheduler::Scheduler::set_pool_handoff`]):
+    /// work placed here that does not fit the nodes now waits in it (the cluster starts it when
+    /// something ends), modelled as a copy of part of the pool's nodes. With its node order.
+    pub(crate) handoff: Option<(Cluster, Vec<NodeIdx>)>,
     /// Node placement inside the pool.
     pub(crate) node_policy: Box<dyn Policy>,
     /// Node order for placement (ties go to earlier nodes).

@@ -156,6 +156,9 @@ struct Record {
     /// Cancelled while running in a pool that confirms stops, not yet confirmed stopped: it
     /// holds its resources until then.
     cancelling: bool,
+    /// Placed in its pool's own queue ([`PoolRuntime`]'s handoff), not on its nodes: its
+    /// assignments are in the handoff's copy of the nodes, and it attains no service.
+    handed: bool,
     key: Option<Key>,
     feasible: Vec<PoolId>,
     job: Job,
@@ -165,6 +168,8 @@ struct Record {
 struct PoolBook {
     /// Running jobs, oldest start first.
     running: BTreeSet<(u64, JobId)>,
+    /// Jobs waiting in the pool's own queue, oldest first.
+    handed: BTreeSet<(u64, JobId)>,
     /// Nodes by number of fully free devices (0..=16).
     free_hist: [u32; 17],
     /// Accepted-model lookup: the models present in the pool.
@@ -252,10 +257,11 @@ impl Scheduler {
                 healthy: true,
                 accepting: true,
                 confirms_stops: false,
+                handoff: None,
                 node_policy: policy::build(config.node_policy, &context),
                 order,
             });
-            books.push(PoolBook { running: BTreeSet::new(), free_hist, models });
+            books.push(PoolBook { running: BTreeSet::new(), handed: BTreeSet::new(), free_hist, models });
         }
         Scheduler {
             federation: federation.clone(),
@@ -352,9 +358,43 @@ impl Scheduler {
         }
     }
 
-    /// Jobs running in a pool.
+    /// Jobs running in a pool, and those waiting in its own queue.
     pub fn running_in(&self, pool: PoolId) -> impl Iterator<Item = JobId> + '_ {
-        self.books[pool.index()].running.iter().map(|&(_, id)| id)
+        let book = &self.books[pool.index()];
+        book.running.iter().chain(&book.handed).map(|&(_, id)| id)
+    }
+
+    /// Whether a job placed in a pool waits in the pool's own queue (see
+    /// [`Scheduler::set_pool_handoff`]) rather than on its nodes.
+    pub fn is_handed(&self, id: JobId) -> bool {
+        self.jobs[id.index()].handed
+    }
+
+    /// A pool's own queue: milli-cards placed in it and its capacity (`None`: it has none).
+    pub fn handoff_milli(&self, pool: PoolId) -> Option<(u64, u64)> {
+        let (cluster, _) = self.pools[pool.index()].handoff.as_ref()?;
+        Some((cluster.gpu_milli_allocated(), cluster.gpu_milli_capacity()))
+    }
+
+    /// Gives a pool its own queue of `pct` % of its nodes (0: none): when no pool has room for
+    /// a job now, and a preemption cannot make any, the job may be placed in that queue, and the
+    /// cluster starts it as soon as something there ends, without waiting for the platform to
+    /// place it (Slurm and Kubernetes keep queues of their own). A handed job moves onto the
+    /// nodes, in the order it was handed, as they free up; it is never a preemption victim, and
+    /// the queue is not offered while contracts hold the pool's capacity for others. Only for a
+    /// pool with nothing handed yet.
+    pub fn set_pool_handoff(&mut self, pool: PoolId, pct: u16) {
+        if !self.books[pool.index()].handed.is_empty() {
+            return;
+        }
+        let nodes = &self.federation.pool(pool).nodes;
+        let count = (nodes.len() * usize::from(pct)).div_ceil(100);
+        let specs: Vec<_> = nodes.iter().cycle().take(if nodes.is_empty() { 0 } else { count }).cloned().collect();
+        let handoff = (!specs.is_empty()).then(|| Cluster::new(&specs).ok()).flatten().map(|cluster| {
+            let order = (0..cluster.len() as u32).map(NodeIdx).collect();
+            (cluster, order)
+        });
+        self.pools[pool.index()].handoff = handoff;
     }
 
     /// The accelerator model a running job's first task got, if any.
@@ -372,8 +412,8 @@ impl Scheduler {
     }
 
     /// Accepts a job that was already running in `pool` before a restart: places it there again
-    /// (on whichever nodes fit) without queueing. `Err` when it no longer fits there; the job is
-    /// then left queued, and the caller should say so.
+    /// (on whichever nodes fit, or else in the pool's own queue) without queueing. `Err` when it
+    /// fits neither; the job is then left queued, and the caller should say so.
     pub fn restore_running(&mut self, job: Job, pool: PoolId, now: u64) -> Result<JobId, SubmitError> {
         let id = self.submit(job, now)?;
         if !self.jobs[id.index()].feasible.contains(&pool) {
@@ -383,9 +423,14 @@ impl Scheduler {
                 self.federation.pool(pool).name
             )));
         }
-        match self.place_gang(pool, id) {
+        if let Some(assignments) = self.place_gang(pool, id) {
+            self.start(id, pool, assignments, now);
+            return Ok(id);
+        }
+        // Placed beyond the nodes before the restart: it waits in the pool's own queue again.
+        match self.hand_into(pool, id) {
             Some(assignments) => {
-                self.start(id, pool, assignments, now);
+                self.start_handed(id, pool, assignments, now);
                 Ok(id)
             }
             None => Err(SubmitError::Unschedulable(format!(
@@ -466,6 +511,7 @@ impl Scheduler {
             failovers: 0,
             stopping_for: None,
             cancelling: false,
+            handed: false,
             shape,
             feasible,
             key: None,
@@ -695,6 +741,7 @@ impl Scheduler {
 
     /// One scheduling pass at `now`.
     pub fn schedule(&mut self, now: u64) -> Vec<Decision> {
+        self.promote(now);
         let mut pass = Pass {
             decisions: Vec::new(),
             failed: FxHashSet::default(),
@@ -775,7 +822,10 @@ impl Scheduler {
         let hopeless = self.shape_specs.iter().enumerate().all(|(shape, (task, gang, feasible))| {
             self.shape_queued[shape] == 0
                 || pass.failed.contains(&(shape as u32))
-                || !feasible.iter().any(|&p| self.pools[p.index()].healthy && self.quick_fit(p, task, *gang))
+                || !feasible.iter().any(|&p| {
+                    self.pools[p.index()].healthy
+                        && (self.quick_fit(p, task, *gang) || self.handoff_room(p, task, *gang))
+                })
         });
         if hopeless {
             pass.failed.extend((0..self.shape_specs.len() as u32).filter(|&s| self.shape_queued[s as usize] > 0));
@@ -841,6 +891,18 @@ impl Scheduler {
                     return true;
                 }
             }
+        }
+        // Nowhere to start now and no preemption to make room (tried, where the discipline
+        // preempts): a cluster's own queue may take it.
+        let preemption_tried = !self.config.policy.discipline.preempts()
+            || pass.preemption_attempts < limits::PREEMPTION_ATTEMPTS_PER_PASS;
+        if preemption_tried
+            && !self.waiting_on_stops.contains_key(&id)
+            && let Some((pool, assignments, explanation)) = self.hand_off(id, now)
+        {
+            self.start_handed(id, pool, assignments, now);
+            pass.decisions.push(Decision::Start { job: id, pool, explanation });
+            return true;
         }
         // With holds, the same shape may fit for another tenant: do not rule the shape out.
         if self.holds.iter().all(Vec::is_empty) {
@@ -916,6 +978,121 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// Places every task of `id` in the own queue of its cheapest feasible pool that has one
+    /// with room (healthy, accepting, no contract holding capacity for others), or changes
+    /// nothing.
+    fn hand_off(&mut self, id: JobId, now: u64) -> Option<(PoolId, Vec<Assignment>, String)> {
+        let record = &self.jobs[id.index()];
+        let spec = &record.job.spec;
+        let mut candidates: Vec<(f64, PoolId)> = Vec::new();
+        for &pool_id in &record.feasible {
+            let runtime = &self.pools[pool_id.index()];
+            if !runtime.healthy
+                || !runtime.accepting
+                || !self.handoff_room(pool_id, &spec.task, spec.gang_size)
+                || self.held_for_others(pool_id, spec.tenant, now) > 0
+            {
+                continue;
+            }
+            let model =
+                self.books[pool_id.index()].models.iter().copied().find(|m| spec.task.accepted_models().contains(*m));
+            let model = if spec.task.accelerators().count() == 0 { None } else { model };
+            let pool = self.federation.pool(pool_id);
+            candidates.push((estimate(&self.federation, pool, spec, model, &self.config.choice).total_fen, pool_id));
+        }
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, pool_id) in candidates {
+            if let Some(placed) = self.hand_into(pool_id, id) {
+                let name = &self.federation.pool(pool_id).name;
+                let explanation = format!(
+                    "{name}: no pool has room for it now, so it waits in {name}'s own queue, which starts it as soon as something there ends"
+                );
+                return Some((pool_id, placed, explanation));
+            }
+        }
+        None
+    }
+
+    /// Places every task of `id` in `pool`'s own queue, or changes nothing.
+    fn hand_into(&mut self, pool: PoolId, id: JobId) -> Option<Vec<Assignment>> {
+        let task = self.jobs[id.index()].job.spec.task;
+        let gang = self.jobs[id.index()].job.spec.gang_size;
+        let runtime = &mut self.pools[pool.index()];
+        let (cluster, order) = runtime.handoff.as_mut()?;
+        let mut placed: Vec<Assignment> = Vec::with_capacity(usize::from(gang));
+        for _ in 0..gang {
+            match runtime.node_policy.select(cluster, order, &task) {
+                Some(assignment) => {
+                    cluster.allocate(assignment, &task).expect("node policies only return assignments that fit");
+                    placed.push(assignment);
+                }
+                None => break,
+            }
+        }
+        if placed.len() == usize::from(gang) {
+            return Some(placed);
+        }
+        for assignment in placed.into_iter().rev() {
+            cluster.release(assignment, &task).expect("just allocated");
+        }
+        None
+    }
+
+    /// Starts `id` as handed to `pool`'s own queue.
+    fn start_handed(&mut self, id: JobId, pool: PoolId, assignments: Vec<Assignment>, now: u64) {
+        self.start(id, pool, assignments, now);
+        self.jobs[id.index()].handed = true;
+        let key = (now, id);
+        let book = &mut self.books[pool.index()];
+        book.running.remove(&key);
+        book.handed.insert(key);
+    }
+
+    /// Whether a pool's own queue has room for a gang of `task` (a necessary condition).
+    fn handoff_room(&self, pool: PoolId, task: &TaskSpec, gang: u16) -> bool {
+        let Some((cluster, _)) = &self.pools[pool.index()].handoff else { return false };
+        let free_milli = cluster.gpu_milli_capacity() - cluster.gpu_milli_allocated();
+        u64::from(task.accelerators().total_milli()) * u64::from(gang) <= free_milli
+    }
+
+    /// Moves jobs waiting in pools' own queues onto the nodes, oldest first, as far as they fit
+    /// now: the cluster starts them before anything placed later. Not while a job waits for
+    /// its victims to stop (the room their stop makes is its).
+    fn promote(&mut self, now: u64) {
+        if !self.waiting_on_stops.is_empty() {
+            return;
+        }
+        for p in 0..self.pools.len() {
+            if self.books[p].handed.is_empty() {
+                continue;
+            }
+            let pool = PoolId::from_index(p);
+            let waiting: Vec<(u64, JobId)> = self.books[p].handed.iter().copied().collect();
+            for (handed_s, id) in waiting {
+                let spec = &self.jobs[id.index()].job.spec;
+                let (task, gang) = (spec.task, spec.gang_size);
+                if !self.quick_fit(pool, &task, gang) {
+                    continue;
+                }
+                let Some(assignments) = self.place_gang(pool, id) else { continue };
+                let Status::Running { assignments: queued, .. } = std::mem::replace(
+                    &mut self.jobs[id.index()].state,
+                    Status::Running { pool, assignments, started_s: now },
+                ) else {
+                    unreachable!("a handed job is running in its pool")
+                };
+                if let Some((cluster, _)) = self.pools[p].handoff.as_mut() {
+                    for assignment in queued.into_iter().rev() {
+                        cluster.release(assignment, &task).expect("a handed job's place is released once");
+                    }
+                }
+                self.jobs[id.index()].handed = false;
+                self.books[p].handed.remove(&(handed_s, id));
+                self.books[p].running.insert((now, id));
+            }
+        }
     }
 
     /// Necessary condition for a gang to fit a pool now: enough fully free (or, for fractional
@@ -1002,6 +1179,21 @@ impl Scheduler {
             return;
         };
         let task = self.jobs[id.index()].job.spec.task;
+        if std::mem::take(&mut self.jobs[id.index()].handed) {
+            // It waited in the pool's own queue: it held a place there, and attained nothing.
+            if let Some((cluster, _)) = self.pools[pool.index()].handoff.as_mut() {
+                for assignment in assignments.into_iter().rev() {
+                    cluster.release(assignment, &task).expect("a handed job's place is released once");
+                }
+            }
+            self.books[pool.index()].handed.remove(&(started_s, id));
+            let usage = self.resources(id);
+            let tenant = self.jobs[id.index()].job.spec.tenant as usize;
+            for (u, sub) in self.usage[tenant].iter_mut().zip(usage) {
+                *u -= sub;
+            }
+            return;
+        }
         for assignment in assignments.into_iter().rev() {
             self.release(pool, assignment, &task);
         }

@@ -1,5 +1,6 @@
 //! Invariants of the scheduler over random sequences of submissions, completions, pool outages
-//! and passes, for every policy: no pool is over-committed (its allocation is exactly its running
+//! and passes, for every policy and with or without clusters' own queues: no pool is
+//! over-committed (its allocation is exactly its running jobs', its own queue's exactly its handed
 //! jobs'), a gang is placed whole or not at all, and residency and latency bounds always hold.
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
@@ -146,13 +147,18 @@ fn spec(federation: &Federation, op: &Op) -> Option<JobSpec> {
 
 fn check(s: &Scheduler, ids: &[JobId], federation: &Federation) {
     let mut allocated = vec![0u64; federation.pool_count()];
+    let mut handed = vec![0u64; federation.pool_count()];
     for &id in ids {
         let spec = &s.job(id).spec;
         match s.state(id) {
             Status::Running { pool, assignments, .. } => {
                 assert_eq!(assignments.len(), usize::from(spec.gang_size), "a gang runs whole");
-                allocated[pool.index()] +=
-                    u64::from(spec.task.accelerators().total_milli()) * u64::from(spec.gang_size);
+                let milli = u64::from(spec.task.accelerators().total_milli()) * u64::from(spec.gang_size);
+                if s.is_handed(id) {
+                    handed[pool.index()] += milli;
+                } else {
+                    allocated[pool.index()] += milli;
+                }
                 let site = federation.pool(*pool).site;
                 if let Some(region) = &spec.residency_region {
                     assert_eq!(&federation.site(site).region, region, "residency holds");
@@ -164,6 +170,15 @@ fn check(s: &Scheduler, ids: &[JobId], federation: &Federation) {
                 assert!(s.pool(*pool).healthy, "nothing runs in a pool that is down");
             }
             Status::Queued | Status::Finished { .. } | Status::Rejected { .. } => {}
+        }
+    }
+    for (index, &expected) in handed.iter().enumerate() {
+        match s.handoff_milli(PoolId::from_index(index)) {
+            Some((queued, capacity)) => {
+                assert_eq!(queued, expected, "a pool's own queue holds exactly its handed jobs");
+                assert!(queued <= capacity);
+            }
+            None => assert_eq!(expected, 0, "only a pool with its own queue takes handed jobs"),
         }
     }
     for (index, &expected) in allocated.iter().enumerate() {
@@ -178,11 +193,15 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_scheduler_keeps_every_invariant(ops in prop::collection::vec(op(), 1..120), policy in 0usize..10) {
+    fn the_scheduler_keeps_every_invariant(ops in prop::collection::vec(op(), 1..120), policy in 0usize..10, handoff_pct in prop_oneof![Just(0u16), Just(50), Just(100), Just(200)]) {
         let federation = suanwang_formats::federation::parse("p.toml", FEDERATION, &suanwang_formats::catalog::builtin()).unwrap();
         let policy: QueuePolicy = QueuePolicy::all()[policy];
         let config = SchedulerConfig { policy, las_threshold_device_s: 200, ..SchedulerConfig::default() };
         let mut s = Scheduler::new(&federation, 3, config, &WorkloadProfile::default());
+        // Clusters with queues of their own: work may be placed beyond the nodes, into them.
+        for p in 0..federation.pool_count() {
+            s.set_pool_handoff(PoolId::from_index(p), handoff_pct);
+        }
         let mut ids = Vec::new();
         let mut now = 0u64;
         for op in &ops {

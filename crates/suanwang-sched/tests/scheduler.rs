@@ -344,3 +344,55 @@ fn a_contract_holds_capacity_for_its_tenant() {
     s.finish(held, 100);
     assert_eq!(started(&s.schedule(100)), vec![more.0]);
 }
+
+/// A pool with a queue of its own (Slurm, Kubernetes) takes work beyond its nodes when nowhere
+/// has room, so the cluster starts it the moment something ends; handed jobs move onto the nodes
+/// in the order they were handed, and go back to the queue when the pool fails.
+#[test]
+fn a_cluster_with_its_own_queue_takes_a_pools_worth_more() {
+    let federation = one_pool();
+    let mut s = scheduler(&federation, "fifo+backfill");
+    let pool = PoolId::from_index(0);
+    s.set_pool_handoff(pool, 50); // one node's worth of two
+    let ids: Vec<JobId> = (0..30).map(|_| s.submit(job(spec(0, 1, 1), 0), 0).unwrap()).collect();
+    let started_now = started(&s.schedule(0));
+    assert_eq!(started_now.len(), 24, "16 on the nodes and 8 in the cluster's queue");
+    let handed: Vec<JobId> = ids.iter().copied().filter(|&id| s.is_handed(id)).collect();
+    assert_eq!(handed, ids[16..24], "the later ones wait in the cluster's queue");
+    assert_eq!(s.handoff_milli(pool), Some((8_000, 8_000)));
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 16_000);
+    assert_eq!(s.queued(), 6);
+
+    // Two end: the two oldest handed jobs move onto the nodes, two more are handed.
+    s.finish(ids[0], 10);
+    s.finish(ids[1], 10);
+    assert_eq!(started(&s.schedule(10)), vec![ids[24].0, ids[25].0]);
+    assert!(!s.is_handed(ids[16]) && !s.is_handed(ids[17]) && s.is_handed(ids[18]));
+    assert!(matches!(s.state(ids[16]), Status::Running { started_s: 10, .. }));
+    assert_eq!(s.handoff_milli(pool), Some((8_000, 8_000)));
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 16_000);
+
+    // The pool fails: running and handed jobs alike return to the queue.
+    let victims = s.set_pool_health(pool, false, 20);
+    assert_eq!(victims.len(), 24);
+    assert_eq!(s.handoff_milli(pool), Some((0, 8_000)));
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 0);
+}
+
+/// A job that can preempt does so rather than wait in a cluster's queue behind the jobs it
+/// outranks.
+#[test]
+fn preemption_comes_before_a_clusters_own_queue() {
+    let federation = one_pool();
+    let mut s = scheduler(&federation, "priority");
+    let pool = PoolId::from_index(0);
+    s.set_pool_handoff(pool, 100);
+    let low = s.submit(job(spec(0, 8, 2), 0), 0).unwrap();
+    s.schedule(0);
+    let mut urgent = spec(0, 8, 1);
+    urgent.priority = 10;
+    let urgent = s.submit(job(urgent, 1), 1).unwrap();
+    let decisions = s.schedule(1);
+    assert!(decisions.contains(&Decision::Preempt { job: low, for_job: urgent }), "{decisions:?}");
+    assert!(!s.is_handed(urgent));
+}

@@ -9,7 +9,9 @@ use suanwang_api::admin::{
     AuditQuery, AuditVerdict, AuditView, Health, LinkView, NewTenant, NewToken, PoolView, SiteView, TenantView,
     TokenView,
 };
-use suanwang_api::agent::{Ack, Heartbeat, LogChunk, StateReport, UsageRecorded, UsageReport, Work};
+use suanwang_api::agent::{
+    Ack, Heartbeat, LogBatch, LogChunk, StateReport, UsageRecorded, UsageReport, Work, WorkQuery,
+};
 use suanwang_api::apps::{DatasetView, NewDataset};
 use suanwang_api::jobs::{Explanation, JobDetail, JobPage, JobView, ListQuery, LogPage, LogQuery};
 use suanwang_api::ledger::{AccountView, NewAccount, NewTransfer, TransferApplied, TrialBalance};
@@ -525,8 +527,8 @@ pub async fn heartbeat(State(ctl): State<Control>, Auth(caller): Auth, Body(b): 
 }
 
 /// `GET /api/v1/agent/work`.
-pub async fn work(State(ctl): State<Control>, Auth(caller): Auth) -> Answer<Work> {
-    Ok(Json(agents::work(&ctl, &caller).await?))
+pub async fn work(State(ctl): State<Control>, Auth(caller): Auth, Query(q): Query<WorkQuery>) -> Answer<Work> {
+    Ok(Json(agents::work(&ctl, &caller, q).await?))
 }
 
 /// `POST /api/v1/agent/jobs/{id}/state`.
@@ -548,6 +550,17 @@ pub async fn report_log(
     Body(b): Body<LogChunk>,
 ) -> Answer<Ack> {
     agents::report_log(&ctl, &caller, id, b).await?;
+    Ok(Json(Ack { ok: true }))
+}
+
+/// `POST /api/v1/agent/jobs/{id}/log-batches`.
+pub async fn report_logs(
+    State(ctl): State<Control>,
+    Auth(caller): Auth,
+    Path(id): Path<i64>,
+    Body(b): Body<LogBatch>,
+) -> Answer<Ack> {
+    agents::report_logs(&ctl, &caller, id, b).await?;
     Ok(Json(Ack { ok: true }))
 }
 

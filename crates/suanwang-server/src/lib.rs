@@ -101,6 +101,7 @@ pub fn router(ctl: Control) -> Router {
         .route("/api/v1/agent/work", get(api::work))
         .route("/api/v1/agent/jobs/{id}/state", post(api::report_state))
         .route("/api/v1/agent/jobs/{id}/logs", post(api::report_log))
+        .route("/api/v1/agent/jobs/{id}/log-batches", post(api::report_logs))
         .route("/api/v1/agent/usage", post(api::report_usage))
         .merge(dashboard::routes())
         .fallback(dashboard::not_found)

@@ -268,7 +268,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/v1/simulations", "Your simulation runs (all for operators, auditors), newest first", "any"),
     ("get", "/api/v1/simulations/{id}", "One simulation run's summary", "any"),
     ("post", "/api/v1/agent/heartbeat", "An agent reports its pool's health", "provider (pool token)"),
-    ("get", "/api/v1/agent/work", "Jobs to start and stop", "provider (pool token)"),
+    (
+        "get",
+        "/api/v1/agent/work",
+        "Jobs to start and stop, with the pool's work version (with wait_s and after: answered once the version is no longer after, or after wait_s)",
+        "provider (pool token)",
+    ),
     (
         "post",
         "/api/v1/agent/jobs/{id}/state",
@@ -276,6 +281,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "provider (pool token)",
     ),
     ("post", "/api/v1/agent/jobs/{id}/logs", "A piece of a job's output (idempotent by seq)", "provider (pool token)"),
+    (
+        "post",
+        "/api/v1/agent/jobs/{id}/log-batches",
+        "Up to 1,024 consecutive pieces of a job's output in one request (each idempotent by seq)",
+        "provider (pool token)",
+    ),
     ("post", "/api/v1/agent/usage", "Accelerator usage (idempotent by event_id)", "provider (pool token)"),
 ];
 
@@ -316,6 +327,7 @@ const BODIES: &[(&str, &str)] = &[
     ("/api/v1/agent/heartbeat", "Heartbeat"),
     ("/api/v1/agent/jobs/{id}/state", "StateReport"),
     ("/api/v1/agent/jobs/{id}/logs", "LogChunk"),
+    ("/api/v1/agent/jobs/{id}/log-batches", "LogBatch"),
     ("/api/v1/agent/usage", "UsageReport"),
 ];
 
@@ -375,6 +387,10 @@ fn query_params(method: &str, path: &str) -> Vec<Value> {
             ]
         }
         ("get", "/api/v1/audit") => vec![after(), limit(1000)],
+        ("get", "/api/v1/agent/work") => vec![
+            q("wait_s", json!({"type": "integer", "minimum": 0, "maximum": 30}), "seconds to wait for new work"),
+            q("after", json!({"type": "integer", "minimum": 0}), "the work version last seen"),
+        ],
         ("get", "/api/v1/ledger/entries") => vec![after(), limit(10_000)],
         ("get", "/api/v1/tokens") => vec![after()],
         ("get", "/api/v1/invoices") => vec![q("tenant", json!({"type": "integer"}), "only this tenant")],
@@ -583,6 +599,7 @@ fn request_schemas() -> Value {
             "at_ms": int(0, 1 << 50), "started_ms": int(0, 1 << 50)
         }},
         "LogChunk": {"type": "object", "additionalProperties": false, "required": ["seq", "chunk"], "properties": {"seq": int(1, i64::MAX), "chunk": {"type": "string", "maxLength": 65_536}}},
+        "LogBatch": {"type": "object", "additionalProperties": false, "required": ["chunks"], "properties": {"chunks": {"type": "array", "maxItems": 1024, "items": {"$ref": "#/components/schemas/LogChunk"}}}},
         "UsageReport": {"type": "object", "additionalProperties": false, "required": ["event_id", "job_id", "accelerator_ms"], "properties": {
             "event_id": key(), "job_id": int(1, i64::MAX), "accelerator_ms": int(0, i64::MAX)
         }},

@@ -686,7 +686,8 @@ async fn heartbeats_never_undo_a_drain() {
 /// the job it made room for waits, until the pool's agent no longer lists the victim as running.
 #[tokio::test]
 async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim() {
-    let federation = common::FEDERATION.replace(r#"backend = "sim""#, r#"backend = "slurm""#);
+    // Without a queue of Slurm's own, so that "no room" shows as a preempted job.
+    let federation = common::FEDERATION.replace(r#"backend = "sim""#, "backend = \"slurm\"\nhandoff_pct = 0");
     let config = ServerConfig { policy: "priority".parse().unwrap(), ..fast() };
     let h = Harness::with_federation(&federation, config).await;
     let tenant = h.tenant("acme").await;
@@ -778,5 +779,88 @@ async fn a_preemption_on_a_cluster_pool_waits_for_the_agent_to_stop_the_victim()
     assert_eq!(victim_job["state"], "preempted", "placed on cards a cancelled job still uses: {victim_job:#}");
     heartbeat(&[high]).await;
     h.wait_for_state(&tenant, victim, "placed").await;
+    h.audit_verifies().await;
+}
+
+/// A Slurm pool gets a pool's worth of work beyond its cards, for Slurm's own queue (so Slurm
+/// starts the next job the moment one ends); its agent, waiting on `/agent/work`, is answered as
+/// soon as work is placed; and output arrives in batches, each piece stored once.
+#[tokio::test]
+async fn a_slurm_pool_gets_work_for_its_own_queue_and_its_agent_is_woken() {
+    let federation = common::FEDERATION.replace(r#"backend = "sim""#, r#"backend = "slurm""#);
+    let h = Harness::with_federation(&federation, fast()).await;
+    let tenant = h.tenant("acme").await;
+    let body = json!({"role": "provider", "pool": "gpu"}).to_string();
+    let (_, provider) = h.call(Method::POST, "/api/v1/tokens", Some(&h.operator), Some(&body)).await;
+    let provider = provider["token"].as_str().unwrap().to_owned();
+    let beat = json!({"healthy": true, "running": []}).to_string();
+    assert_eq!(h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat)).await.0, StatusCode::OK);
+    let (_, work) = h.call(Method::GET, "/api/v1/agent/work", Some(&provider), None).await;
+    let version = work["version"].as_u64().unwrap();
+
+    // The agent waits; five 8-card jobs arrive for the pool's 16 cards.
+    let wait = format!("/api/v1/agent/work?wait_s=20&after={version}");
+    let started = std::time::Instant::now();
+    let submit_all = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let body = json!({"name": format!("j{i}"), "command": ["train"], "accelerators": 8, "pool": "gpu"});
+            let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&tenant), Some(&body.to_string())).await;
+            assert_eq!(status, StatusCode::CREATED, "{job}");
+            ids.push(job["id"].as_i64().unwrap());
+        }
+        ids
+    };
+    let ((status, woken), ids) = tokio::join!(h.call(Method::GET, &wait, Some(&provider), None), submit_all);
+    assert_eq!(status, StatusCode::OK, "{woken}");
+    assert!(started.elapsed() < Duration::from_secs(10), "answered when work was placed, not after 20 s");
+    assert_ne!(woken["version"].as_u64().unwrap(), version);
+    assert!(!woken["start"].as_array().unwrap().is_empty(), "{woken}");
+
+    // Two on the cards, two in Slurm's queue, the fifth waits on the platform.
+    for &id in &ids[..4] {
+        h.wait_for_state(&tenant, id, "placed").await;
+    }
+    let (_, fifth) = h.call(Method::GET, &format!("/api/v1/jobs/{}", ids[4]), Some(&tenant), None).await;
+    assert_eq!(fifth["state"], "queued", "{fifth:#}");
+    let mut handed = 0;
+    for &id in &ids[..4] {
+        let (_, job) = h.call(Method::GET, &format!("/api/v1/jobs/{id}/explain"), Some(&tenant), None).await;
+        if job.to_string().contains("own queue") {
+            handed += 1;
+        }
+    }
+    assert_eq!(handed, 2, "two wait in Slurm's own queue");
+
+    // Nothing changes: a wait with the current version lasts its wait_s.
+    let (_, now) = h.call(Method::GET, "/api/v1/agent/work", Some(&provider), None).await;
+    let current = now["version"].as_u64().unwrap();
+    let started = std::time::Instant::now();
+    let path = format!("/api/v1/agent/work?wait_s=1&after={current}");
+    let (status, same) = h.call(Method::GET, &path, Some(&provider), None).await;
+    assert_eq!((status, same["version"].as_u64()), (StatusCode::OK, Some(current)));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let (status, refused) = h.call(Method::GET, "/api/v1/agent/work?wait_s=31&after=1", Some(&provider), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query")));
+
+    // Output in batches: each piece once, however often the batch is sent. (Agents show control
+    // characters as U+FFFD; the platform refuses them like any text.)
+    let path = format!("/api/v1/agent/jobs/{}/log-batches", ids[0]);
+    let batch = json!({"chunks": [{"seq": 1, "chunk": "one\n"}, {"seq": 5, "chunk": "two\n"}, {"seq": 9, "chunk": "thr\u{fffd}ee\n"}]});
+    for _ in 0..2 {
+        let (status, answer) = h.call(Method::POST, &path, Some(&provider), Some(&batch.to_string())).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (_, logs) = h.call(Method::GET, &format!("/api/v1/jobs/{}/logs", ids[0]), Some(&tenant), None).await;
+    let text: String = logs["chunks"].as_array().unwrap().iter().map(|c| c[1].as_str().unwrap()).collect();
+    assert_eq!(text, "one\ntwo\nthr\u{fffd}ee\n");
+    let too_many: Vec<_> = (1..=1025).map(|i| json!({"seq": i, "chunk": "x\n"})).collect();
+    let body = json!({ "chunks": too_many }).to_string();
+    let (status, refused) = h.call(Method::POST, &path, Some(&provider), Some(&body)).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_log")));
+    let other = format!("/api/v1/agent/jobs/{}/log-batches", ids[4]);
+    let (status, _) = h.call(Method::POST, &other, Some(&provider), Some(&batch.to_string())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a job not placed in the pool");
     h.audit_verifies().await;
 }

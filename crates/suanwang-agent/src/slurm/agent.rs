@@ -38,8 +38,15 @@ use crate::run::wall_ms;
 /// The longest wait between polls while Slurm is away.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Output lines sent per job per poll (the rest follow next poll).
-pub const LINES_PER_POLL: usize = 256;
+/// Output lines sent in one request.
+pub const LINES_PER_BATCH: usize = 1024;
+
+/// Bytes of output read for one request (its JSON stays under the platform's 1 MiB body limit
+/// even if every byte had to be escaped).
+pub const BYTES_PER_BATCH: usize = 128 * 1024;
+
+/// Bytes of output sent per job per poll (the rest follow next poll).
+pub const BYTES_PER_POLL: u64 = 4 * 1024 * 1024;
 
 /// How the Slurm agent behaves.
 #[derive(Clone, Debug)]
@@ -115,6 +122,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
         ended_now: HashSet::new(),
         no_nodes_said: false,
         limits: None,
+        work_version: None,
     };
     let mut away_since: Option<Instant> = None;
     let mut wait = agent.config.poll;
@@ -133,8 +141,21 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
             }
             (false, Some(_)) => wait = (wait * 2).min(BACKOFF_MAX).max(agent.config.poll),
         }
+        // Between polls, the platform answers as soon as work is placed or cancelled here: the
+        // next poll then starts at once (a hint only; the poll reads the work itself).
+        let platform = Arc::clone(&agent.platform);
+        let woken = async {
+            match (reachable, agent.work_version) {
+                (true, Some(version)) => match platform.wait_for_work(version, wait).await {
+                    Ok(now) if now != version => {}
+                    _ => std::future::pending().await,
+                },
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            () = woken => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -155,6 +176,8 @@ struct SlurmAgent<P> {
     no_nodes_said: bool,
     /// The partition's time limits, and when they were read.
     limits: Option<(super::PartitionLimits, Instant)>,
+    /// The pool's work version at the last fetch (see [`Work::version`]).
+    work_version: Option<u64>,
 }
 
 /// How often the partition's limits are read again.
@@ -179,7 +202,10 @@ impl<P: Platform> SlurmAgent<P> {
         // still runs in Slurm first, so its first heartbeat lists it.
         let work = if reachable {
             match self.platform.work().await {
-                Ok(work) => Some(work),
+                Ok(work) => {
+                    self.work_version = Some(work.version);
+                    Some(work)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot fetch work");
                     None
@@ -692,7 +718,8 @@ pub struct OutputLine {
 }
 
 /// The complete lines of `path` after `offset` (and, when `ended`, a last line without a newline),
-/// at most [`LINES_PER_POLL`]; a line longer than [`LOG_LINE_MAX`] bytes is sent in pieces.
+/// at most [`LINES_PER_BATCH`] in [`BYTES_PER_BATCH`]; a line longer than [`LOG_LINE_MAX`] bytes
+/// is sent in pieces.
 pub fn read_lines(path: &Path, offset: u64, ended: bool) -> std::io::Result<Vec<OutputLine>> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
@@ -700,22 +727,23 @@ pub fn read_lines(path: &Path, offset: u64, ended: bool) -> std::io::Result<Vec<
         Err(e) => return Err(e),
     };
     file.seek(SeekFrom::Start(offset))?;
+    let window = BYTES_PER_BATCH.max(LOG_LINE_MAX + 1);
     let mut bytes = Vec::new();
-    file.take((LINES_PER_POLL * (LOG_LINE_MAX + 1)) as u64).read_to_end(&mut bytes)?;
+    file.take(window as u64).read_to_end(&mut bytes)?;
+    // The window reached the end of the file: a last line without a newline is whole once the
+    // job has ended (otherwise it was only cut by the window).
+    let at_end = bytes.len() < window;
     let mut lines = Vec::new();
     let mut start = 0;
-    while lines.len() < LINES_PER_POLL && start < bytes.len() {
+    while lines.len() < LINES_PER_BATCH && start < bytes.len() {
         let rest = &bytes[start..];
         let end = match rest.iter().take(LOG_LINE_MAX + 1).position(|&b| b == b'\n') {
             Some(i) => start + i + 1,
             None if rest.len() > LOG_LINE_MAX => start + LOG_LINE_MAX,
-            None if ended => bytes.len(),
+            None if ended && at_end => bytes.len(),
             None => break,
         };
-        let mut text = String::from_utf8_lossy(&bytes[start..end]).into_owned();
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
+        let text = crate::backend::clean_line(&bytes[start..end]);
         lines.push(OutputLine { at: offset + start as u64, text, len: (end - start) as u64 });
         start = end;
     }
@@ -723,23 +751,31 @@ pub fn read_lines(path: &Path, offset: u64, ended: bool) -> std::io::Result<Vec<
 }
 
 /// Sends new output lines as chunks numbered by byte offset + 1 (so a resend after a restart is
-/// stored once); whether the platform took all that was due (for an ended job: the whole file).
+/// stored once), up to [`LINES_PER_BATCH`] lines a request and [`BYTES_PER_POLL`] a poll; whether
+/// the platform took all that was due (for an ended job: the whole file).
 async fn send_lines<P: Platform>(platform: &P, id: i64, path: &Path, offset: &mut u64, ended: bool) -> bool {
-    let lines = match read_lines(path, *offset, ended) {
-        Ok(lines) => lines,
-        Err(e) => {
-            tracing::warn!(job_id = id, path = %path.display(), error = %e, "cannot read the job's output");
-            return true;
-        }
-    };
-    for line in lines {
-        let chunk = LogChunk { seq: i64::try_from(line.at).unwrap_or(i64::MAX - 1) + 1, chunk: line.text };
-        match platform.report_log(id, chunk).await {
+    let mut sent = 0u64;
+    while sent < BYTES_PER_POLL {
+        let lines = match read_lines(path, *offset, ended) {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::warn!(job_id = id, path = %path.display(), error = %e, "cannot read the job's output");
+                return true;
+            }
+        };
+        let Some(last) = lines.last() else { break };
+        let next = last.at + last.len;
+        let chunks: Vec<LogChunk> = lines
+            .into_iter()
+            .map(|line| LogChunk { seq: i64::try_from(line.at).unwrap_or(i64::MAX - 1) + 1, chunk: line.text })
+            .collect();
+        match platform.report_logs(id, chunks).await {
             Ok(()) => {}
             Err(e) if away(&e) => return false,
-            Err(e) => tracing::warn!(job_id = id, error = %e, "the platform refused a log chunk"),
+            Err(e) => tracing::warn!(job_id = id, error = %e, "the platform refused a batch of log lines"),
         }
-        *offset = line.at + line.len;
+        sent += next - *offset;
+        *offset = next;
     }
     !ended || *offset >= std::fs::metadata(path).map_or(0, |m| m.len())
 }
@@ -792,6 +828,7 @@ mod tests {
             start: Vec::new(),
             stop: Vec::new(),
             running: vec![JobRef { id: 11, created_ms: 5 }, JobRef { id: 12, created_ms: 5 }],
+            version: 1,
         };
         let tracked = HashMap::from([(12, Tracked::new(3, "sw-12-5".to_owned(), PathBuf::from("/o")))]);
         let done = HashSet::from([9]);
