@@ -48,8 +48,9 @@ pub struct SubmitError(pub String);
 /// limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else none (the
 /// partition's default applies), the
 /// partition, the output file, and the command wrapped for a shell with each argument quoted.
-/// The job gets none of the agent's environment (`--export=NONE`: the agent holds its pool's
-/// token): the wrapper sets `PATH`, `LANG`, `SUANWANG_JOB_ID` and the job's own `env`, quoted.
+/// The job gets none of the agent's environment (the agent holds its pool's token): `sbatch`
+/// runs with a cleared environment ([`cli::SlurmCli`]) and exports that (`--export=ALL`), and
+/// the wrapper sets `PATH`, `LANG`, `SUANWANG_JOB_ID` and the job's own `env`, quoted.
 pub fn sbatch_args(
     platform_id: i64,
     created_ms: i64,
@@ -93,7 +94,7 @@ pub fn sbatch_args(
     if let Some(partition) = partition {
         args.push(format!("--partition={partition}"));
     }
-    args.push("--export=NONE".to_owned());
+    args.push("--export=ALL".to_owned());
     let mut wrap = format!(
         "export PATH={} LANG=C.UTF-8 SUANWANG_JOB_ID={platform_id}{}; ",
         shell_quote(crate::sandbox::DEFAULT_PATH),
@@ -539,7 +540,7 @@ mod tests {
                 "--output=/var/log/sw/42.out",
                 "--open-mode=append",
                 "--partition=gpu",
-                "--export=NONE",
+                "--export=ALL",
                 r#"--wrap=export PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 SUANWANG_JOB_ID=42; export EPOCHS='3 more'; python train.py --lr 'it'\''s 0.1'"#,
             ]
         );

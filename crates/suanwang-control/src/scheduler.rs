@@ -699,10 +699,7 @@ impl Task {
 
     /// What a job starting in `pool` holds there, as the store keeps it.
     fn allocation(&self, job_id: i64, job: JobId, pool: PoolId) -> String {
-        let model = match self.scheduler.state(job) {
-            Status::Running { assignments, .. } => assignments.first().and_then(|a| self.scheduler.model_of(pool, a)),
-            _ => None,
-        };
+        let model = self.scheduler.model_of_job(job);
         let spec = &self.scheduler.job(job).spec;
         let allocation = Allocation::of(spec, model);
         let request = self.requests.get(&job_id).cloned().unwrap_or_else(|| JobRequest::named(spec.name.clone()));

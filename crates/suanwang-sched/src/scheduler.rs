@@ -402,6 +402,18 @@ impl Scheduler {
         self.pools[pool.index()].cluster.node(assignment.node).model()
     }
 
+    /// The accelerator model of the cards a running (or handed) job's first task got, if any.
+    pub fn model_of_job(&self, id: JobId) -> Option<AcceleratorId> {
+        let r = &self.jobs[id.index()];
+        let Status::Running { pool, assignments, .. } = &r.state else { return None };
+        let first = assignments.first()?;
+        let runtime = &self.pools[pool.index()];
+        match (&runtime.handoff, r.handed) {
+            (Some((cluster, _)), true) => cluster.node(first.node).model(),
+            _ => runtime.cluster.node(first.node).model(),
+        }
+    }
+
     /// Makes room for tenants `0..count` (a server learns of tenants as they are created).
     pub fn ensure_tenants(&mut self, count: usize) {
         if count > self.tenants {

@@ -154,6 +154,8 @@ fn check(s: &Scheduler, ids: &[JobId], federation: &Federation) {
             Status::Running { pool, assignments, .. } => {
                 assert_eq!(assignments.len(), usize::from(spec.gang_size), "a gang runs whole");
                 let milli = u64::from(spec.task.accelerators().total_milli()) * u64::from(spec.gang_size);
+                let model = s.model_of_job(id);
+                assert!(model.is_some() || spec.task.accelerators().count() == 0, "cards have a model");
                 if s.is_handed(id) {
                     handed[pool.index()] += milli;
                 } else {

@@ -372,6 +372,15 @@ fn a_cluster_with_its_own_queue_takes_a_pools_worth_more() {
     assert_eq!(s.handoff_milli(pool), Some((8_000, 8_000)));
     assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 16_000);
 
+    // A queue deeper than the pool: handed jobs sit on copies of nodes the pool has fewer of.
+    let mut deep = scheduler(&federation, "fifo");
+    deep.set_pool_handoff(pool, 200);
+    let eights: Vec<JobId> = (0..6).map(|_| deep.submit(job(spec(0, 8, 1), 0), 0).unwrap()).collect();
+    assert_eq!(started(&deep.schedule(0)).len(), 6);
+    for &id in &eights {
+        assert!(deep.model_of_job(id).is_some(), "job {id:?}: every card has a model");
+    }
+
     // The pool fails: running and handed jobs alike return to the queue.
     let victims = s.set_pool_health(pool, false, 20);
     assert_eq!(victims.len(), 24);

@@ -950,7 +950,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let submit = |body: Value| post(&format!("{url}/api/v1/jobs"), &tenant, &body)["id"].as_i64().unwrap();
     let job_url = |id: i64| format!("{url}/api/v1/jobs/{id}");
     let ended = |j: &Value| ["succeeded", "failed", "cancelled"].contains(&j["state"].as_str().unwrap_or(""));
-    let ok = submit(json!({"name": "ok", "command": ["sh", "-c", "echo hello from slurm; sleep 2; echo bye"],
+    let ok = submit(json!({"name": "ok", "command": ["sh", "-c", "echo hello from slurm; env; sleep 2; echo bye"],
         "cpu_milli": 1000, "memory_mib": 256, "accelerators": 2}));
     let fails = submit(json!({"name": "fails", "command": ["sh", "-c", "echo failing >&2; exit 3"],
         "cpu_milli": 1000, "memory_mib": 128}));
@@ -968,6 +968,9 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     assert_eq!(ok_job["state"], "succeeded", "{ok_job:#}");
     let logs = get(&format!("{url}/api/v1/jobs/{ok}/logs"), &tenant).to_string();
     assert!(logs.contains("hello from slurm") && logs.contains("bye"), "{logs}");
+    // The job sees its own variables, never the agent's (whose environment holds the pool's token).
+    assert!(logs.contains(&format!("SUANWANG_JOB_ID={ok}")), "{logs}");
+    assert!(!logs.contains("SUANWANG_TOKEN") && !logs.contains(&provider), "the agent's token reached a job: {logs}");
     // Usage is Slurm's own accounting: RunTime × the GPUs Slurm allocated.
     let record = slurm_job(ok);
     assert_eq!(record["JobState"], "COMPLETED");

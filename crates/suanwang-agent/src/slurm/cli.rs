@@ -89,6 +89,22 @@ impl SlurmCli {
     async fn run_full(&self, program: &str, args: &[String]) -> Result<(String, String), SlurmError> {
         let mut command = Command::new(program);
         command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        if program == "sbatch" {
+            // A job is exported sbatch's environment (`--export=ALL`), so sbatch gets none of the
+            // agent's (which holds the pool's token): only what it needs to find Slurm, and the
+            // site's `SBATCH_*` defaults. (`--export=NONE` would do the same but makes every node
+            // load a login environment first, about a second per job start.)
+            command.env_clear();
+            for (name, value) in std::env::vars_os() {
+                let keep = name.to_str().is_some_and(|n| {
+                    matches!(n, "PATH" | "SLURM_CONF" | "HOME" | "USER" | "LOGNAME") || n.starts_with("SBATCH_")
+                });
+                if keep {
+                    command.env(name, value);
+                }
+            }
+            command.env("LANG", "C.UTF-8");
+        }
         let output = match tokio::time::timeout(self.timeout, command.output()).await {
             Err(_) => {
                 return Err(SlurmError::Unavailable(format!(
