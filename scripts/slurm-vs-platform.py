@@ -38,7 +38,7 @@ def sbatch_path(n, out_dir, name):
                              check=True, capture_output=True, text=True).stdout
         ids.append(out.strip().split(";")[0])
     while subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True).stdout.strip():
-        time.sleep(0.05)
+        time.sleep(0.25)
     done = time.time()
     latencies = []
     for submit, job in zip(submitted, ids):
@@ -122,7 +122,7 @@ class Platform:
                 if job["state"] != "succeeded" and job["id"] in remaining:
                     sys.exit(f"job {job['id']} {job['state']}")
                 remaining.discard(job["id"])
-            time.sleep(0.05)
+            time.sleep(0.25)
         done = time.time()
         latencies = []
         for job, at in submitted.items():

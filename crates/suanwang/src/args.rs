@@ -553,9 +553,10 @@ pub struct AgentArgs {
     /// Slurm: seconds a Slurm command may take before Slurm counts as away.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub slurm_timeout_s: u64,
-    /// Seconds between polls.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300))]
-    pub poll_s: u64,
+    /// Seconds between polls (default: 1 for `slurm`, which sees a job end only when it looks,
+    /// 2 for the others). Work the platform places wakes the agent at once either way.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub poll_s: Option<u64>,
     /// How jobs on `local` pools are isolated.
     #[command(flatten)]
     pub isolation: IsolationArgs,

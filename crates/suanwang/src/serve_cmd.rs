@@ -467,8 +467,9 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = stop.send(true);
         });
-        tracing::info!(server = %args.server, poll_s = args.poll_s, "agent connected");
-        let poll = Duration::from_secs(args.poll_s);
+        let poll_s = args.poll_s.unwrap_or(if backend.is_none() { 1 } else { 2 });
+        tracing::info!(server = %args.server, poll_s, "agent connected");
+        let poll = Duration::from_secs(poll_s);
         match backend {
             Some(backend) => {
                 let isolation = Arc::new(isolation(&args.isolation, Vec::new())?);

@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
+
 use super::cli::{SlurmCli, SlurmError};
 use super::{SlurmJob, SlurmNode, SlurmState, job_name, owner_tag, platform_id, sbatch_args, usage_event_id};
 use crate::backend::{LOG_LINE_MAX, truncate_on_char};
@@ -260,6 +262,18 @@ impl<P: Platform> SlurmAgent<P> {
             tracing::warn!(error = %e, "heartbeat failed");
             return reachable;
         }
+        // The ends just reported free room the platform fills at once: fetch again so that what
+        // it placed meanwhile goes to Slurm in this poll rather than the next.
+        let work = match work {
+            Some(earlier) if !self.ended_now.is_empty() => match self.platform.work().await {
+                Ok(work) => {
+                    self.work_version = Some(work.version);
+                    Some(work)
+                }
+                Err(_) => Some(earlier),
+            },
+            work => work,
+        };
         if let Some(work) = work {
             self.take_work(work).await;
         }
@@ -446,85 +460,24 @@ impl<P: Platform> SlurmAgent<P> {
         }
     }
 
-    /// Sends what is due: `running`, output lines, and the ending. Stops at the first report the
-    /// platform does not take for a job (it is tried again next poll).
+    /// Sends what is due: `running`, output lines, and the ending, for up to
+    /// [`REPORTS_AT_ONCE`] jobs at a time. Stops at the first report the platform does not take
+    /// for a job (it is tried again next poll).
     async fn flush(&mut self) {
-        let ids: Vec<i64> = self.tracked.keys().copied().collect();
+        let platform = &*self.platform;
+        let cli = &self.config.cli;
         let mut finished = Vec::new();
-        for id in ids {
-            let Some(tracked) = self.tracked.get_mut(&id) else { continue };
-            if let Some(reason) = tracked.reason_due.clone()
-                && !tracked.started
-                && !tracked.cancelled
-                && tracked.seen_running.is_none()
-            {
-                let report = StateReport::now(
-                    RunState::Pending,
-                    format!("Slurm job {} is pending ({reason})", tracked.slurm_id),
-                );
-                match self.platform.report_state(id, report).await {
-                    Ok(()) => {
-                        tracked.reported_reason = Some(reason);
-                        tracked.reason_due = None;
-                    }
-                    Err(e) if away(&e) => continue,
-                    Err(e) => {
-                        tracing::info!(job_id = id, error = %e, "the platform did not take the pending reason");
-                        tracked.reason_due = None;
-                    }
-                }
-            }
-            if !tracked.started && !tracked.cancelled && tracked.seen_running.is_some() {
-                // When Slurm started it (its run time so far, back from now).
-                let ran_ms = tracked.seen_running.map_or(0, |t| i64::try_from(t.elapsed().as_millis()).unwrap_or(0));
-                let report = StateReport {
-                    state: RunState::Running,
-                    detail: format!("running in Slurm as job {}", tracked.slurm_id),
-                    at_ms: Some(wall_ms().saturating_sub(ran_ms.saturating_add(tracked.ran_before_seen_ms))),
-                    started_ms: None,
-                };
-                match self.platform.report_state(id, report).await {
-                    Ok(()) => tracked.started = true,
-                    Err(e) if away(&e) => continue,
-                    Err(e) => {
-                        // Not this pool's job any more (failed over while the agent was away):
-                        // stop the Slurm copy so it does not run twice.
-                        tracing::warn!(job_id = id, error = %e, "the platform refused the start; cancelling in Slurm");
-                        let _ = self.config.cli.cancel(tracked.slurm_id).await;
-                        tracked.started = true;
-                        tracked.cancelled = true;
-                    }
-                }
-            }
-            let path = tracked.output.clone();
-            let ended = tracked.ending.is_some();
-            if tracked.seen_running.is_some()
-                && !send_lines(&*self.platform, id, &path, &mut tracked.offset, ended).await
-            {
-                continue;
-            }
-            let Some(ending) = tracked.ending.as_mut() else { continue };
-            if let Some(usage) = ending.usage.clone() {
-                match self.platform.report_usage(usage.clone()).await {
-                    Ok(()) => ending.usage = None,
-                    Err(e) if away(&e) => continue,
-                    Err(e) => {
-                        tracing::error!(job_id = id, event_id = %usage.event_id, error = %e, "the platform refused usage");
-                        ending.usage = None;
-                    }
-                }
-            }
-            if let Some(state) = ending.state.clone() {
-                match self.platform.report_state(id, state).await {
-                    Ok(()) => ending.state = None,
-                    Err(e) if away(&e) => continue,
-                    Err(e) => {
-                        tracing::warn!(job_id = id, error = %e, "the platform refused the final state");
-                        ending.state = None;
-                    }
-                }
-            }
-            finished.push(id);
+        let mut entries: Vec<(&i64, &mut Tracked)> = self.tracked.iter_mut().collect();
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(REPORTS_AT_ONCE));
+            let group = std::mem::replace(&mut entries, rest);
+            let done = join_all(
+                group
+                    .into_iter()
+                    .map(|(&id, tracked)| async move { flush_one(platform, cli, id, tracked).await.then_some(id) }),
+            )
+            .await;
+            finished.extend(done.into_iter().flatten());
         }
         self.ended_now.clear();
         for id in finished {
@@ -562,12 +515,13 @@ impl<P: Platform> SlurmAgent<P> {
                 Err(e) => tracing::warn!(job_id = id, error = %e, "cannot cancel in Slurm; trying again next poll"),
             }
         }
+        let mut ready = Vec::new();
         for item in work.start {
             // The work list was fetched before this poll's reports: a job that ended just now is
             // still listed as placed.
             if self.tracked.contains_key(&item.id)
                 || self.ended_now.contains(&item.id)
-                || self.tracked.len() >= RUNNING_MAX
+                || self.tracked.len() + ready.len() >= RUNNING_MAX
             {
                 continue;
             }
@@ -581,30 +535,41 @@ impl<P: Platform> SlurmAgent<P> {
             let name = job_name(item.id, item.created_ms);
             let output = self.config.output_dir.join(format!("{name}-%j.out"));
             let partition = self.config.cli.partition.as_deref();
-            let args = match sbatch_args(item.id, item.created_ms, &item.request, partition, &output.to_string_lossy())
-            {
+            match sbatch_args(item.id, item.created_ms, &item.request, partition, &output.to_string_lossy()) {
                 Ok(mut args) => {
                     args.insert(1, format!("--comment={}", owner_tag(&self.config.cluster, partition)));
-                    args
+                    ready.push((item.id, name, args));
                 }
-                Err(e) => {
-                    self.refuse(item.id, &e.0).await;
-                    continue;
+                Err(e) => self.refuse(item.id, &e.0).await,
+            }
+        }
+        // Several `sbatch` at once: each waits for slurmctld, which takes them in parallel.
+        let mut ready = ready.into_iter().peekable();
+        while ready.peek().is_some() {
+            let group: Vec<_> = ready.by_ref().take(SUBMITS_AT_ONCE).collect();
+            let cli = &self.config.cli;
+            let results = join_all(group.iter().map(|(_, _, args)| cli.submit(args))).await;
+            let mut away = false;
+            for ((id, name, _), result) in group.into_iter().zip(results) {
+                match result {
+                    Ok(slurm_id) => {
+                        tracing::info!(job_id = id, slurm_id, "submitted to Slurm");
+                        let output = output_path(&self.config.output_dir, &name, slurm_id);
+                        self.tracked.insert(id, Tracked::new(slurm_id, name, output));
+                    }
+                    Err(SlurmError::Refused(reason)) => {
+                        self.refuse(id, &format!("Slurm refused the job: {reason}")).await
+                    }
+                    Err(e) => {
+                        // It may have been submitted all the same: the next poll adopts it by
+                        // its name if Slurm has it, and submits it otherwise.
+                        tracing::warn!(job_id = id, error = %e, "cannot submit; trying again next poll");
+                        away = true;
+                    }
                 }
-            };
-            match self.config.cli.submit(&args).await {
-                Ok(slurm_id) => {
-                    tracing::info!(job_id = item.id, slurm_id, "submitted to Slurm");
-                    let output = output_path(&self.config.output_dir, &name, slurm_id);
-                    self.tracked.insert(item.id, Tracked::new(slurm_id, name, output));
-                }
-                Err(SlurmError::Refused(reason)) => {
-                    self.refuse(item.id, &format!("Slurm refused the job: {reason}")).await
-                }
-                Err(e) => {
-                    tracing::warn!(job_id = item.id, error = %e, "cannot submit; trying again next poll");
-                    return;
-                }
+            }
+            if away {
+                return;
             }
         }
     }
@@ -663,6 +628,85 @@ impl Tracked {
             ending: None,
         }
     }
+}
+
+/// `sbatch` commands run at once.
+pub const SUBMITS_AT_ONCE: usize = 8;
+
+/// Jobs whose reports are sent at once.
+pub const REPORTS_AT_ONCE: usize = 16;
+
+/// Sends what is due for one job (see [`SlurmAgent::flush`]); whether all of it, its end
+/// included, was taken.
+async fn flush_one<P: Platform>(platform: &P, cli: &SlurmCli, id: i64, tracked: &mut Tracked) -> bool {
+    if let Some(reason) = tracked.reason_due.clone()
+        && !tracked.started
+        && !tracked.cancelled
+        && tracked.seen_running.is_none()
+    {
+        let report =
+            StateReport::now(RunState::Pending, format!("Slurm job {} is pending ({reason})", tracked.slurm_id));
+        match platform.report_state(id, report).await {
+            Ok(()) => {
+                tracked.reported_reason = Some(reason);
+                tracked.reason_due = None;
+            }
+            Err(e) if away(&e) => return false,
+            Err(e) => {
+                tracing::info!(job_id = id, error = %e, "the platform did not take the pending reason");
+                tracked.reason_due = None;
+            }
+        }
+    }
+    if !tracked.started && !tracked.cancelled && tracked.seen_running.is_some() {
+        // When Slurm started it (its run time so far, back from now).
+        let ran_ms = tracked.seen_running.map_or(0, |t| i64::try_from(t.elapsed().as_millis()).unwrap_or(0));
+        let report = StateReport {
+            state: RunState::Running,
+            detail: format!("running in Slurm as job {}", tracked.slurm_id),
+            at_ms: Some(wall_ms().saturating_sub(ran_ms.saturating_add(tracked.ran_before_seen_ms))),
+            started_ms: None,
+        };
+        match platform.report_state(id, report).await {
+            Ok(()) => tracked.started = true,
+            Err(e) if away(&e) => return false,
+            Err(e) => {
+                // Not this pool's job any more (failed over while the agent was away):
+                // stop the Slurm copy so it does not run twice.
+                tracing::warn!(job_id = id, error = %e, "the platform refused the start; cancelling in Slurm");
+                let _ = cli.cancel(tracked.slurm_id).await;
+                tracked.started = true;
+                tracked.cancelled = true;
+            }
+        }
+    }
+    let path = tracked.output.clone();
+    let ended = tracked.ending.is_some();
+    if tracked.seen_running.is_some() && !send_lines(platform, id, &path, &mut tracked.offset, ended).await {
+        return false;
+    }
+    let Some(ending) = tracked.ending.as_mut() else { return false };
+    if let Some(usage) = ending.usage.clone() {
+        match platform.report_usage(usage.clone()).await {
+            Ok(()) => ending.usage = None,
+            Err(e) if away(&e) => return false,
+            Err(e) => {
+                tracing::error!(job_id = id, event_id = %usage.event_id, error = %e, "the platform refused usage");
+                ending.usage = None;
+            }
+        }
+    }
+    if let Some(state) = ending.state.clone() {
+        match platform.report_state(id, state).await {
+            Ok(()) => ending.state = None,
+            Err(e) if away(&e) => return false,
+            Err(e) => {
+                tracing::warn!(job_id = id, error = %e, "the platform refused the final state");
+                ending.state = None;
+            }
+        }
+    }
+    true
 }
 
 /// The state to report for a job that ended in Slurm (`None`: the platform cancelled it and
