@@ -23,7 +23,7 @@ Throughput is N over the time from the first submission to the moment every job 
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.error, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "suanwang")
+BIN = os.environ.get("SUANWANG_BIN") or os.path.join(ROOT, "target", "release", "suanwang")
 ADMIN = "sw_bench_admin"
 COMMAND = "date +%s.%N"
 

@@ -298,7 +298,7 @@ pub async fn report_logs(ctl: &Control, caller: &Caller, job_id: i64, batch: Log
             "invalid_log",
             format!("a chunk has seq ≥ 1 and at most {LOG_CHUNK_MAX} bytes"),
         )
-        .at(&format!("chunks[{i}]")));
+        .at(format!("chunks[{i}]")));
     }
     let actor = format!("agent:{name}");
     // Queued at once, so the committer writes them in one transaction.
