@@ -51,6 +51,10 @@ pub struct ControlConfig {
     pub public_url: Option<String>,
     /// How the in-process agents of `local` pools isolate jobs (`serve --demo`).
     pub isolation: std::sync::Arc<suanwang_agent::sandbox::Isolation>,
+    /// Whether pools get queues of their own (the federation's `handoff_pct`). Off when every
+    /// pool's agent runs in process and simulates (`serve --demo`): a simulated cluster would
+    /// run its queue's jobs at once, beyond its cards.
+    pub cluster_queues: bool,
 }
 
 /// The longest time limit a job may ask for: a year.
@@ -75,6 +79,7 @@ impl Default for ControlConfig {
             traces_dir: None,
             public_url: None,
             isolation: std::sync::Arc::new(suanwang_agent::sandbox::Isolation::basic()),
+            cluster_queues: true,
         }
     }
 }

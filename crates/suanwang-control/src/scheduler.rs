@@ -226,7 +226,9 @@ impl Task {
             }
             // A cluster with a queue of its own gets work beyond its nodes when nowhere has room,
             // so it starts the next job the moment one ends (the federation file's `handoff_pct`).
-            scheduler.set_pool_handoff(id, pool.handoff_pct);
+            if ctl.config.cluster_queues {
+                scheduler.set_pool_handoff(id, pool.handoff_pct);
+            }
         }
         let pools = ctl.federation.pool_count();
         // Changes committed from here on are read again from the feed; applying one twice is

@@ -332,6 +332,8 @@ pub fn serve(args: &ServeArgs) -> Result<(), CliError> {
         if let Some(policy) = args.policy {
             config.policy = policy;
         }
+        // Every pool's agent simulates in process: no cluster has a queue of its own.
+        config.cluster_queues = !args.demo;
         config.choice.reference_tflops = Some(reference_tflops(&federation, &args.reference_accelerator)?);
         config.default_framework = match args.default_framework.as_str() {
             "none" => None,

@@ -919,11 +919,12 @@ fn slurm_job(id: i64) -> BTreeMap<String, String> {
 /// billed, and the ledger balances.
 #[test]
 fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
+    // First the lock: another test may have the controller stopped.
+    let _slurm = slurm_lock();
     if !slurm_answers() {
         eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
         return;
     }
-    let _slurm = slurm_lock();
     let dir = scratch("slurm");
     // The federation promises more memory than Slurm's node has, so a job Slurm cannot fit is
     // placed and Slurm refuses it.
@@ -1515,6 +1516,8 @@ ratio_bps = 6_000
 /// job whose ends it learned from the agent more card-seconds than Slurm ran it.
 #[test]
 fn random_faults_on_a_real_slurm_never_run_a_job_twice_or_bill_a_second_twice() {
+    // First the lock: another test may have the controller stopped.
+    let _slurm = slurm_lock();
     if !slurm_answers() {
         eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
         return;
@@ -1527,7 +1530,6 @@ fn random_faults_on_a_real_slurm_never_run_a_job_twice_or_bill_a_second_twice() 
         eprintln!("SKIPPED: no Slurm accounting (SUANWANG_SLURM_DBD=1 scripts/slurm.sh start)");
         return;
     }
-    let _slurm = slurm_lock();
     let seed: u64 = std::env::var("SUANWANG_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
