@@ -1083,6 +1083,9 @@ impl Scheduler {
             let pool = PoolId::from_index(p);
             let waiting: Vec<(u64, JobId)> = self.books[p].handed.iter().copied().collect();
             for (handed_s, id) in waiting {
+                if self.is_stopping(id) {
+                    continue; // cancelled: it leaves the queue when its stop is confirmed
+                }
                 let spec = &self.jobs[id.index()].job.spec;
                 let (task, gang) = (spec.task, spec.gang_size);
                 if !self.quick_fit(pool, &task, gang) {

@@ -405,3 +405,25 @@ fn preemption_comes_before_a_clusters_own_queue() {
     assert!(decisions.contains(&Decision::Preempt { job: low, for_job: urgent }), "{decisions:?}");
     assert!(!s.is_handed(urgent));
 }
+
+/// A job cancelled while it waits in a cluster's own queue keeps its place there until the
+/// cluster confirms the stop, and is never moved onto the nodes meanwhile.
+#[test]
+fn a_cancelled_job_in_a_clusters_queue_is_not_moved_onto_the_nodes() {
+    let federation = one_pool();
+    let mut s = scheduler(&federation, "fifo");
+    let pool = PoolId::from_index(0);
+    s.set_pool_confirms_stops(pool, true);
+    s.set_pool_handoff(pool, 50);
+    let ids: Vec<JobId> = (0..3).map(|_| s.submit(job(spec(0, 8, 1), 0), 0).unwrap()).collect();
+    s.schedule(0);
+    assert!(s.is_handed(ids[2]));
+    assert!(s.cancel_held(ids[2], 1), "held until the cluster confirms");
+    s.finish(ids[0], 2);
+    s.schedule(2);
+    assert!(s.is_handed(ids[2]), "a cancelled job is not moved onto the freed node");
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 8_000);
+    s.stopped(ids[2], 3);
+    assert_eq!(*s.state(ids[2]), Status::Finished { end_s: 3 });
+    assert_eq!(s.handoff_milli(pool), Some((0, 8_000)));
+}
