@@ -42,6 +42,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
             running: running.keys().copied().collect(),
             running_unknown: false,
             capacity: None,
+            problem: None,
         };
         if let Err(e) = platform.heartbeat(heartbeat).await {
             tracing::warn!(error = %e, "heartbeat failed");

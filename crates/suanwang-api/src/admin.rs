@@ -105,6 +105,9 @@ pub struct PoolView {
     /// What the pool's cluster reports having (Slurm agents report it), when its agent does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<Capacity>,
+    /// Why the pool cannot take work, as its agent last said (absent when it said nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A site as the API shows it.

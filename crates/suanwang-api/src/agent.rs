@@ -22,6 +22,10 @@ pub struct Heartbeat {
     /// What the cluster says it has, for backends that can ask (Slurm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// Why the pool cannot take work, in the agent's words (at most 1,024 characters), for the
+    /// pool's health: a wrong partition, a controller that does not answer, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A pool's capacity as its cluster reports it.

@@ -167,6 +167,7 @@ pub async fn list_pools(ctl: &Control, caller: &Caller) -> Result<Vec<PoolView>,
     let capacity = ctl.federation.capacity();
     let catalog = ctl.federation.catalog();
     let reported = ctl.reported.lock().map(|r| r.clone()).unwrap_or_default();
+    let problems = ctl.problems.lock().map(|r| r.clone()).unwrap_or_default();
     Ok(ctl
         .federation
         .pools()
@@ -191,6 +192,7 @@ pub async fn list_pools(ctl: &Control, caller: &Caller) -> Result<Vec<PoolView>,
                 drained: status.is_some_and(|s| s.drained),
                 last_seen_at: status.map(|s| rfc3339(s.last_seen_ms)),
                 reported: reported.get(&pool.name).copied(),
+                problem: problems.get(&pool.name).cloned(),
             }
         })
         .collect())

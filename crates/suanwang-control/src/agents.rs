@@ -87,10 +87,19 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
             format!("an agent runs at most {} jobs", suanwang_agent::run::RUNNING_MAX),
         ));
     }
+    if let Some(problem) = &beat.problem {
+        Error::check_text("problem", problem, suanwang_api::text::TextKind::Line, DETAIL_MAX)?;
+    }
     if let Some(capacity) = beat.capacity
         && let Ok(mut reported) = ctl.reported.lock()
     {
         reported.insert(name.clone(), capacity);
+    }
+    if let Ok(mut problems) = ctl.problems.lock() {
+        match &beat.problem {
+            Some(problem) => problems.insert(name.clone(), problem.clone()),
+            None => problems.remove(&name),
+        };
     }
     let previous = ctl.store.pool_statuses().await?.into_iter().find(|s| s.name == name);
     let now = ctl.now_ms();

@@ -94,6 +94,9 @@ pub struct Inner {
     /// The capacity each pool's agent last reported from its cluster (Slurm agents do), by pool
     /// name. In memory: the agent repeats it with every heartbeat.
     pub reported: std::sync::Mutex<std::collections::HashMap<String, Capacity>>,
+    /// Why each pool cannot take work, as its agent last said, by pool name (in memory: the
+    /// agent repeats it with every heartbeat).
+    pub problems: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// When each pool's agent last fetched its work (ms), by pool name: a preempted job's stop is
     /// confirmed only by a heartbeat after a fetch that told the agent to stop it.
     pub work_fetched_ms: std::sync::Mutex<std::collections::HashMap<String, i64>>,
@@ -154,6 +157,7 @@ pub fn start_with_clock(store: Store, federation: Federation, config: ControlCon
         history: history::History::default(),
         simulations: sims::Simulations::default(),
         reported: std::sync::Mutex::default(),
+        problems: std::sync::Mutex::default(),
         work_fetched_ms: std::sync::Mutex::default(),
         work_signals: agents::WorkSignals::new(pools),
         clock,

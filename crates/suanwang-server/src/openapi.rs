@@ -592,7 +592,8 @@ fn request_schemas() -> Value {
             "running_unknown": {"type": "boolean"},
             "capacity": {"type": "object", "additionalProperties": false, "required": ["nodes", "nodes_usable", "cpus", "memory_mb", "gpus", "gpus_usable"], "properties": {
                 "nodes": int(0, 1 << 32), "nodes_usable": int(0, 1 << 32), "cpus": int(0, 1 << 40), "memory_mb": int(0, 1 << 50), "gpus": int(0, 1 << 32), "gpus_usable": int(0, 1 << 32)
-            }}
+            }},
+            "problem": line(1024)
         }},
         "StateReport": {"type": "object", "additionalProperties": false, "required": ["state", "detail"], "properties": {
             "state": {"enum": ["pending", "running", "succeeded", "failed"]}, "detail": {"type": "string", "maxLength": 1024, "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"},

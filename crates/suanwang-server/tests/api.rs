@@ -864,3 +864,32 @@ async fn a_slurm_pool_gets_work_for_its_own_queue_and_its_agent_is_woken() {
     assert_eq!(status, StatusCode::NOT_FOUND, "a job not placed in the pool");
     h.audit_verifies().await;
 }
+
+/// An agent says why its pool cannot take work, and the pool's health shows it until the agent
+/// stops saying so; what it says is text like any other.
+#[tokio::test]
+async fn an_agents_problem_shows_in_the_pools_health() {
+    let h = Harness::with_federation(common::FEDERATION, fast()).await;
+    let tenant = h.tenant("acme").await;
+    let body = json!({"role": "provider", "pool": "gpu"}).to_string();
+    let (_, provider) = h.call(Method::POST, "/api/v1/tokens", Some(&h.operator), Some(&body)).await;
+    let provider = provider["token"].as_str().unwrap().to_owned();
+    let beat =
+        |problem: Option<&str>| json!({"healthy": problem.is_none(), "running": [], "problem": problem}).to_string();
+    let said = "Slurm lists no node in partition gpux: check the agent's --slurm-partition";
+    let (status, _) = h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat(Some(said)))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, pool) = h.call(Method::GET, "/api/v1/pools/gpu", Some(&tenant), None).await;
+    assert_eq!((pool["healthy"].as_bool(), pool["problem"].as_str()), (Some(false), Some(said)), "{pool:#}");
+    let (status, _) = h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat(None))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, pool) = h.call(Method::GET, "/api/v1/pools/gpu", Some(&tenant), None).await;
+    assert!(pool.get("problem").is_none(), "{pool:#}");
+    let long = "x".repeat(2000);
+    let (status, refused) =
+        h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat(Some(&long)))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("too_long")), "{refused}");
+    let (status, refused) =
+        h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat(Some("a\u{1b}[2Jb")))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_text")));
+}

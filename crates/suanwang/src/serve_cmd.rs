@@ -454,6 +454,7 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
             running: Vec::new(),
             running_unknown: true,
             capacity: None,
+            problem: Some("the agent is starting".to_owned()),
         };
         if let Err(e) = platform.heartbeat(hello).await {
             let bad_input = matches!(e.code.as_str(), "invalid_token" | "unauthenticated" | "forbidden");

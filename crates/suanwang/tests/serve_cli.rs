@@ -1105,6 +1105,10 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let unhealthy = wait_for(&pool, &tenant, Duration::from_secs(20), "drained pool", |p| p["healthy"] == false);
     scontrol("resume");
     assert_eq!(unhealthy["reported"]["nodes_usable"], 0, "{unhealthy:#}");
+    assert_eq!(
+        unhealthy["problem"], "none of the partition's 1 nodes can take work (down, drained or failing)",
+        "the pool's health says why: {unhealthy:#}"
+    );
     let finished = wait_for(&job_url(drained), &tenant, Duration::from_secs(60), "drained ends", ended);
     assert_eq!(finished["state"], "succeeded", "{finished:#}");
     wait_for(&pool, &tenant, Duration::from_secs(30), "resumed pool", |p| p["healthy"] == true);

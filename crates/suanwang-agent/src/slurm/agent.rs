@@ -252,11 +252,29 @@ impl<P: Platform> SlurmAgent<P> {
         self.flush().await;
         let capacity = nodes.as_ref().ok().map(|n| capacity(n));
         let healthy = reachable && capacity.is_some_and(|c| c.nodes_usable > 0);
+        // Why not, for the pool's health.
+        let problem = match (&listing, &nodes, capacity) {
+            (Err(e), _, _) => Some(format!("Slurm does not answer: {e}")),
+            (_, Err(e), _) => Some(format!("Slurm's nodes cannot be listed: {e}")),
+            (_, _, Some(c)) if c.nodes == 0 => Some(format!(
+                "Slurm lists no node in partition {}: check the agent's --slurm-partition (`sinfo -s` lists them)",
+                self.config.cli.partition.as_deref().unwrap_or("(default)")
+            )),
+            (_, _, Some(c)) if c.nodes_usable == 0 => {
+                Some(format!("none of the partition's {} nodes can take work (down, drained or failing)", c.nodes))
+            }
+            _ => None,
+        }
+        .map(|mut p| {
+            truncate_on_char(&mut p, 1000);
+            p.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+        });
         let heartbeat = Heartbeat {
             healthy,
             running: self.tracked.keys().copied().collect(),
             running_unknown: !self.listed || accounting_away,
             capacity,
+            problem,
         };
         if let Err(e) = self.platform.heartbeat(heartbeat).await {
             tracing::warn!(error = %e, "heartbeat failed");
