@@ -397,11 +397,6 @@ impl Scheduler {
         self.pools[pool.index()].handoff = handoff;
     }
 
-    /// The accelerator model a running job's first task got, if any.
-    pub fn model_of(&self, pool: PoolId, assignment: &Assignment) -> Option<AcceleratorId> {
-        self.pools[pool.index()].cluster.node(assignment.node).model()
-    }
-
     /// The accelerator model of the cards a running (or handed) job's first task got, if any.
     pub fn model_of_job(&self, id: JobId) -> Option<AcceleratorId> {
         let r = &self.jobs[id.index()];
@@ -1194,7 +1189,8 @@ impl Scheduler {
             return;
         };
         let task = self.jobs[id.index()].job.spec.task;
-        if std::mem::take(&mut self.jobs[id.index()].handed) {
+        let handed = std::mem::take(&mut self.jobs[id.index()].handed);
+        if handed {
             // It waited in the pool's own queue: it held a place there, and attained nothing.
             if let Some((cluster, _)) = self.pools[pool.index()].handoff.as_mut() {
                 for assignment in assignments.into_iter().rev() {
@@ -1202,24 +1198,21 @@ impl Scheduler {
                 }
             }
             self.books[pool.index()].handed.remove(&(started_s, id));
-            let usage = self.resources(id);
-            let tenant = self.jobs[id.index()].job.spec.tenant as usize;
-            for (u, sub) in self.usage[tenant].iter_mut().zip(usage) {
-                *u -= sub;
+        } else {
+            for assignment in assignments.into_iter().rev() {
+                self.release(pool, assignment, &task);
             }
-            return;
+            self.books[pool.index()].running.remove(&(started_s, id));
         }
-        for assignment in assignments.into_iter().rev() {
-            self.release(pool, assignment, &task);
-        }
-        self.books[pool.index()].running.remove(&(started_s, id));
         let usage = self.resources(id);
         let tenant = self.jobs[id.index()].job.spec.tenant as usize;
         for (u, sub) in self.usage[tenant].iter_mut().zip(usage) {
             *u -= sub;
         }
-        let r = &mut self.jobs[id.index()];
-        r.attained_device_s += r.devices * now.saturating_sub(started_s);
+        if !handed {
+            let r = &mut self.jobs[id.index()];
+            r.attained_device_s += r.devices * now.saturating_sub(started_s);
+        }
     }
 
     fn resources(&self, id: JobId) -> [u64; 3] {

@@ -278,13 +278,12 @@ pub fn run(federation: &Federation, tenants: usize, jobs: &[SimJob], scenario: &
             match decision {
                 Decision::Start { job, pool, explanation } => {
                     let index = by_id[job.index()];
-                    let Status::Running { assignments, .. } = scheduler.state(job) else { continue };
+                    if !matches!(scheduler.state(job), Status::Running { .. }) {
+                        continue;
+                    }
                     let spec = &jobs[index].job.spec;
                     // A CPU-only job runs at the reference speed whatever cards its node has.
-                    let model = assignments
-                        .first()
-                        .and_then(|a| scheduler.model_of(pool, a))
-                        .filter(|_| spec.task.accelerators().count() > 0);
+                    let model = scheduler.model_of_job(job).filter(|_| spec.task.accelerators().count() > 0);
                     let v = speed(federation.catalog(), spec, model, &scenario.scheduler.choice);
                     let pool_spec = federation.pool(pool);
                     let allocation = Allocation::of(spec, model);
