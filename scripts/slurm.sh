@@ -26,6 +26,8 @@ set -euo pipefail
 dir=${SUANWANG_SLURM_DIR:-/tmp/suanwang-slurm}
 nodes=${SUANWANG_SLURM_NODES:-2}
 gpus=${SUANWANG_SLURM_GPUS:-4}
+# NPUs (GRES npu, type 910b) on the node: partition `npu` holds them, for pools of Ascend cards.
+npus=${SUANWANG_SLURM_NPUS:-4}
 cpus=${SUANWANG_SLURM_CPUS:-8}
 memory_mb=${SUANWANG_SLURM_MEMORY_MB:-16000}
 conf="$dir/etc/slurm.conf"
@@ -64,11 +66,13 @@ configure() {
   local node_cpus=$((cpus * nodes)) node_gpus=$((gpus * nodes)) node_memory=$((memory_mb * nodes))
   local accounting
   if use_dbd; then
-    # GPUs as a tracked TRES: sacct's AllocTRES then says gres/gpu=N.
+    # GPUs and NPUs as tracked TRES: sacct's AllocTRES then says gres/gpu=N. Associations are
+    # enforced, as at a real centre: a job must name an account its user belongs to.
     accounting="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=$host
 AccountingStoragePort=$dbd_port
-AccountingStorageTRES=gres/gpu"
+AccountingStorageTRES=gres/gpu,gres/npu
+AccountingStorageEnforce=associations,limits,qos"
     cat >"$dbd_conf" <<DBD
 AuthType=auth/munge
 DbdHost=$host
@@ -94,6 +98,10 @@ DBD
     : >"$dir/gres/gpu$i"
     files+="Name=gpu Type=sim File=$dir/gres/gpu$i"$'\n'
   done
+  for i in $(seq 0 $((npus - 1))); do
+    : >"$dir/gres/npu$i"
+    files+="Name=npu Type=910b File=$dir/gres/npu$i"$'\n'
+  done
   cat >"$conf" <<EOF
 ClusterName=suanwang
 SlurmctldHost=$host
@@ -115,7 +123,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-GresTypes=gpu
+GresTypes=gpu,npu
 ReturnToService=2
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1
@@ -127,8 +135,9 @@ MinJobAge=3600
 MaxJobCount=100000
 SlurmctldTimeout=30
 SlurmdTimeout=30
-NodeName=$host CPUs=$node_cpus RealMemory=$node_memory Gres=gpu:sim:$node_gpus State=UNKNOWN
+NodeName=$host CPUs=$node_cpus RealMemory=$node_memory Gres=gpu:sim:$node_gpus,npu:910b:$npus State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=npu Nodes=$host Default=NO MaxTime=INFINITE State=UP
 EOF
   printf '%s' "$files" >"$dir/etc/gres.conf"
 }
@@ -199,6 +208,22 @@ start_dbd() {
   if ! sacctmgr -n list cluster format=cluster | grep -qw suanwang; then
     sacctmgr -i add cluster suanwang >/dev/null
   fi
+  tenants
+}
+
+# Two tenants as a centre sets them up for the platform (docs/slurm.md): a Unix user each (no
+# login, no home) and a Slurm account each with that user in it.
+tenants() {
+  local t
+  for t in acme beta; do
+    id "sw-$t" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "sw-$t"
+    if ! sacctmgr -n -P list account "$t" format=account | grep -qx "$t"; then
+      sacctmgr -i add account "$t" cluster=suanwang >/dev/null
+    fi
+    if ! sacctmgr -n -P list assoc user="sw-$t" account="$t" format=user | grep -qx "sw-$t"; then
+      sacctmgr -i add user "sw-$t" account="$t" cluster=suanwang >/dev/null
+    fi
+  done
 }
 
 stop_daemons() {

@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod site;
 
 use std::collections::BTreeMap;
 
@@ -42,21 +43,36 @@ pub fn usage_event_id(cluster: &str, slurm_job_id: u64, platform_id: i64) -> Str
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmitError(pub String);
 
+/// Where and as what a job is submitted: the pool's partition, the tenant's account and QOS
+/// ([`site::JobSite`]), the GRES of the model it was placed on, and its own directory.
+#[derive(Clone, Copy, Debug)]
+pub struct Submission<'a> {
+    /// `--partition` (`None`: the cluster's default).
+    pub partition: Option<&'a str>,
+    /// Account, QOS (the Unix user is not an argument: `sbatch` runs as it).
+    pub site: &'a site::JobSite,
+    /// The cards' GRES (`gpu`, `gpu:a100`, `npu:910b`).
+    pub gres: &'a site::Gres,
+    /// The job's own directory: its working directory and where its output file goes.
+    pub dir: &'a str,
+}
+
 /// `sbatch` arguments for a platform job (`request` is the job body as accepted by the API):
-/// CPUs rounded up to whole cores, memory in MiB (at least 1), GPUs as GRES (a gang of several
-/// tasks: `--ntasks`, and CPUs, memory and GPUs per task; its command runs once), a time
-/// limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else none (the
-/// partition's default applies), the
-/// partition, the output file, and the command wrapped for a shell with each argument quoted.
-/// The job gets none of the agent's environment (the agent holds its pool's token): `sbatch`
-/// runs with a cleared environment ([`cli::SlurmCli`]) and exports that (`--export=ALL`), and
-/// the wrapper sets `PATH`, `LANG`, `SUANWANG_JOB_ID` and the job's own `env`, quoted.
+/// CPUs rounded up to whole cores, memory in MiB (at least 1), cards as the model's GRES (a gang
+/// of several tasks: `--ntasks`, and CPUs, memory and GPUs per task, or one task per node with
+/// its cards for a GRES other than `gpu`, which Slurm cannot give per task; the command runs
+/// once), a time limit from `time_limit_s`, else `estimate_s` (rounded up to minutes), else none
+/// (the partition's default applies), the partition, account and QOS, the job's directory as
+/// its working directory with the output file in it, and the command wrapped for a shell with
+/// each argument quoted. The job gets none of the agent's environment (the agent holds its pool's
+/// token): `sbatch` runs with a cleared environment ([`cli::SlurmCli`]) and exports that
+/// (`--export=ALL`), and the wrapper sets `PATH`, `LANG`, `SUANWANG_JOB_ID` and the job's own
+/// `env`, quoted.
 pub fn sbatch_args(
     platform_id: i64,
     created_ms: i64,
     request: &JobRequest,
-    partition: Option<&str>,
-    output: &str,
+    to: Submission<'_>,
 ) -> Result<Vec<String>, SubmitError> {
     let command = &request.command;
     if command.is_empty() {
@@ -64,35 +80,52 @@ pub fn sbatch_args(
     }
     let cores = u64::from(request.cpu_milli).div_ceil(1000).max(1);
     let memory_mib = u64::from(request.memory_mib).max(1);
-    let gpus = request.accelerators;
+    let cards = request.accelerators;
     let tasks = request.tasks.max(1);
     let minutes = request.time_limit_s.or(request.estimate_s).map(|s| s.div_ceil(60).max(1));
-    let mut args = vec!["--parsable".to_owned(), format!("--job-name={}", job_name(platform_id, created_ms))];
+    let name = job_name(platform_id, created_ms);
+    let mut args = vec!["--parsable".to_owned(), format!("--job-name={name}")];
     if tasks == 1 {
         args.push(format!("--cpus-per-task={cores}"));
         args.push(format!("--mem={memory_mib}M"));
-        if gpus > 0 {
-            args.push(format!("--gres=gpu:{gpus}"));
+        if cards > 0 {
+            args.push(format!("--gres={}:{cards}", to.gres.spec()));
         }
     } else {
-        // A gang: its tasks start together, each with the request's CPUs, memory and GPUs,
+        // A gang: its tasks start together, each with the request's CPUs, memory and cards,
         // wherever Slurm fits them. The command runs once, in the batch step, with the
         // allocation around it: `mpirun` (or `srun`) in it starts the ranks.
         args.push(format!("--ntasks={tasks}"));
         args.push(format!("--cpus-per-task={cores}"));
         args.push(format!("--mem-per-cpu={}M", memory_mib.div_ceil(cores).max(1)));
-        if gpus > 0 {
-            args.push(format!("--gpus-per-task={gpus}"));
+        if cards > 0 && to.gres.name == site::DEFAULT_GRES {
+            let per_task = match &to.gres.kind {
+                Some(kind) => format!("{kind}:{cards}"),
+                None => cards.to_string(),
+            };
+            args.push(format!("--gpus-per-task={per_task}"));
+        } else if cards > 0 {
+            // Slurm gives per task only GPUs: other cards come per node, so one task per node.
+            args.push(format!("--nodes={tasks}"));
+            args.push("--ntasks-per-node=1".to_owned());
+            args.push(format!("--gres={}:{cards}", to.gres.spec()));
         }
     }
     // No limit asked: the partition's own (`DefaultTime`, else `MaxTime`) applies.
     if let Some(minutes) = minutes {
         args.push(format!("--time={minutes}"));
     }
-    args.push(format!("--output={output}"));
+    args.push(format!("--chdir={}", to.dir));
+    args.push(format!("--output={}/{name}-%j.out", to.dir));
     args.push("--open-mode=append".to_owned());
-    if let Some(partition) = partition {
+    if let Some(partition) = to.partition {
         args.push(format!("--partition={partition}"));
+    }
+    if let Some(account) = &to.site.account {
+        args.push(format!("--account={account}"));
+    }
+    if let Some(qos) = &to.site.qos {
+        args.push(format!("--qos={qos}"));
     }
     args.push("--export=ALL".to_owned());
     let mut wrap = format!(
@@ -155,12 +188,37 @@ pub struct SlurmJob {
     pub run_time_s: Option<u64>,
     /// When it started (`StartTime`, the controller's local time), when it has.
     pub start_time: Option<String>,
-    /// GPUs it holds (`JOB_GRES=gpu:…:N`, summed), 0 for none.
-    pub gpus: u64,
+    /// What it holds, in Slurm's words: count its cards with [`SlurmJob::cards`].
+    pub holds: Holds,
     /// CPUs it holds.
     pub cpus: u64,
     /// Its `--comment`: [`owner_tag`] for the jobs an agent submitted (absent from accounting).
     pub comment: Option<String>,
+    /// The Unix user it runs as (`squeue` listings only).
+    pub user: Option<String>,
+}
+
+/// What a job holds, as Slurm wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// Not said (a `squeue` listing).
+    Unknown,
+    /// `scontrol`'s `JOB_GRES` (`gpu:a100:2(IDX:0-1),npu:1`).
+    Gres(String),
+    /// `sacct`'s `AllocTRES` (`cpu=1,gres/gpu=2,gres/gpu:a100=2`).
+    Tres(String),
+}
+
+impl SlurmJob {
+    /// The accelerator cards it holds: of the pool's card GRES ([`site::SlurmSite::cards`]),
+    /// summed; 0 when the listing did not say.
+    pub fn cards(&self, cards: &[site::Gres]) -> u64 {
+        match &self.holds {
+            Holds::Unknown => 0,
+            Holds::Gres(gres) => cards_in(gres, cards),
+            Holds::Tres(tres) => cards_in_tres(tres, cards),
+        }
+    }
 }
 
 /// The `--comment` an agent gives its jobs: which agent's they are (`suanwang:<cluster>:<partition>`,
@@ -202,9 +260,10 @@ pub fn parse_job(line: &str) -> Result<SlurmJob, ParseError> {
         exit_code,
         run_time_s: get("RunTime").and_then(|v| parse_duration(v).ok()),
         start_time: get("StartTime").filter(|t| t.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned),
-        gpus: get("JOB_GRES").map_or(0, gpus_in),
+        holds: get("JOB_GRES").map_or(Holds::Unknown, |g| Holds::Gres(g.to_owned())),
         cpus: get("NumCPUs").and_then(|v| v.parse().ok()).unwrap_or(0),
         comment: get("Comment").filter(|c| *c != "(null)").map(str::to_owned),
+        user: None,
     })
 }
 
@@ -224,6 +283,44 @@ fn state_of(text: &str, exit_code: Option<i32>) -> Option<SlurmState> {
         "COMPLETED" | "FAILED" | "TIMEOUT" | "OUT_OF_MEMORY" | "NODE_FAIL" | "BOOT_FAIL" | "DEADLINE" | "PREEMPTED"
         | "REVOKED" => SlurmState::Failed,
         _ => return None,
+    })
+}
+
+/// The states a listing asks for (`squeue --states`): those in which a job may still run.
+pub const LIVE_STATES: &str = "PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING,REQUEUED,REQUEUE_HOLD,REQUEUE_FED,\
+RESV_DEL_HOLD,SPECIAL_EXIT,STAGE_OUT,RESIZING,SIGNALING,STOPPED";
+
+/// The fields of a listing (`squeue --format`), in the order [`parse_listed`] reads them: the
+/// free-text name and comment last.
+pub const SQUEUE_FORMAT: &str = "%i|%T|%r|%M|%S|%C|%u|%j|%k";
+
+/// Parses one line of `squeue -h --format=`[`SQUEUE_FORMAT`]. A name or comment holding `|`
+/// cannot be told apart: the name is then read up to the last `|` (no platform job's name or
+/// tag holds one, so such a job is never taken for the platform's).
+pub fn parse_listed(line: &str) -> Result<SlurmJob, ParseError> {
+    let fields: Vec<&str> = line.splitn(8, '|').collect();
+    let [id, state, reason, used, start, cpus, user, rest] = fields.as_slice() else {
+        return Err(ParseError(format!("not a listing line: {:?}", truncate(line))));
+    };
+    let id: u64 =
+        id.trim().parse().map_err(|_| ParseError(format!("not a job id in a listing: {:?}", truncate(id))))?;
+    let (name, comment) = rest.rsplit_once('|').unwrap_or((rest, ""));
+    let state_text = (*state).to_owned();
+    let state =
+        state_of(&state_text, None).ok_or_else(|| ParseError(format!("job {id}: unknown state {state_text:?}")))?;
+    Ok(SlurmJob {
+        id,
+        name: name.to_owned(),
+        state,
+        state_text,
+        reason: Some(*reason).filter(|r| !r.is_empty() && *r != "None" && *r != "(null)").map(str::to_owned),
+        exit_code: None,
+        run_time_s: parse_duration(used).ok(),
+        start_time: Some(*start).filter(|t| t.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned),
+        holds: Holds::Unknown,
+        cpus: cpus.parse().unwrap_or(0),
+        comment: Some(comment).filter(|c| !c.is_empty() && *c != "(null)").map(str::to_owned),
+        user: Some((*user).to_owned()).filter(|u| !u.is_empty()),
     })
 }
 
@@ -253,25 +350,40 @@ pub fn parse_accounting(line: &str) -> Result<SlurmJob, ParseError> {
         exit_code,
         run_time_s: elapsed.parse().ok(),
         start_time: Some(*start).filter(|t| t.starts_with(|c: char| c.is_ascii_digit())).map(str::to_owned),
-        gpus: gpus_in_tres(tres),
+        holds: Holds::Tres((*tres).to_owned()),
         cpus: cpus.parse().unwrap_or(0),
         comment: None,
+        user: None,
     })
 }
 
-/// GPUs in a TRES list: `gres/gpu=2` (the total), else the sum of typed `gres/gpu:sim=2`.
-pub fn gpus_in_tres(tres: &str) -> u64 {
-    let mut total = None;
-    let mut typed = 0;
-    for (key, value) in tres.split(',').filter_map(|t| t.split_once('=')) {
-        let Ok(n) = value.parse::<u64>() else { continue };
-        if key == "gres/gpu" {
-            total = Some(n);
-        } else if key.starts_with("gres/gpu:") {
-            typed += n;
+/// Cards in a TRES list (`sacct`'s `AllocTRES`): per GRES name of `cards`, `gres/gpu=2` (the
+/// total), else the sum of the typed entries of `cards`' types (`gres/gpu:a100=2`).
+pub fn cards_in_tres(tres: &str, cards: &[site::Gres]) -> u64 {
+    let mut names: Vec<&str> = cards.iter().map(|g| g.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let entries: Vec<(&str, u64)> = tres
+        .split(',')
+        .filter_map(|t| t.split_once('='))
+        .filter_map(|(key, value)| Some((key.strip_prefix("gres/")?, value.parse().ok()?)))
+        .collect();
+    let mut sum = 0u64;
+    for name in names {
+        let mut total = None;
+        let mut typed = 0u64;
+        for &(key, n) in &entries {
+            match key.split_once(':') {
+                None if key == name => total = Some(n),
+                Some((k, kind)) if k == name && cards.iter().any(|g| g.matches(name, Some(kind))) => {
+                    typed = typed.saturating_add(n)
+                }
+                _ => {}
+            }
         }
+        sum = sum.saturating_add(total.unwrap_or(typed));
     }
-    total.unwrap_or(typed)
+    sum
 }
 
 /// Seconds in a Slurm duration: `SS`, `MM:SS`, `HH:MM:SS` or `D-HH:MM:SS`. `INVALID`, `UNLIMITED`
@@ -345,12 +457,33 @@ fn hours(seconds: u64) -> String {
     if seconds.is_multiple_of(3600) { format!("{} h", seconds / 3600) } else { format!("{} min", seconds.div_ceil(60)) }
 }
 
-/// GPUs in a GRES list: `gpu:sim:2`, `gpu:2`, `gpu:a100:2(IDX:0-1),gpu:t4:1`, `(null)`.
-pub fn gpus_in(gres: &str) -> u64 {
+/// Cards in a GRES list (`JOB_GRES`, `sinfo`'s `%G`: `gpu:sim:2`, `gpu:2`,
+/// `gpu:a100:2(IDX:0-1),gpu:t4:1`, `npu:910b:4(S:0)`, `(null)`) that are of `cards` (by name, and
+/// by type where the card GRES is typed). A GRES of another name (`mps`, `shard`) is not a card.
+pub fn cards_in(gres: &str, cards: &[site::Gres]) -> u64 {
     gres.split(',')
-        .filter(|g| g.starts_with("gpu"))
-        .filter_map(|g| g.split('(').next()?.rsplit(':').next()?.parse::<u64>().ok())
-        .sum()
+        .filter_map(|entry| {
+            let entry = entry.split('(').next()?;
+            let parts: Vec<&str> = entry.split(':').collect();
+            let (name, kind, count) = match parts.as_slice() {
+                [name, count] => (*name, None, *count),
+                [name, kind, count] => (*name, Some(*kind), *count),
+                _ => return None,
+            };
+            let count: u64 = count.parse().ok()?;
+            cards.iter().any(|g| g.matches(name, kind)).then_some(count)
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Whether a node's GRES list has `gres` (of its type, when typed).
+pub fn has_gres(node_gres: &str, gres: &site::Gres) -> bool {
+    cards_in(node_gres, std::slice::from_ref(gres)) > 0
+}
+
+/// The card GRES of a pool whose site file maps no model: every `gpu`.
+pub fn gpu_only() -> Vec<site::Gres> {
+    vec![site::Gres { name: site::DEFAULT_GRES.to_owned(), kind: None }]
 }
 
 /// One node as `sinfo -N -h -o '%N %c %m %G %T'` lists it.
@@ -362,8 +495,8 @@ pub struct SlurmNode {
     pub cpus: u64,
     /// Memory, MB.
     pub memory_mb: u64,
-    /// GPUs (GRES).
-    pub gpus: u64,
+    /// Its GRES in Slurm's words (`gpu:a100:8`): count its cards with [`cards_in`].
+    pub gres: String,
     /// Whether it can take work (idle, mixed, allocated, completing; not down, drained, failing).
     pub usable: bool,
     /// Slurm's state word.
@@ -387,7 +520,7 @@ pub fn parse_nodes(output: &str) -> Result<Vec<SlurmNode>, ParseError> {
             name: (*name).to_owned(),
             cpus: number(cpus)?,
             memory_mb: number(memory)?,
-            gpus: gpus_in(gres),
+            gres: (*gres).to_owned(),
             usable: matches!(state.as_str(), "idle" | "mixed" | "allocated" | "completing" | "planned"),
             state,
         });
@@ -415,14 +548,17 @@ mod tests {
     fn real_scontrol_lines_parse() {
         let job = parse_job(COMPLETED).unwrap();
         assert_eq!((job.id, job.name.as_str(), job.state), (1, "sw-test", SlurmState::Completed));
-        assert_eq!((job.run_time_s, job.gpus, job.cpus, job.exit_code, job.reason), (Some(2), 2, 2, Some(0), None));
+        assert_eq!(
+            (job.run_time_s, job.cards(&gpu_only()), job.cpus, job.exit_code, job.reason),
+            (Some(2), 2, 2, Some(0), None)
+        );
         assert_eq!(job.start_time.as_deref(), Some("2026-11-22T17:18:06"));
         let job = parse_job(FAILED).unwrap();
         assert_eq!(
             (job.state, job.exit_code, job.reason.as_deref()),
             (SlurmState::Failed, Some(3), Some("NonZeroExitCode"))
         );
-        assert_eq!(job.gpus, 0);
+        assert_eq!(job.cards(&gpu_only()), 0);
     }
 
     #[test]
@@ -452,13 +588,13 @@ mod tests {
         // `sacct -X -n -P -o` SACCT_FIELDS of Slurm 22.05.8 with slurmdbd (scripts/slurm.sh).
         let job = parse_accounting(ACCOUNTED).unwrap();
         assert_eq!((job.id, job.name.as_str(), job.state), (4, "sw-9-1795380000000", SlurmState::Completed));
-        assert_eq!((job.run_time_s, job.gpus, job.cpus, job.exit_code), (Some(2), 3, 1, Some(0)));
+        assert_eq!((job.run_time_s, job.cards(&gpu_only()), job.cpus, job.exit_code), (Some(2), 3, 1, Some(0)));
         assert!(job.start_time.is_some());
         let cancelled =
             parse_accounting("5|sw-1-2|CANCELLED by 0|0:15|7|billing=1,cpu=1,mem=1M,node=1|2026-11-22T19:00:00|1")
                 .unwrap();
         assert_eq!(
-            (cancelled.state, cancelled.state_text.as_str(), cancelled.gpus),
+            (cancelled.state, cancelled.state_text.as_str(), cancelled.cards(&gpu_only())),
             (SlurmState::Cancelled, "CANCELLED", 0)
         );
         let failed = parse_accounting("6|sw-1-2|FAILED|3:0|0||Unknown|0").unwrap();
@@ -480,11 +616,41 @@ mod tests {
         // An elapsed time sacct cannot give is unknown (the agent's own time is used).
         for odd in ["", "-1", "INVALID", "18446744073709551616"] {
             let job = parse_accounting(&format!("1|sw-1-2|RUNNING|0:0|{odd}|gres/gpu=x|None|?")).unwrap();
-            assert_eq!((job.run_time_s, job.gpus, job.cpus), (None, 0, 0), "{odd:?}");
+            assert_eq!((job.run_time_s, job.cards(&gpu_only()), job.cpus), (None, 0, 0), "{odd:?}");
         }
-        assert_eq!(gpus_in_tres("billing=4,cpu=1,gres/gpu:sim=2,gres/gpu=2,mem=1M"), 2);
-        assert_eq!(gpus_in_tres("gres/gpu:a=1,gres/gpu:b=2"), 3);
-        assert_eq!(gpus_in_tres("cpu=1,gres/gpumem=4000"), 0);
+        let gpu = gpu_only();
+        assert_eq!(cards_in_tres("billing=4,cpu=1,gres/gpu:sim=2,gres/gpu=2,mem=1M", &gpu), 2);
+        assert_eq!(cards_in_tres("gres/gpu:a=1,gres/gpu:b=2", &gpu), 3);
+        assert_eq!(cards_in_tres("cpu=1,gres/gpumem=4000", &gpu), 0);
+        let npu = vec![site::parse_gres("npu:910b").unwrap()];
+        assert_eq!(cards_in_tres("cpu=1,gres/npu=4,gres/npu:910b=4", &npu), 4);
+        assert_eq!(cards_in_tres("cpu=1,gres/gpu=4", &npu), 0);
+        let two = vec![site::parse_gres("gpu:a100").unwrap(), site::parse_gres("gpu:h100").unwrap()];
+        assert_eq!(cards_in_tres("gres/gpu=2,gres/gpu:a100=2", &two), 2, "one total per name");
+        assert_eq!(cards_in_tres("gres/gpu:a100=2,gres/gpu:t4=1", &two), 2);
+    }
+
+    #[test]
+    fn real_squeue_lines_parse() {
+        // `squeue -h --states=all --format=SQUEUE_FORMAT` of Slurm 22.05.8, 2026-12-07.
+        let held = parse_listed("3|PENDING|JobHeldUser|0:00|N/A|1|root|sw-1-2|suanwang:c:main").unwrap();
+        assert_eq!((held.id, held.state, held.reason.as_deref()), (3, SlurmState::Pending, Some("JobHeldUser")));
+        assert_eq!(
+            (held.name.as_str(), held.comment.as_deref(), held.user.as_deref()),
+            ("sw-1-2", Some("suanwang:c:main"), Some("root"))
+        );
+        assert_eq!((held.run_time_s, held.start_time.as_deref(), held.cards(&gpu_only())), (Some(0), None, 0));
+        let done = parse_listed("2|COMPLETED|None|1:02:03|2026-12-07T20:02:12|4|sw-acme|wrap|(null)").unwrap();
+        assert_eq!(
+            (done.state, done.reason, done.run_time_s, done.cpus, done.comment),
+            (SlurmState::Completed, None, Some(3723), 4, None)
+        );
+        // A name with `|` in it is read up to the last one: never a platform job's name.
+        let odd = parse_listed("4|RUNNING|None|0:01|2026-12-07T20:02:12|1|root|sw-1-2|x|suanwang:c:main").unwrap();
+        assert_eq!((odd.name.as_str(), platform_id(&odd.name)), ("sw-1-2|x", None));
+        for bad in ["", "x|RUNNING|None|0:00|N/A|1|root|a|b", "5|WEIRD|None|0:00|N/A|1|root|a|b", "5|RUNNING"] {
+            assert!(parse_listed(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -500,11 +666,21 @@ mod tests {
 
     #[test]
     fn gpus_from_gres() {
-        assert_eq!(gpus_in("gpu:sim:2"), 2);
-        assert_eq!(gpus_in("gpu:4"), 4);
-        assert_eq!(gpus_in("gpu:a100:2(IDX:0-1),gpu:t4:1(IDX:2)"), 3);
-        assert_eq!(gpus_in("(null)"), 0);
-        assert_eq!(gpus_in("mps:100"), 0);
+        let gpu = gpu_only();
+        assert_eq!(cards_in("gpu:sim:2", &gpu), 2);
+        assert_eq!(cards_in("gpu:4", &gpu), 4);
+        assert_eq!(cards_in("gpu:a100:2(IDX:0-1),gpu:t4:1(IDX:2)", &gpu), 3);
+        assert_eq!(cards_in("(null)", &gpu), 0);
+        assert_eq!(cards_in("mps:100", &gpu), 0);
+        assert_eq!(cards_in("gpumem:100", &gpu), 0, "a name that starts like gpu is another GRES");
+        let both = vec![site::parse_gres("gpu").unwrap(), site::parse_gres("npu").unwrap()];
+        assert_eq!(cards_in("npu:910b:4(S:0),gpu:1,mps:50", &both), 5);
+        assert_eq!(cards_in("npu:910b:4(S:0)", &gpu), 0);
+        // A typed card GRES counts its type only: a pool of NPUs on nodes that also hold GPUs.
+        let npu = vec![site::parse_gres("npu:910b").unwrap()];
+        assert_eq!(cards_in("gpu:sim:8,npu:910b:4", &npu), 4);
+        assert_eq!(cards_in("gpu:sim:8,npu:910c:4", &npu), 0);
+        assert_eq!(cards_in("gpu:sim:x,gpu", &gpu), 0, "odd entries count nothing");
     }
 
     #[test]
@@ -512,7 +688,14 @@ mod tests {
         let nodes = parse_nodes("vm 16 32000 gpu:sim:8 idle\n").unwrap();
         assert_eq!(
             nodes[0],
-            SlurmNode { name: "vm".into(), cpus: 16, memory_mb: 32000, gpus: 8, usable: true, state: "idle".into() }
+            SlurmNode {
+                name: "vm".into(),
+                cpus: 16,
+                memory_mb: 32000,
+                gres: "gpu:sim:8".into(),
+                usable: true,
+                state: "idle".into()
+            }
         );
         let nodes = parse_nodes("a 8 1000 (null) drained*\nb 8 1000 gpu:2 down~\na 8 1000 (null) drained*\n").unwrap();
         assert_eq!(nodes.len(), 2, "a node in two partitions is listed once");
@@ -522,12 +705,22 @@ mod tests {
         assert!(parse_nodes("vm 1").is_err());
     }
 
+    /// A submission to partition `gpu` in directory `/o`, with the site's defaults.
+    fn to<'a>(site: &'a site::JobSite, gres: &'a site::Gres) -> Submission<'a> {
+        Submission { partition: None, site, gres, dir: "/o" }
+    }
+
     #[test]
     fn sbatch_arguments_carry_the_request() {
         let body = json!({"name": "t", "command": ["python", "train.py", "--lr", "it's 0.1"], "cpu_milli": 1500,
             "memory_mib": 2048, "accelerators": 2, "estimate_s": 90, "env": {"EPOCHS": "3 more"}});
         let request: JobRequest = serde_json::from_value(body).unwrap();
-        let args = sbatch_args(42, 1_795_338_800_123, &request, Some("gpu"), "/var/log/sw/42.out").unwrap();
+        let site =
+            site::JobSite { account: Some("acme".into()), qos: Some("high".into()), user: Some("sw-acme".into()) };
+        let gres = site::parse_gres("gpu:a100").unwrap();
+        let submission =
+            Submission { partition: Some("gpu"), site: &site, gres: &gres, dir: "/var/sw/sw-42-1795338800123" };
+        let args = sbatch_args(42, 1_795_338_800_123, &request, submission).unwrap();
         assert_eq!(
             args,
             [
@@ -535,11 +728,14 @@ mod tests {
                 "--job-name=sw-42-1795338800123",
                 "--cpus-per-task=2",
                 "--mem=2048M",
-                "--gres=gpu:2",
+                "--gres=gpu:a100:2",
                 "--time=2",
-                "--output=/var/log/sw/42.out",
+                "--chdir=/var/sw/sw-42-1795338800123",
+                "--output=/var/sw/sw-42-1795338800123/sw-42-1795338800123-%j.out",
                 "--open-mode=append",
                 "--partition=gpu",
+                "--account=acme",
+                "--qos=high",
                 "--export=ALL",
                 r#"--wrap=export PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 SUANWANG_JOB_ID=42; export EPOCHS='3 more'; python train.py --lr 'it'\''s 0.1'"#,
             ]
@@ -553,20 +749,40 @@ mod tests {
             command: command.iter().map(|c| (*c).to_owned()).collect(),
             ..JobRequest::named("t")
         };
-        let minimal = sbatch_args(1, 0, &job(&["true"]), None, "/o").unwrap();
+        let plain = site::JobSite::default();
+        let gpu = site::parse_gres("gpu").unwrap();
+        let minimal = sbatch_args(1, 0, &job(&["true"]), to(&plain, &gpu)).unwrap();
         assert!(minimal.contains(&"--cpus-per-task=1".to_owned()));
         assert!(!minimal.iter().any(|a| a.starts_with("--time")), "the partition's default applies: {minimal:?}");
-        let limited = sbatch_args(1, 0, &JobRequest { time_limit_s: Some(601), ..job(&["true"]) }, None, "/o").unwrap();
+        assert!(
+            !minimal.iter().any(|a| a.starts_with("--account") || a.starts_with("--qos") || a.starts_with("--gres"))
+        );
+        let limited =
+            sbatch_args(1, 0, &JobRequest { time_limit_s: Some(601), ..job(&["true"]) }, to(&plain, &gpu)).unwrap();
         assert!(limited.contains(&"--time=11".to_owned()));
-        assert!(sbatch_args(1, 0, &job(&[]), None, "/o").is_err());
+        assert!(sbatch_args(1, 0, &job(&[]), to(&plain, &gpu)).is_err());
         let gang =
             JobRequest { tasks: 4, cpu_milli: 32_000, memory_mib: 65_536, accelerators: 2, ..job(&["mpirun", "x"]) };
-        let gang = sbatch_args(1, 0, &gang, None, "/o").unwrap();
+        let args = sbatch_args(1, 0, &gang, to(&plain, &gpu)).unwrap();
         for wanted in ["--ntasks=4", "--cpus-per-task=32", "--mem-per-cpu=2048M", "--gpus-per-task=2"] {
-            assert!(gang.contains(&wanted.to_owned()), "{wanted} in {gang:?}");
+            assert!(args.contains(&wanted.to_owned()), "{wanted} in {args:?}");
         }
-        assert!(!gang.iter().any(|a| a.starts_with("--mem=") || a.starts_with("--gres=")), "{gang:?}");
-        assert!(gang.last().unwrap().contains("SUANWANG_TASKS=4; mpirun x"), "{gang:?}");
+        assert!(!args.iter().any(|a| a.starts_with("--mem=") || a.starts_with("--gres=")), "{args:?}");
+        assert!(args.last().unwrap().contains("SUANWANG_TASKS=4; mpirun x"), "{args:?}");
+        let a100 = site::parse_gres("gpu:a100").unwrap();
+        assert!(sbatch_args(1, 0, &gang, to(&plain, &a100)).unwrap().contains(&"--gpus-per-task=a100:2".to_owned()));
+        // NPUs come per node: one task per node, each with its cards.
+        let npu = site::parse_gres("npu:910b").unwrap();
+        assert!(has_gres("gpu:sim:8(S:0-1),npu:910b:4", &npu));
+        assert!(has_gres("gpu:sim:8(S:0-1),npu:910b:4", &gpu));
+        assert!(!has_gres("gpu:sim:8(S:0-1),npu:910b:4", &a100));
+        assert!(!has_gres("(null)", &gpu));
+        assert!(has_gres("gpu:2", &gpu) && !has_gres("gpu:2", &a100));
+        let args = sbatch_args(1, 0, &gang, to(&plain, &npu)).unwrap();
+        for wanted in ["--ntasks=4", "--nodes=4", "--ntasks-per-node=1", "--gres=npu:910b:2"] {
+            assert!(args.contains(&wanted.to_owned()), "{wanted} in {args:?}");
+        }
+        assert!(!args.iter().any(|a| a.starts_with("--gpus-per-task")), "{args:?}");
         assert_eq!(usage_event_id("suanwang", 7, 42), "slurm:suanwang:7:42");
     }
 

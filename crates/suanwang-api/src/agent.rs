@@ -60,6 +60,10 @@ pub struct WorkItem {
     /// The accelerator model the platform placed it on (absent for CPU-only work).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The name of the tenant that submitted it: a cluster maps it to its own account or user
+    /// (a Slurm pool's site file). Absent when the platform could not read the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// A job the platform has running in the pool.

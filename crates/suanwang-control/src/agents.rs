@@ -3,13 +3,14 @@
 //! serve in-process agents. Runs are metered here from the platform's record
 //! ([`crate::metering`]): the agent says when, within bounds.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use suanwang_api::agent::{
     Heartbeat, JobRef, LogBatch, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem, WorkQuery,
 };
 use suanwang_model::federation::PoolId;
-use suanwang_model::platform::JobState;
+use suanwang_model::platform::{JobState, TenantId};
 use suanwang_store::model::{JobFilter, JobRecord, Outcome, PAGE_MAX, PoolChange, Transition, Write, WriteError};
 use tokio::sync::watch;
 
@@ -203,13 +204,23 @@ async fn work_now(ctl: &Control, id: PoolId, name: String, told: bool) -> Result
         )
         .await?;
     let mut start = Vec::with_capacity(placed.len());
+    // Tenant names, read once per answer for the tenants with work here.
+    let mut tenants: HashMap<TenantId, Option<String>> = HashMap::new();
     for job in placed {
         let Ok(request) = serde_json::from_str(&job.spec) else {
             tracing::error!(job_id = job.id, "a stored job body does not read; it is not handed out");
             continue;
         };
         let model = crate::metering::allocation_of(ctl, &job).and_then(|a| a.model);
-        start.push(WorkItem { id: job.id, request, created_ms: job.created_ms, model });
+        let tenant = match tenants.get(&job.tenant_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = ctl.store.tenant(job.tenant_id).await?.map(|t| t.name);
+                tenants.insert(job.tenant_id, name.clone());
+                name
+            }
+        };
+        start.push(WorkItem { id: job.id, request, created_ms: job.created_ms, model, tenant });
     }
     if told && let Ok(mut fetched) = ctl.work_fetched_ms.lock() {
         fetched.insert(name, fetched_ms);

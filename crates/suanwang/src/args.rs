@@ -550,6 +550,11 @@ pub struct AgentArgs {
     /// filesystem on a real cluster).
     #[arg(long, value_name = "DIR", default_value = "suanwang-slurm-output")]
     pub slurm_output_dir: PathBuf,
+    /// Slurm: the site file (TOML): each tenant's account, QOS and Unix user, and each
+    /// accelerator model's GRES (docs/slurm.md, "What a centre sets up"). Without it, jobs run as
+    /// the agent's user under its default account, with untyped `gpu` GRES.
+    #[arg(long, value_name = "FILE")]
+    pub slurm_site: Option<PathBuf>,
     /// Slurm: seconds a Slurm command may take before Slurm counts as away.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub slurm_timeout_s: u64,

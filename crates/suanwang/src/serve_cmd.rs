@@ -432,9 +432,22 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
         BackendArg::Sim => Some(Backend::Sim),
         BackendArg::Slurm => None,
     };
-    if backend.is_some() && args.slurm_partition.is_some() {
-        return Err(CliError::input("invalid_agent", "--slurm-partition is for --backend slurm"));
+    if backend.is_some() && (args.slurm_partition.is_some() || args.slurm_site.is_some()) {
+        return Err(CliError::input("invalid_agent", "--slurm-partition and --slurm-site are for --backend slurm"));
     }
+    // The site file and its users are checked before connecting: a mistake in them is the
+    // provider's to fix, not something to retry.
+    let site = match &args.slurm_site {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::input("invalid_site", format!("cannot read {}: {e}", path.display())))?;
+            suanwang_agent::slurm::site::SlurmSite::parse(&text)
+                .map_err(|e| CliError::input("invalid_site", format!("{}: {e}", path.display())))?
+        }
+        None => suanwang_agent::slurm::site::SlurmSite::default(),
+    };
+    let (users, own_user) = suanwang_agent::slurm::agent::SlurmConfig::users_of(&site)
+        .map_err(|e| CliError::input("invalid_site", e.to_string()))?;
     if args.slurm_cluster.is_empty() || args.slurm_cluster.len() > 64 || args.slurm_cluster.contains(':') {
         return Err(CliError::input(
             "invalid_agent",
@@ -489,6 +502,9 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
                         partition: args.slurm_partition.clone(),
                     },
                     poll,
+                    site,
+                    users,
+                    own_user,
                 };
                 suanwang_agent::slurm::agent::run(platform, config, stopped).await;
             }

@@ -860,9 +860,15 @@ impl Agent {
 
     /// An agent whose jobs carry `cluster` in their tag (tests sharing the Slurm use their own).
     fn start_as(url: &str, token: &str, dir: &Path, cluster: &str) -> Agent {
+        Agent::start_with(url, token, dir, cluster, &[])
+    }
+
+    /// The same with more arguments (`--slurm-site`, `--slurm-partition`).
+    fn start_with(url: &str, token: &str, dir: &Path, cluster: &str, more: &[String]) -> Agent {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log")).unwrap();
         let child = Command::new(BIN)
             .args(["agent", "--backend", "slurm", "--poll-s", "1", "--slurm-cluster", cluster, "--server", url])
+            .args(more)
             .arg("--slurm-output-dir")
             .arg(dir.join("out"))
             .env("SUANWANG_TOKEN", token)
@@ -1200,6 +1206,281 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     drop(agent);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tenants on a real Slurm as a centre sets them up (issue 16; `scripts/slurm.sh` makes Unix
+/// users `sw-acme` and `sw-beta` and Slurm accounts `acme` and `beta`, and enforces
+/// associations). Two pools on one controller: GPUs in partition `main`, Ascend NPUs (GRES
+/// `npu:910b`) in partition `npu`, each agent with its site file. A tenant's job runs as its own
+/// user under its own account, in a directory of its own, with none of the agent's environment;
+/// another tenant's job can neither read that output, nor cancel that job, nor run unbilled work
+/// with `sbatch` (the agent cancels it). NPUs are requested as their GRES and billed as cards of
+/// their model. A wrong account, an unlisted tenant and a GRES no node has are clear failures,
+/// and the pool's health says what is wrong.
+#[test]
+fn tenants_on_a_real_slurm_run_as_their_own_users_and_accounts() {
+    let _slurm = slurm_lock();
+    if !slurm_answers() {
+        eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
+        return;
+    }
+    if !slurm_accounting() {
+        // Accounts need slurmdbd; .ci/run requires it (SUANWANG_SLURM_DBD=1).
+        assert!(
+            std::env::var("SUANWANG_REQUIRE_SLURM").map_or(true, |v| v != "1"),
+            "SUANWANG_REQUIRE_SLURM is set but this Slurm keeps no accounts (no slurmdbd)"
+        );
+        eprintln!("SKIPPED: no slurmdbd here, so no Slurm accounts (scripts/slurm.sh start with MariaDB)");
+        return;
+    }
+    let dir = scratch("slurm-tenants");
+    let federation = r#"
+name = "slurm-tenants"
+[[site]]
+name = "local"
+city = "Shenzhen"
+region = "CN-GD"
+latitude_deg = 22.54
+longitude_deg = 113.93
+
+[[pool]]
+name = "slurm-gpu"
+site = "local"
+provider = "this machine's Slurm, partition main"
+backend = "slurm"
+pue = 1.3
+green_share_pct = 0
+card_hour_fen = { "A800-SXM4-80GB" = 1200 }
+[[pool.nodes]]
+count = 1
+accelerator = "A800-SXM4-80GB"
+accelerators_per_node = 8
+cpu_milli = 16000
+memory_mib = 30517
+
+[[pool]]
+name = "slurm-npu"
+site = "local"
+provider = "this machine's Slurm, partition npu"
+backend = "slurm"
+pue = 1.3
+green_share_pct = 0
+card_hour_fen = { "Ascend-910B" = 3600 }
+[[pool.nodes]]
+count = 1
+accelerator = "Ascend-910B"
+accelerators_per_node = 4
+cpu_milli = 16000
+memory_mib = 30517
+"#;
+    std::fs::write(dir.join("federation.toml"), federation).unwrap();
+    let server = Server::start_with(vec![
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--federation".into(),
+        dir.join("federation.toml").display().to_string(),
+    ]);
+    let url = server.url.clone();
+    let provider = |pool: &str| {
+        let run = cli(&url, ADMIN, &["token", "create", "--role", "provider", "--pool", pool]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.trim().to_owned()
+    };
+    let (gpu_token, npu_token) = (provider("slurm-gpu"), provider("slurm-npu"));
+    let tenant = |name: &str| {
+        assert_eq!(cli(&url, ADMIN, &["tenant", "create", name]).code, 0);
+        cli(&url, ADMIN, &["token", "create", "--tenant", name]).stdout.trim().to_owned()
+    };
+    let (acme, beta, gamma, delta) = (tenant("acme"), tenant("beta"), tenant("gamma"), tenant("delta"));
+    let site = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let gpu_site = site(
+        "gpu-site.toml",
+        r#"
+unlisted_tenants = "refuse"
+[gres]
+"A800-SXM4-80GB" = "gpu:sim"
+[tenants.acme]
+account = "acme"
+user = "sw-acme"
+[tenants.beta]
+account = "beta"
+user = "sw-beta"
+qos = "normal"
+[tenants.gamma]
+account = "no-such-account"
+"#,
+    );
+    let npu_site = |gres: &str| {
+        site(
+            "npu-site.toml",
+            &format!("[gres]\n\"Ascend-910B\" = \"{gres}\"\n[tenants.acme]\naccount = \"acme\"\nuser = \"sw-acme\"\n"),
+        )
+    };
+    // Not under the server's data directory, which is 0700: the tenants' users must get through.
+    let agents = scratch("slurm-tenants-agents");
+    let (gpu_dir, npu_dir) = (agents.join("gpu"), agents.join("npu"));
+    std::fs::create_dir_all(&gpu_dir).unwrap();
+    std::fs::create_dir_all(&npu_dir).unwrap();
+    // A centre's output directory would be on a shared filesystem; here everything above the
+    // agents' output directories must let the tenants' users through.
+    use std::os::unix::fs::PermissionsExt;
+    for open in [&agents, &gpu_dir, &npu_dir] {
+        std::fs::set_permissions(open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let args = |site: String, partition: &str| {
+        vec!["--slurm-site".to_owned(), site, "--slurm-partition".to_owned(), partition.to_owned()]
+    };
+    let _gpu_agent = Agent::start_with(&url, &gpu_token, &gpu_dir, "ci-tenants", &args(gpu_site, "main"));
+    let mut npu_agent = Agent::start_with(&url, &npu_token, &npu_dir, "ci-tenants", &args(npu_site("npu:910b"), "npu"));
+    let pool = |name: &str| format!("{url}/api/v1/pools/{name}");
+    wait_for(&pool("slurm-gpu"), &acme, Duration::from_secs(20), "the GPU pool is healthy", |p| p["healthy"] == true);
+    let npus = wait_for(&pool("slurm-npu"), &acme, Duration::from_secs(20), "the NPU pool is healthy", |p| {
+        p["healthy"] == true
+    });
+    assert_eq!(npus["reported"]["gpus"].as_u64(), Some(4), "NPUs are the pool's cards: {npus:#}");
+
+    let submit = |token: &str, body: Value| post(&format!("{url}/api/v1/jobs"), token, &body)["id"].as_i64().unwrap();
+    let job_url = |id: i64| format!("{url}/api/v1/jobs/{id}");
+    let ended = |j: &Value| ["succeeded", "failed", "cancelled"].contains(&j["state"].as_str().unwrap_or(""));
+    let logs = |id: i64, token: &str| get(&format!("{url}/api/v1/jobs/{id}/logs"), token).to_string();
+
+    // acme's job: its user, its account, its own directory, no agent environment.
+    let secret = submit(
+        &acme,
+        json!({"name": "secret", "pool": "slurm-gpu", "accelerators": 1, "cpu_milli": 1000,
+        "memory_mib": 128, "command": ["sh", "-c", "id -un; pwd; env; echo acme-secret-words; sleep 60"]}),
+    );
+    wait_for(&job_url(secret), &acme, Duration::from_secs(30), "secret runs", |j| j["state"] == "running");
+    let record = slurm_job(secret);
+    assert_eq!(
+        (record["UserId"].split('(').next(), record["Account"].as_str()),
+        (Some("sw-acme"), "acme"),
+        "{record:?}"
+    );
+    assert_eq!(record["JOB_GRES"], "gpu:sim:1", "typed GRES: {record:?}");
+    let wait_logs = |id: i64, token: &str, words: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = logs(id, token);
+            if text.contains(words) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "no {words:?} in the logs of {id}: {text}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let text = wait_logs(secret, &acme, "acme-secret-words");
+    let job_dir = record["WorkDir"].clone();
+    assert!(text.contains("sw-acme") && text.contains(&job_dir), "{text}");
+    assert!(text.contains("SLURM_JOB_ACCOUNT=acme"), "{text}");
+    assert!(!text.contains("SUANWANG_TOKEN") && !text.contains(&gpu_token), "the agent's token reached a job: {text}");
+    let out_file = record["StdOut"].clone();
+    assert!(out_file.starts_with(&job_dir), "output in the job's own directory: {record:?}");
+
+    // beta's job tries what a hostile tenant would.
+    let hostile = format!(
+        "cat {out_file} && echo READ-IT; ls {parent} && echo LISTED-IT; scancel {slurm_id} && echo CANCELLED-IT; \
+         echo sbatch=$(sbatch --parsable --job-name=free-work --wrap='sleep 300'); echo hostile-done",
+        parent = gpu_dir.join("out").display(),
+        slurm_id = record["JobId"],
+    );
+    let attack = submit(
+        &beta,
+        json!({"name": "hostile", "pool": "slurm-gpu", "cpu_milli": 1000, "memory_mib": 128,
+        "command": ["sh", "-c", hostile]}),
+    );
+    let attacked = wait_for(&job_url(attack), &beta, Duration::from_secs(60), "hostile ends", ended);
+    let text = logs(attack, &beta);
+    assert!(text.contains("hostile-done"), "{attacked:#} {text}");
+    for done in ["READ-IT", "LISTED-IT", "CANCELLED-IT", "acme-secret-words"] {
+        assert!(!text.contains(done), "beta's job did {done}: {text}");
+    }
+    assert_eq!(slurm_job(secret)["JobState"], "RUNNING", "acme's job still runs");
+    // The Slurm job beta's job submitted itself is cancelled by the agent.
+    let free: u64 = text
+        .split("sbatch=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the hostile job could not sbatch at all: {text}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out =
+            Command::new("squeue").args(["-h", "-t", "all", "-j", &free.to_string(), "-o", "%T"]).output().unwrap();
+        let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if state == "CANCELLED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent left beta's own Slurm job {free} in {state}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    post(&format!("{url}/api/v1/jobs/{secret}/cancel"), &acme, &json!({}));
+
+    // NPUs: the model's GRES, billed as that model's cards.
+    let npu_job = submit(
+        &acme,
+        json!({"name": "npu", "pool": "slurm-npu", "accelerators": 2, "cpu_milli": 1000,
+        "memory_mib": 128, "command": ["sh", "-c", "echo on npus; sleep 2"]}),
+    );
+    let done = wait_for(&job_url(npu_job), &acme, Duration::from_secs(60), "npu ends", ended);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let record = slurm_job(npu_job);
+    assert_eq!((record["JOB_GRES"].as_str(), record["Partition"].as_str()), ("npu:910b:2", "npu"), "{record:?}");
+    let run_time: u64 = record["RunTime"].rsplit(':').next().unwrap().parse().unwrap();
+    let done = wait_for(&job_url(npu_job), &acme, Duration::from_secs(10), "npu's usage", |j| {
+        j["usage_accelerator_s"].as_f64().is_some_and(|u| u > 0.0)
+    });
+    assert_eq!(done["usage_accelerator_s"].as_f64(), Some((run_time * 2) as f64), "{done:#}");
+
+    // A wrong account: the job fails saying so, and so does the pool's health.
+    let wrong = submit(
+        &gamma,
+        json!({"name": "wrong-account", "pool": "slurm-gpu", "cpu_milli": 1000,
+        "memory_mib": 128, "command": ["true"]}),
+    );
+    let failed = wait_for(&job_url(wrong), &gamma, Duration::from_secs(30), "wrong-account ends", ended);
+    assert_eq!(failed["state"], "failed");
+    assert!(failed.to_string().contains("provider's configuration (account)"), "{failed:#}");
+    let health = wait_for(&pool("slurm-gpu"), &gamma, Duration::from_secs(10), "the account problem", |p| {
+        p["problem"].as_str().is_some_and(|m| m.contains("Slurm refuses this pool's account"))
+    });
+    assert_eq!(health["healthy"], true, "one tenant's account does not stop the others: {health:#}");
+    // A tenant the site file does not list.
+    let unlisted = submit(
+        &delta,
+        json!({"name": "unlisted", "pool": "slurm-gpu", "cpu_milli": 1000,
+        "memory_mib": 128, "command": ["true"]}),
+    );
+    let failed = wait_for(&job_url(unlisted), &delta, Duration::from_secs(30), "unlisted ends", ended);
+    assert!(failed.to_string().contains("tenant delta is not one of them"), "{failed:#}");
+
+    // A GRES type no node has.
+    drop(std::mem::replace(
+        &mut npu_agent,
+        Agent::start_with(&url, &npu_token, &npu_dir, "ci-tenants", &args(npu_site("npu:910c"), "npu")),
+    ));
+    let mistyped = submit(
+        &acme,
+        json!({"name": "mistyped", "pool": "slurm-npu", "accelerators": 1,
+        "cpu_milli": 1000, "memory_mib": 128, "command": ["true"]}),
+    );
+    let failed = wait_for(&job_url(mistyped), &acme, Duration::from_secs(30), "mistyped ends", ended);
+    assert!(failed.to_string().contains("GRES npu:910c"), "{failed:#}");
+    wait_for(&pool("slurm-npu"), &acme, Duration::from_secs(10), "the GRES problem", |p| {
+        p["problem"].as_str().is_some_and(|m| m.contains("none of the partition's nodes has"))
+    });
+    let log = std::fs::read_to_string(npu_dir.join("agent.log")).unwrap();
+    assert!(log.contains("check the site file's [gres]"), "{log}");
+    let log = std::fs::read_to_string(gpu_dir.join("agent.log")).unwrap();
+    assert!(log.contains("outside the platform"), "{log}");
+    drop(npu_agent);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&agents);
 }
 
 /// Parity: the same small workload through `simulate queue --programs` and through `serve` with

@@ -20,7 +20,7 @@
 //! again next poll with the same ids (log chunks by byte offset, usage by Slurm job id), so they
 //! are recorded once. While Slurm is away, polls back off up to [`BACKOFF_MAX`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +29,11 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use super::cli::{SlurmCli, SlurmError};
-use super::{SlurmJob, SlurmNode, SlurmState, job_name, owner_tag, platform_id, sbatch_args, usage_event_id};
+use super::site::{SiteError, SlurmSite, UnixUser};
+use super::{
+    SlurmJob, SlurmNode, SlurmState, Submission, cards_in, job_name, owner_tag, platform_id, sbatch_args,
+    usage_event_id,
+};
 use crate::backend::{LOG_LINE_MAX, truncate_on_char};
 use suanwang_api::agent::{Capacity, Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work};
 
@@ -55,14 +59,47 @@ pub const BYTES_PER_POLL: u64 = 4 * 1024 * 1024;
 pub struct SlurmConfig {
     /// The cluster's name in usage event ids (`slurm:<cluster>:<job id>:<platform id>`).
     pub cluster: String,
-    /// Where job output files go (`sw-<id>-<slurm id>.out`): written by Slurm on the node,
-    /// read by the agent, so a shared filesystem on a real cluster.
+    /// Where jobs' directories go (`<job name>/`, each the job's working directory, holding its
+    /// output file `<job name>-<slurm id>.out`, readable only by the user it runs as): written on
+    /// the node, read by the agent, so a shared filesystem on a real cluster.
     pub output_dir: PathBuf,
     /// The commands, with the partition.
     pub cli: SlurmCli,
     /// Time between polls.
     pub poll: Duration,
+    /// Accounts, QOS, Unix users and GRES (the site file).
+    pub site: SlurmSite,
+    /// The Unix users the site file names, looked up when the agent started.
+    pub users: BTreeMap<String, UnixUser>,
+    /// The agent's own Unix user (name or uid), whose jobs it lists with the site's users.
+    pub own_user: String,
 }
+
+impl SlurmConfig {
+    /// The site file's users, looked up on this machine ([`UnixUser::lookup`]); and the agent's
+    /// own user. Errors name the user.
+    pub fn users_of(site: &SlurmSite) -> Result<(BTreeMap<String, UnixUser>, String), SiteError> {
+        let mut users = BTreeMap::new();
+        for name in site.users() {
+            let user = UnixUser::lookup(&name)?;
+            users.insert(name, user);
+        }
+        Ok((users, own_user()))
+    }
+}
+
+/// The agent's Unix user id (the owner of `/proc/self`), as `squeue --user` takes it.
+fn own_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or_else(|_| std::env::var("USER").unwrap_or_default(), |m| m.uid().to_string())
+}
+
+/// How long a refusal that names the site's configuration (account, QOS, GRES, partition)
+/// stays in the pool's health.
+pub const CONFIG_PROBLEM_FOR: Duration = Duration::from_secs(600);
+
+/// Followed jobs whose record (`scontrol show job`) is read in one poll.
+pub const DETAILS_PER_POLL: usize = 512;
 
 /// One platform job the agent follows in Slurm.
 #[derive(Debug)]
@@ -125,6 +162,9 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
         no_nodes_said: false,
         limits: None,
         work_version: None,
+        full_listed: false,
+        config_problem: None,
+        node_gres: Vec::new(),
     };
     let mut away_since: Option<Instant> = None;
     let mut wait = agent.config.poll;
@@ -180,6 +220,17 @@ struct SlurmAgent<P> {
     limits: Option<(super::PartitionLimits, Instant)>,
     /// The pool's work version at the last fetch (see [`Work::version`]).
     work_version: Option<u64>,
+    /// Whether a listing of finished jobs too has succeeded since start (or since an `sbatch`
+    /// whose outcome is unknown): until then a placed job may have a Slurm copy that already
+    /// ended, which only such a listing shows.
+    full_listed: bool,
+    /// Slurm refused a job for the site's configuration (account, QOS, GRES, partition): what
+    /// it said, and when.
+    config_problem: Option<(String, Instant)>,
+    /// The GRES of the pool's nodes at the last listing (`gpu:sim:8,npu:910b:4`), to refuse a
+    /// job whose GRES no node has (Slurm would only say "Requested node configuration is not
+    /// available").
+    node_gres: Vec<String>,
 }
 
 /// How often the partition's limits are read again.
@@ -193,7 +244,12 @@ fn away(e: &PlatformError) -> bool {
 impl<P: Platform> SlurmAgent<P> {
     /// One round; whether Slurm answered.
     async fn poll(&mut self) -> bool {
-        let mut listing = self.config.cli.jobs().await;
+        let users = self.listing_users();
+        let full = !self.full_listed;
+        let mut listing = self.config.cli.jobs(&users, full).await;
+        if listing.is_ok() && full {
+            self.full_listed = true;
+        }
         // Whether jobs the controller forgot could not be looked up (slurmdbd away): the
         // heartbeat then cannot say which of the platform's jobs still run.
         let mut accounting_away = false;
@@ -221,16 +277,24 @@ impl<P: Platform> SlurmAgent<P> {
                 for e in errors.iter() {
                     tracing::warn!(error = %e.0, "a job of ours in Slurm cannot be read; it is looked at again next poll");
                 }
+                let named = |work: &Work| {
+                    let placed = work.start.iter().map(|w| JobRef { id: w.id, created_ms: w.created_ms });
+                    work.running.iter().copied().chain(placed).collect::<Vec<_>>()
+                };
+                if let Some(work) = &work {
+                    self.adopt(jobs, named(work).into_iter());
+                }
+                // The listing shows live jobs: those followed that left it are read one by one.
+                let unsure = self.details(jobs).await;
                 // Jobs the controller has forgotten (older than MinJobAge) are read from slurmdbd.
                 let accounting = self.accounting(jobs, work.as_ref().map_or(&[][..], |w| &w.running)).await;
                 accounting_away = accounting == Accounting::Away;
                 if let Some(work) = &work {
-                    let named = work.start.iter().map(|w| JobRef { id: w.id, created_ms: w.created_ms });
-                    self.adopt(jobs, work.running.iter().copied().chain(named));
+                    self.adopt(jobs, named(work).into_iter());
                     self.listed = true;
                     orphans = self.orphans(jobs, work);
                 }
-                self.follow(jobs, accounting);
+                self.follow(jobs, accounting, &unsure);
             }
             Err(e) => tracing::warn!(error = %e, "cannot list Slurm's jobs"),
         }
@@ -250,7 +314,15 @@ impl<P: Platform> SlurmAgent<P> {
         self.no_nodes_said = none;
         self.cancel_orphans(orphans).await;
         self.flush().await;
-        let capacity = nodes.as_ref().ok().map(|n| capacity(n));
+        let card_gres = self.config.site.cards();
+        let capacity = nodes.as_ref().ok().map(|n| capacity(n, &card_gres));
+        if let Ok(nodes) = &nodes {
+            // Distinct lists only (a thousand alike nodes are one).
+            let mut gres: Vec<String> = nodes.iter().map(|n| n.gres.clone()).collect();
+            gres.sort();
+            gres.dedup();
+            self.node_gres = gres;
+        }
         let healthy = reachable && capacity.is_some_and(|c| c.nodes_usable > 0);
         // Why not, for the pool's health.
         let problem = match (&listing, &nodes, capacity) {
@@ -263,7 +335,9 @@ impl<P: Platform> SlurmAgent<P> {
             (_, _, Some(c)) if c.nodes_usable == 0 => {
                 Some(format!("none of the partition's {} nodes can take work (down, drained or failing)", c.nodes))
             }
-            _ => None,
+            _ => {
+                self.config_problem.as_ref().filter(|(_, at)| at.elapsed() < CONFIG_PROBLEM_FOR).map(|(p, _)| p.clone())
+            }
         }
         .map(|mut p| {
             truncate_on_char(&mut p, 1000);
@@ -327,15 +401,80 @@ impl<P: Platform> SlurmAgent<P> {
     /// on the same controller (or anyone else's) are left alone.
     fn orphans(&self, jobs: &[SlurmJob], work: &Work) -> Vec<SlurmJob> {
         let tag = owner_tag(&self.config.cluster, self.config.cli.partition.as_deref());
-        orphans(jobs, work, &self.tracked, &self.done, &tag)
+        let platform_users: HashSet<&str> = self.config.users.keys().map(String::as_str).collect();
+        orphans(jobs, work, &self.tracked, &self.done, &tag, &platform_users)
+    }
+
+    /// The Unix users whose jobs the agent lists: its own, and the site file's.
+    fn listing_users(&self) -> Vec<String> {
+        std::iter::once(self.config.own_user.clone()).chain(self.config.users.keys().cloned()).collect()
+    }
+
+    /// Reads the record (`scontrol show job`) of each followed job the listing does not show
+    /// live: it ended (its cards and exit code are read here), or the controller forgot it (left
+    /// to accounting). Up to [`DETAILS_PER_POLL`] a poll, [`REPORTS_AT_ONCE`] at once; the Slurm
+    /// ids it could not read (Slurm away, or over the limit) are returned and not judged this poll.
+    async fn details(&self, jobs: &mut Vec<SlurmJob>) -> HashSet<u64> {
+        let live: HashSet<u64> = jobs
+            .iter()
+            .filter(|j| matches!(j.state, SlurmState::Pending | SlurmState::Running))
+            .map(|j| j.id)
+            .collect();
+        let mut wanted: Vec<u64> = self
+            .tracked
+            .values()
+            .filter(|t| t.ending.is_none() && !live.contains(&t.slurm_id))
+            .map(|t| t.slurm_id)
+            .collect();
+        wanted.sort_unstable();
+        let unsure: HashSet<u64> = wanted.split_off(wanted.len().min(DETAILS_PER_POLL)).into_iter().collect();
+        let mut unsure = unsure;
+        let cli = &self.config.cli;
+        for group in wanted.chunks(REPORTS_AT_ONCE) {
+            let found = join_all(group.iter().map(|&id| async move { (id, cli.job(id).await) })).await;
+            for (id, result) in found {
+                match result {
+                    Ok(record) => {
+                        jobs.retain(|j| j.id != id);
+                        jobs.extend(record.filter(|r| r.id == id));
+                    }
+                    Err(e) => {
+                        tracing::warn!(slurm_id = id, error = %e, "cannot read a job's record; trying again next poll");
+                        unsure.insert(id);
+                    }
+                }
+            }
+        }
+        unsure
     }
 
     /// Cancels [`SlurmAgent::orphans`] and reports what each ran as usage evidence (the
     /// platform bills its own record, which ended when it stopped the job). A cancelled orphan
     /// is never adopted later: its Slurm id is kept with the jobs already reported.
     async fn cancel_orphans(&mut self, orphans: Vec<SlurmJob>) {
+        let card_gres = self.config.site.cards();
         for job in orphans {
-            let Some(id) = platform_id(&job.name) else { continue };
+            let Some(id) = platform_id(&job.name) else {
+                // A job a platform user submitted itself (from inside a job, say): unbilled work.
+                match self.config.cli.cancel(job.id).await {
+                    Ok(()) => {
+                        tracing::warn!(
+                            slurm_id = job.id,
+                            user = job.user.as_deref().unwrap_or(""),
+                            name = %job.name,
+                            "cancelled a Slurm job a tenant's user submitted outside the platform"
+                        );
+                        self.done.insert(job.id);
+                    }
+                    Err(e) => tracing::warn!(slurm_id = job.id, error = %e, "cannot cancel; trying again next poll"),
+                }
+                continue;
+            };
+            // The listing does not say what it holds: its record does (before it is cancelled).
+            let job = match self.config.cli.job(job.id).await {
+                Ok(Some(record)) => record,
+                _ => job,
+            };
             match self.config.cli.cancel(job.id).await {
                 Ok(()) => {
                     tracing::warn!(
@@ -345,7 +484,8 @@ impl<P: Platform> SlurmAgent<P> {
                         "cancelled a Slurm job the platform no longer runs here"
                     );
                     self.done.insert(job.id);
-                    let accelerator_ms = job.run_time_s.unwrap_or(0).saturating_mul(1000).saturating_mul(job.gpus);
+                    let accelerator_ms =
+                        job.run_time_s.unwrap_or(0).saturating_mul(1000).saturating_mul(job.cards(&card_gres));
                     if accelerator_ms > 0 {
                         let usage = UsageReport {
                             event_id: usage_event_id(&self.config.cluster, job.id, id),
@@ -408,13 +548,14 @@ impl<P: Platform> SlurmAgent<P> {
 
     /// Follows the tracked jobs in Slurm's listing (with what accounting added). A started job
     /// found in neither fails, unless accounting is away (it is looked for again next poll).
-    fn follow(&mut self, jobs: &[SlurmJob], accounting: Accounting) {
+    fn follow(&mut self, jobs: &[SlurmJob], accounting: Accounting, unsure: &HashSet<u64>) {
         let by_id: HashMap<u64, &SlurmJob> = jobs.iter().map(|j| (j.id, j)).collect();
         // Forget finished jobs Slurm no longer lists.
         self.done.retain(|id| by_id.contains_key(id));
         let cluster = self.config.cluster.clone();
+        let card_gres = self.config.site.cards();
         for (&id, tracked) in &mut self.tracked {
-            if tracked.ending.is_some() {
+            if tracked.ending.is_some() || unsure.contains(&tracked.slurm_id) {
                 continue;
             }
             let Some(job) = by_id.get(&tracked.slurm_id) else {
@@ -459,7 +600,7 @@ impl<P: Platform> SlurmAgent<P> {
                 );
                 seen
             });
-            let accelerator_ms = run_time_s.saturating_mul(1000).saturating_mul(job.gpus);
+            let accelerator_ms = run_time_s.saturating_mul(1000).saturating_mul(job.cards(&card_gres));
             let usage = (accelerator_ms > 0).then(|| UsageReport {
                 event_id: usage_event_id(&cluster, job.id, id),
                 job_id: id,
@@ -551,12 +692,52 @@ impl<P: Platform> SlurmAgent<P> {
                 continue;
             }
             let name = job_name(item.id, item.created_ms);
-            let output = self.config.output_dir.join(format!("{name}-%j.out"));
+            // What it runs as: the tenant's account, QOS and Unix user in the site file.
+            let job_site = match self.config.site.for_tenant(item.tenant.as_deref()) {
+                Ok(job_site) => job_site,
+                Err(e) => {
+                    self.refuse(item.id, &e.0).await;
+                    continue;
+                }
+            };
+            let user = job_site.user.as_ref().and_then(|u| self.config.users.get(u)).cloned();
+            // Its own directory, the user's alone.
+            let dir = self.config.output_dir.join(&name);
+            if let Err(e) = job_dir(&dir, user.as_ref()) {
+                tracing::error!(job_id = item.id, dir = %dir.display(), error = %e, "cannot make the job's directory");
+                self.config_problem = Some((
+                    format!("the agent cannot make job directories in {}: {e}", self.config.output_dir.display()),
+                    Instant::now(),
+                ));
+                continue;
+            }
+            let gres = self.config.site.gres_of(item.model.as_deref());
+            if item.request.accelerators > 0
+                && !self.node_gres.is_empty()
+                && !self.node_gres.iter().any(|g| super::has_gres(g, &gres))
+            {
+                let problem = format!(
+                    "model {} is GRES {} in the site file, which none of the partition's nodes has (they have {})",
+                    item.model.as_deref().unwrap_or("(none)"),
+                    gres.spec(),
+                    self.node_gres.join(" ")
+                );
+                tracing::error!(job_id = item.id, "{problem}: check the site file's [gres]");
+                self.config_problem = Some((problem.clone(), Instant::now()));
+                self.refuse(
+                    item.id,
+                    &format!("Slurm cannot run the job for its provider's configuration (GRES): {problem}"),
+                )
+                .await;
+                continue;
+            }
             let partition = self.config.cli.partition.as_deref();
-            match sbatch_args(item.id, item.created_ms, &item.request, partition, &output.to_string_lossy()) {
+            let dir_text = dir.to_string_lossy();
+            let to = Submission { partition, site: &job_site, gres: &gres, dir: &dir_text };
+            match sbatch_args(item.id, item.created_ms, &item.request, to) {
                 Ok(mut args) => {
                     args.insert(1, format!("--comment={}", owner_tag(&self.config.cluster, partition)));
-                    ready.push((item.id, name, args));
+                    ready.push((item.id, name, args, user));
                 }
                 Err(e) => self.refuse(item.id, &e.0).await,
             }
@@ -566,9 +747,9 @@ impl<P: Platform> SlurmAgent<P> {
         while ready.peek().is_some() {
             let group: Vec<_> = ready.by_ref().take(SUBMITS_AT_ONCE).collect();
             let cli = &self.config.cli;
-            let results = join_all(group.iter().map(|(_, _, args)| cli.submit(args))).await;
+            let results = join_all(group.iter().map(|(_, _, args, user)| cli.submit(args, user.as_ref()))).await;
             let mut away = false;
-            for ((id, name, _), result) in group.into_iter().zip(results) {
+            for ((id, name, _, _), result) in group.into_iter().zip(results) {
                 match result {
                     Ok(slurm_id) => {
                         tracing::info!(job_id = id, slurm_id, "submitted to Slurm");
@@ -576,12 +757,25 @@ impl<P: Platform> SlurmAgent<P> {
                         self.tracked.insert(id, Tracked::new(slurm_id, name, output));
                     }
                     Err(SlurmError::Refused(reason)) => {
-                        self.refuse(id, &format!("Slurm refused the job: {reason}")).await
+                        if let Some(what) = site_refusal(&reason) {
+                            // Not the job's fault: the provider's configuration. The job fails
+                            // with that said, and the pool's health says it too.
+                            tracing::error!(job_id = id, reason = %reason, "Slurm refuses the pool's {what}: check the site file and --slurm-partition");
+                            let problem = format!("Slurm refuses this pool's {what}: {reason}");
+                            self.config_problem = Some((problem, Instant::now()));
+                            let detail =
+                                format!("Slurm refused the job for its provider's configuration ({what}): {reason}");
+                            self.refuse(id, &detail).await;
+                        } else {
+                            self.refuse(id, &format!("Slurm refused the job: {reason}")).await;
+                        }
                     }
                     Err(e) => {
                         // It may have been submitted all the same: the next poll adopts it by
-                        // its name if Slurm has it, and submits it otherwise.
+                        // its name if Slurm has it (reading finished jobs too, in case it has
+                        // already ended), and submits it otherwise.
                         tracing::warn!(job_id = id, error = %e, "cannot submit; trying again next poll");
+                        self.full_listed = false;
                         away = true;
                     }
                 }
@@ -606,12 +800,17 @@ impl<P: Platform> SlurmAgent<P> {
 /// See [`SlurmAgent::orphans`]: the jobs in `jobs` tagged `tag` that may still run, are not
 /// followed (nor already reported), and are not wanted by `work` or are a second copy of one
 /// that is followed.
+///
+/// Jobs of the site file's Unix users (`platform_users`, which belong to the platform) whose
+/// name is not a platform job's are orphans too, whatever their tag: no agent submitted them (a
+/// tenant's job ran `sbatch` itself).
 fn orphans(
     jobs: &[SlurmJob],
     work: &Work,
     tracked: &HashMap<i64, Tracked>,
     done: &HashSet<u64>,
     tag: &str,
+    platform_users: &HashSet<&str>,
 ) -> Vec<SlurmJob> {
     let wanted: HashSet<String> = work
         .running
@@ -623,9 +822,17 @@ fn orphans(
     let followed_names: HashSet<&str> = tracked.values().map(|t| t.name.as_str()).collect();
     jobs.iter()
         .filter(|j| matches!(j.state, SlurmState::Pending | SlurmState::Running))
-        .filter(|j| j.comment.as_deref() == Some(tag) && platform_id(&j.name).is_some())
+        .filter(|j| {
+            let ours = j.comment.as_deref() == Some(tag) && platform_id(&j.name).is_some();
+            // A platform user's job that no agent submitted (a platform job's name belongs to
+            // whichever agent's tag it carries: another pool may share the controller and users).
+            let stray = platform_id(&j.name).is_none() && j.user.as_deref().is_some_and(|u| platform_users.contains(u));
+            ours || stray
+        })
         .filter(|j| !followed_ids.contains(&j.id) && !done.contains(&j.id))
-        .filter(|j| !wanted.contains(&j.name) || followed_names.contains(j.name.as_str()))
+        .filter(|j| {
+            platform_id(&j.name).is_none() || !wanted.contains(&j.name) || followed_names.contains(j.name.as_str())
+        })
         .cloned()
         .collect()
 }
@@ -747,25 +954,81 @@ fn final_state(job: &SlurmJob, cancelled_by_platform: bool) -> Option<StateRepor
     }
 }
 
-/// The pool's capacity from its nodes.
-pub fn capacity(nodes: &[SlurmNode]) -> Capacity {
+/// The pool's capacity from its nodes (cards: the GRES of `cards`).
+pub fn capacity(nodes: &[SlurmNode], cards: &[super::site::Gres]) -> Capacity {
     let mut c = Capacity::default();
     for node in nodes {
+        let cards = cards_in(&node.gres, cards);
         c.nodes += 1;
         c.cpus += node.cpus;
         c.memory_mb += node.memory_mb;
-        c.gpus += node.gpus;
+        c.gpus += cards;
         if node.usable {
             c.nodes_usable += 1;
-            c.gpus_usable += node.gpus;
+            c.gpus_usable += cards;
         }
     }
     c
 }
 
-/// Where Slurm writes a job's output (`sbatch` is given `<job name>-%j.out`).
+/// Where Slurm writes a job's output (`sbatch` is given `<dir>/<job name>/<job name>-%j.out`).
 pub fn output_path(dir: &Path, job_name: &str, slurm_id: u64) -> PathBuf {
-    dir.join(format!("{job_name}-{slurm_id}.out"))
+    dir.join(job_name).join(format!("{job_name}-{slurm_id}.out"))
+}
+
+/// Makes a job's directory, readable and writable by the user it runs as alone (mode 0700,
+/// owned by `user` when the agent runs jobs as another user). The directory above it is left
+/// traversable but not listable (0711), so no job learns the others' names.
+pub fn job_dir(dir: &Path, user: Option<&UnixUser>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if let Some(user) = user {
+        std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))?;
+        // The job's user must be able to reach its directory: every directory above it must let
+        // others pass (a 0700 home or data directory on the way is a set-up mistake).
+        for above in dir.ancestors().skip(1) {
+            let mode = std::fs::metadata(above)?.permissions().mode();
+            if mode & 0o001 == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} (mode {:o}) does not let other users through, so user {} cannot reach its job's directory",
+                        above.display(),
+                        mode & 0o777,
+                        user.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which part of the site's configuration a refusal of `sbatch` names (`None`: the job's own
+/// request): an account, a QOS, a GRES or a partition Slurm does not know or lets no one use.
+pub fn site_refusal(reason: &str) -> Option<&'static str> {
+    let lower = reason.to_ascii_lowercase();
+    [
+        ("invalid account", "account"),
+        ("invalid qos", "QOS"),
+        ("invalid generic resource", "GRES"),
+        ("invalid gres", "GRES"),
+        ("invalid partition", "partition"),
+        ("not allowed to use", "partition or account"),
+        ("user's group not permitted", "partition"),
+    ]
+    .into_iter()
+    .find(|(words, _)| lower.contains(words))
+    .map(|(_, what)| what)
 }
 
 /// One line of a job's output file.
@@ -894,8 +1157,23 @@ mod tests {
         };
         let tracked = HashMap::from([(12, Tracked::new(3, "sw-12-5".to_owned(), PathBuf::from("/o")))]);
         let done = HashSet::from([9]);
-        let found: Vec<u64> = orphans(&jobs, &work, &tracked, &done, &tag).iter().map(|j| j.id).collect();
+        let found: Vec<u64> =
+            orphans(&jobs, &work, &tracked, &done, &tag, &HashSet::new()).iter().map(|j| j.id).collect();
         assert_eq!(found, [1, 4]);
+        // A platform user's jobs are judged whatever their tag or name: one the platform did
+        // not submit is cancelled, a wanted one is left to be adopted.
+        let listed = |line: &str| crate::slurm::parse_listed(line).unwrap();
+        let tenant_jobs = vec![
+            listed("20|RUNNING|None|0:05|2026-12-07T20:00:00|1|sw-acme|mine|(null)"),
+            listed("21|PENDING|None|0:00|N/A|1|sw-acme|sw-11-5|(null)"),
+            listed("22|RUNNING|None|0:05|2026-12-07T20:00:00|1|someone|theirs|(null)"),
+            // Another pool's agent on the same controller runs acme's jobs too.
+            listed("23|RUNNING|None|0:05|2026-12-07T20:00:00|1|sw-acme|sw-40-5|suanwang:c:npu"),
+        ];
+        let users = HashSet::from(["sw-acme"]);
+        let found: Vec<u64> =
+            orphans(&tenant_jobs, &work, &tracked, &done, &tag, &users).iter().map(|j| j.id).collect();
+        assert_eq!(found, [20]);
         assert_eq!(owner_tag("my cluster", None), "suanwang:my_cluster:default");
     }
 
@@ -917,7 +1195,38 @@ mod tests {
     #[test]
     fn capacity_counts_usable_nodes() {
         let nodes = crate::slurm::parse_nodes("a 8 1000 gpu:sim:4 idle\nb 8 1000 gpu:sim:4 drained\n").unwrap();
-        let c = capacity(&nodes);
+        let c = capacity(&nodes, &crate::slurm::gpu_only());
         assert_eq!((c.nodes, c.nodes_usable, c.cpus, c.memory_mb, c.gpus, c.gpus_usable), (2, 1, 16, 2000, 8, 4));
+        // NPUs count where the site file names them.
+        let nodes = crate::slurm::parse_nodes("n 192 1000 npu:910b:8(S:0-1) idle\n").unwrap();
+        assert_eq!(capacity(&nodes, &crate::slurm::gpu_only()).gpus, 0);
+        assert_eq!(capacity(&nodes, &[crate::slurm::site::parse_gres("npu").unwrap()]).gpus, 8);
+    }
+
+    #[test]
+    fn refusals_for_the_sites_configuration_are_told_apart() {
+        // Slurm 22.05's own words.
+        let account =
+            "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified";
+        assert_eq!(site_refusal(account), Some("account"));
+        assert_eq!(site_refusal("sbatch: error: Batch job submission failed: Invalid qos specification"), Some("QOS"));
+        let gres = "sbatch: error: Batch job submission failed: Invalid generic resource (gres) specification";
+        assert_eq!(site_refusal(gres), Some("GRES"));
+        assert_eq!(site_refusal("sbatch: error: invalid partition specified: nope"), Some("partition"));
+        let own = "sbatch: error: Batch job submission failed: Requested node configuration is not available";
+        assert_eq!(site_refusal(own), None);
+    }
+
+    #[test]
+    fn a_jobs_directory_is_its_users_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("suanwang-agent-dirs-{}", std::process::id()));
+        let dir = root.join("sw-1-2");
+        job_dir(&dir, None).unwrap();
+        job_dir(&dir, None).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o711);
+        assert_eq!(output_path(&root, "sw-1-2", 9), dir.join("sw-1-2-9.out"));
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use super::{ParseError, SACCT_FIELDS, SlurmJob, SlurmNode, parse_accounting, parse_job, parse_nodes, platform_id};
+use super::site::UnixUser;
+use super::{
+    LIVE_STATES, ParseError, SACCT_FIELDS, SQUEUE_FORMAT, SlurmJob, SlurmNode, parse_accounting, parse_job,
+    parse_listed, parse_nodes,
+};
 
 /// Longest output read from one command (a controller with very many jobs is cut off here).
 pub const OUTPUT_MAX: usize = 64 * 1024 * 1024;
@@ -82,11 +86,21 @@ pub struct SlurmCli {
 
 impl SlurmCli {
     async fn run(&self, program: &str, args: &[String]) -> Result<String, SlurmError> {
-        Ok(self.run_full(program, args).await?.0)
+        Ok(self.run_as(program, args, None).await?.0)
     }
 
-    /// Standard output and standard error of a command that succeeded.
     async fn run_full(&self, program: &str, args: &[String]) -> Result<(String, String), SlurmError> {
+        self.run_as(program, args, None).await
+    }
+
+    /// Standard output and standard error of a command that succeeded, run as `user` (the
+    /// agent's own when `None`).
+    async fn run_as(
+        &self,
+        program: &str,
+        args: &[String],
+        user: Option<&UnixUser>,
+    ) -> Result<(String, String), SlurmError> {
         let mut command = Command::new(program);
         command.args(args).stdin(Stdio::null()).kill_on_drop(true);
         if program == "sbatch" {
@@ -104,6 +118,12 @@ impl SlurmCli {
                 }
             }
             command.env("LANG", "C.UTF-8");
+            if let Some(user) = user {
+                // As `sbatch --uid` would, which also needs root: the job is that user's, with
+                // that user's home (supplementary groups are dropped with the switch).
+                command.uid(user.uid).gid(user.gid);
+                command.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+            }
         }
         let output = match tokio::time::timeout(self.timeout, command.output()).await {
             Err(_) => {
@@ -124,16 +144,36 @@ impl SlurmCli {
         Ok((String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned()))
     }
 
-    /// Submits a batch job; its Slurm id.
-    pub async fn submit(&self, args: &[String]) -> Result<u64, SlurmError> {
-        parse_submitted(&self.run("sbatch", args).await?)
+    /// Submits a batch job as `user` (the agent's own user when `None`); its Slurm id.
+    pub async fn submit(&self, args: &[String], user: Option<&UnixUser>) -> Result<u64, SlurmError> {
+        parse_submitted(&self.run_as("sbatch", args, user).await?.0)
     }
 
-    /// The platform's jobs the controller knows (pending, running, and finished within
-    /// `MinJobAge`), and the lines of ours it could not read.
-    pub async fn jobs(&self) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
-        let out = self.run("scontrol", &["show".into(), "job".into(), "-d".into(), "-o".into()]).await?;
-        Ok(platform_jobs(&out))
+    /// The platform's jobs of `users` the controller lists (`squeue -u`: Slurm filters by user
+    /// itself when there is one), those that may still run, or with `all` also those finished
+    /// within `MinJobAge` (read once when the agent starts, to adopt what ended while it was
+    /// away); and the lines of ours it could not read. A listing says neither cards nor exit
+    /// code: [`SlurmCli::job`] reads those of a job that ended.
+    pub async fn jobs(&self, users: &[String], all: bool) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
+        let args: Vec<String> = vec![
+            "-h".into(),
+            format!("--user={}", users.join(",")),
+            format!("--states={}", if all { "all" } else { LIVE_STATES }),
+            format!("--format={SQUEUE_FORMAT}"),
+        ];
+        let out = self.run("squeue", &args).await?;
+        Ok(read_ours(&out, |_| true, parse_listed))
+    }
+
+    /// One job as the controller knows it (`scontrol show job -d -o <id>`), with its cards and
+    /// exit code; `None` when the controller no longer knows it.
+    pub async fn job(&self, slurm_id: u64) -> Result<Option<SlurmJob>, SlurmError> {
+        let args: Vec<String> = vec!["show".into(), "job".into(), "-d".into(), "-o".into(), slurm_id.to_string()];
+        match self.run("scontrol", &args).await {
+            Ok(out) => Ok(out.lines().find(|l| !l.trim().is_empty()).map(parse_job).transpose()?),
+            Err(SlurmError::Refused(m)) if m.contains("Invalid job id") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The jobs of these names in Slurm's accounting (slurmdbd, read with `sacct`), for jobs the
@@ -188,16 +228,6 @@ impl SlurmCli {
     }
 }
 
-/// The platform's jobs in `scontrol show job -d -o` output (named `sw-<id>-<created ms>`); other users' jobs
-/// are skipped unread, so their oddities cannot stop ours.
-pub fn platform_jobs(output: &str) -> (Vec<SlurmJob>, Vec<ParseError>) {
-    read_ours(
-        output,
-        |line| line.split_whitespace().any(|f| f.strip_prefix("JobName=").and_then(platform_id).is_some()),
-        parse_job,
-    )
-}
-
 /// The jobs of these names in `sacct -X -n -P` output, and the lines of them that cannot be read.
 pub fn accounted_jobs(output: &str, names: &[String]) -> (Vec<SlurmJob>, Vec<ParseError>) {
     read_ours(
@@ -211,7 +241,7 @@ pub fn accounted_jobs(output: &str, names: &[String]) -> (Vec<SlurmJob>, Vec<Par
 fn read_ours(
     output: &str,
     ours: impl Fn(&str) -> bool,
-    parse: fn(&str) -> Result<SlurmJob, ParseError>,
+    parse: impl Fn(&str) -> Result<SlurmJob, ParseError>,
 ) -> (Vec<SlurmJob>, Vec<ParseError>) {
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
@@ -250,7 +280,7 @@ mod tests {
                    4|sw-9-100|COMPLETED|0:0|1||Unknown|1\n\n";
         let (jobs, errors) = accounted_jobs(out, &names);
         assert_eq!(jobs.len(), 1);
-        assert_eq!((jobs[0].id, jobs[0].gpus, jobs[0].run_time_s), (2, 2, Some(4)));
+        assert_eq!((jobs[0].id, jobs[0].cards(&super::super::gpu_only()), jobs[0].run_time_s), (2, 2, Some(4)));
         assert_eq!(errors.len(), 1);
         // slurmdbd down: sacct's words mean "away", not "no accounting".
         let down = "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection to host:vm:16819: Connection refused";
@@ -264,18 +294,5 @@ mod tests {
         assert_eq!(parse_submitted("77;cluster\n"), Ok(77));
         assert!(parse_submitted("Submitted batch job 5").is_err());
         assert!(parse_submitted("").is_err());
-    }
-
-    #[test]
-    fn only_the_platforms_jobs_are_read() {
-        let out = "JobId=1 JobName=other JobState=WEIRD\n\
-                   JobId=2 JobName=sw-7-100 JobState=RUNNING RunTime=00:00:05 JOB_GRES=gpu:sim:2\n\
-                   JobId=3 JobName=sw-8-100 JobState=NOT_A_STATE\n\
-                   JobId=4 JobName=sw-x-100 JobState=RUNNING\n";
-        let (jobs, errors) = platform_jobs(out);
-        assert_eq!(jobs.len(), 1);
-        assert_eq!((jobs[0].id, jobs[0].gpus, jobs[0].run_time_s), (2, 2, Some(5)));
-        assert_eq!(errors.len(), 1);
-        assert!(platform_jobs("No jobs in the system\n").0.is_empty());
     }
 }
