@@ -43,6 +43,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: AgentConfig, mut shutdow
             running_unknown: false,
             capacity: None,
             problem: None,
+            nodes: None,
         };
         if let Err(e) = platform.heartbeat(heartbeat).await {
             tracing::warn!(error = %e, "heartbeat failed");

@@ -26,6 +26,30 @@ pub struct Heartbeat {
     /// pool's health: a wrong partition, a controller that does not answer, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The cluster's nodes (at most [`NODES_MAX`]), when the agent can list them: sent when they
+    /// change and every minute, absent otherwise (the platform keeps the last list). The
+    /// scheduler places against the usable ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeReport>>,
+}
+
+/// Nodes one heartbeat may list.
+pub const NODES_MAX: usize = 4096;
+
+/// One node of a cluster, as its agent reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeReport {
+    /// Its name in the cluster (at most 128 characters).
+    pub name: String,
+    /// Accelerator cards of the pool's model (at most 64).
+    pub cards: u32,
+    /// CPUs (at most 65,536).
+    pub cpus: u32,
+    /// Memory, MB (at most 2^40).
+    pub memory_mb: u64,
+    /// Whether it can take work (not down, drained or failing).
+    pub usable: bool,
 }
 
 /// A pool's capacity as its cluster reports it.

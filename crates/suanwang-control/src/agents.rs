@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use suanwang_api::agent::{
-    Heartbeat, JobRef, LogBatch, LogChunk, RunState, StateReport, UsageReport, Work, WorkItem, WorkQuery,
+    Heartbeat, JobRef, LogBatch, LogChunk, NODES_MAX, NodeReport, RunState, StateReport, UsageReport, Work, WorkItem,
+    WorkQuery,
 };
-use suanwang_model::federation::PoolId;
+use suanwang_model::federation::{NodeSpec, PoolId};
 use suanwang_model::platform::{JobState, TenantId};
 use suanwang_store::model::{JobFilter, JobRecord, Outcome, PAGE_MAX, PoolChange, Transition, Write, WriteError};
 use tokio::sync::watch;
@@ -91,6 +92,11 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
     if let Some(problem) = &beat.problem {
         Error::check_text("problem", problem, suanwang_api::text::TextKind::Line, DETAIL_MAX)?;
     }
+    if let Some(nodes) = &beat.nodes {
+        check_nodes(nodes)?;
+        let usable = usable_nodes(&ctl.federation.pool(id).nodes, nodes);
+        let _ = ctl.scheduler.try_send(SchedulerMsg::Nodes { pool: id, usable });
+    }
     if let Some(capacity) = beat.capacity
         && let Ok(mut reported) = ctl.reported.lock()
     {
@@ -148,6 +154,40 @@ pub async fn heartbeat(ctl: &Control, caller: &Caller, beat: Heartbeat) -> Resul
         .try_send(SchedulerMsg::Seen { pool: id, healthy: beat.healthy })
         .map_err(|_| Error::unavailable("the scheduler is busy"))?;
     Ok(())
+}
+
+/// Bounds on a heartbeat's node list (the agent's word, never trusted unbounded).
+fn check_nodes(nodes: &[NodeReport]) -> Result<(), Error> {
+    if nodes.len() > NODES_MAX {
+        return Err(
+            Error::bad_request("invalid_heartbeat", format!("a heartbeat lists at most {NODES_MAX} nodes")).at("nodes")
+        );
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        Error::check_text(&format!("nodes[{i}].name"), &node.name, suanwang_api::text::TextKind::Line, 128)?;
+        let bad = |what: &str| {
+            Err(Error::bad_request("invalid_heartbeat", format!("node {}: {what}", node.name))
+                .at(format!("nodes[{i}]")))
+        };
+        if node.cards > 64 {
+            return bad("at most 64 cards");
+        }
+        if node.cpus > 65_536 {
+            return bad("at most 65,536 CPUs");
+        }
+        if node.memory_mb > 1 << 40 {
+            return bad("at most 2^40 MB of memory");
+        }
+    }
+    Ok(())
+}
+
+/// How many of a pool's declared nodes the reported ones stand for: the usable reported nodes
+/// with at least as many cards as the pool's smallest card node (any usable node for a pool
+/// without cards).
+pub fn usable_nodes(declared: &[NodeSpec], reported: &[NodeReport]) -> usize {
+    let cards = declared.iter().map(|n| u32::from(n.accelerators)).filter(|&c| c > 0).min().unwrap_or(0);
+    reported.iter().filter(|n| n.usable && n.cards >= cards).count()
 }
 
 /// What the agent should start and stop. With `wait_s`, while the pool's work version is still

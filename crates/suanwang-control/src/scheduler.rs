@@ -88,6 +88,13 @@ pub enum SchedulerMsg {
         /// When the agent last fetched its work (ms), if it has.
         fetched_ms: Option<i64>,
     },
+    /// A pool's agent reported its cluster's nodes: only `usable` of the pool's can take work.
+    Nodes {
+        /// The pool.
+        pool: PoolId,
+        /// Nodes of the pool's shape that can take work.
+        usable: usize,
+    },
     /// A pool's agent reported.
     Seen {
         /// The pool.
@@ -612,6 +619,7 @@ impl Task {
                 }
             }
             SchedulerMsg::Seen { pool, healthy } => self.seen(pool, healthy, self.now_ms()),
+            SchedulerMsg::Nodes { pool, usable } => self.scheduler.set_pool_usable_nodes(pool, Some(usable)),
             SchedulerMsg::Drain { pool, drained } => self.scheduler.set_pool_accepting(pool, !drained),
             SchedulerMsg::Quote { job, reply } => {
                 self.scheduler.ensure_tenants(job.spec.tenant as usize + 1);

@@ -397,6 +397,34 @@ impl Scheduler {
         self.pools[pool.index()].handoff = handoff;
     }
 
+    /// Takes only `usable` of the pool's nodes for new work: its agent reports that only so many
+    /// of the cluster's nodes can take work (the others are down or drained). The rest are
+    /// cordoned, the emptiest first (a job still running on a node the cluster drained keeps its
+    /// place in the model): nothing new is placed on them, and what runs there runs on. `None`, or
+    /// as many as the pool has, takes every node. The pool's model does not grow past the
+    /// federation file's nodes.
+    pub fn set_pool_usable_nodes(&mut self, pool: PoolId, usable: Option<usize>) {
+        let runtime = &mut self.pools[pool.index()];
+        let len = runtime.cluster.len();
+        let usable = usable.unwrap_or(len).min(len);
+        let mut by_emptiness: Vec<usize> = (0..len).collect();
+        let nodes = runtime.cluster.nodes();
+        by_emptiness.sort_by_key(|&i| {
+            let node = &nodes[i];
+            (std::cmp::Reverse(node.gpu_milli_free()), std::cmp::Reverse(node.cpu_milli_free()), std::cmp::Reverse(i))
+        });
+        let mut cordoned = vec![false; len];
+        for &i in by_emptiness.iter().take(len - usable) {
+            cordoned[i] = true;
+        }
+        runtime.order = (0..len).filter(|&i| !cordoned[i]).map(|i| NodeIdx(i as u32)).collect();
+    }
+
+    /// Whether new work may go on a node of a pool (see [`Scheduler::set_pool_usable_nodes`]).
+    pub fn takes_work_on(&self, pool: PoolId, node: NodeIdx) -> bool {
+        self.pools[pool.index()].order.contains(&node)
+    }
+
     /// The accelerator model of the cards a running (or handed) job's first task got, if any.
     pub fn model_of_job(&self, id: JobId) -> Option<AcceleratorId> {
         let r = &self.jobs[id.index()];

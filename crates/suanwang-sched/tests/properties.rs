@@ -12,7 +12,7 @@ use suanwang_model::job::{AcceleratorRequest, JobSpec, LatencyRequirement, TaskS
 use suanwang_placement::profile::WorkloadProfile;
 use suanwang_sched::job::{Job, JobId, Status};
 use suanwang_sched::policy::QueuePolicy;
-use suanwang_sched::scheduler::{Scheduler, SchedulerConfig};
+use suanwang_sched::scheduler::{Decision, Scheduler, SchedulerConfig};
 
 const FEDERATION: &str = r#"
 name = "p"
@@ -101,6 +101,8 @@ enum Op {
     Finish(usize),
     Down(usize),
     Up(usize),
+    /// The pool's agent reports this many usable nodes (`None`: all).
+    Usable(usize, Option<usize>),
     Advance(u64),
 }
 
@@ -111,6 +113,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..64).prop_map(Op::Finish),
         1 => (0usize..3).prop_map(Op::Down),
         1 => (0usize..3).prop_map(Op::Up),
+        1 => (0usize..3, prop::option::of(0usize..=4)).prop_map(|(p, n)| Op::Usable(p, n)),
         3 => (1u64..=300).prop_map(Op::Advance),
     ]
 }
@@ -228,9 +231,20 @@ proptest! {
                 Op::Up(p) => {
                     s.set_pool_health(PoolId::from_index(*p), true, now);
                 }
+                Op::Usable(p, n) => s.set_pool_usable_nodes(PoolId::from_index(*p), *n),
                 Op::Advance(dt) => now += dt,
             }
-            s.schedule(now);
+            for decision in s.schedule(now) {
+                // Nothing new goes on a node the cluster says cannot take work.
+                if let Decision::Start { job, pool, .. } = decision
+                    && !s.is_handed(job)
+                    && let Status::Running { assignments, .. } = s.state(job)
+                {
+                    for a in assignments {
+                        prop_assert!(s.takes_work_on(pool, a.node), "job {job:?} started on a cordoned node");
+                    }
+                }
+            }
             check(&s, &ids, &federation);
         }
     }

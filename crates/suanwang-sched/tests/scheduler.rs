@@ -427,3 +427,35 @@ fn a_cancelled_job_in_a_clusters_queue_is_not_moved_onto_the_nodes() {
     assert_eq!(*s.state(ids[2]), Status::Finished { end_s: 3 });
     assert_eq!(s.handoff_milli(pool), Some((0, 8_000)));
 }
+
+/// A pool whose agent reports fewer usable nodes than the federation declares (nodes drained
+/// in the cluster) takes new work only on that many; a job already on a node that is taken out
+/// runs on; when the nodes come back, so does the capacity.
+#[test]
+fn a_pool_places_only_on_the_nodes_its_cluster_says_can_take_work() {
+    let federation = one_pool(); // two nodes of 8 cards
+    let mut s = scheduler(&federation, "fifo+backfill");
+    let pool = PoolId::from_index(0);
+    let first = s.submit(job(spec(0, 4, 1), 0), 0).unwrap();
+    assert_eq!(started(&s.schedule(0)), vec![first.0]);
+    let Status::Running { assignments, .. } = s.state(first).clone() else { panic!("first runs") };
+    // One node is drained: the emptier one (not the one `first` runs on) is taken out.
+    s.set_pool_usable_nodes(pool, Some(1));
+    assert!(s.takes_work_on(pool, assignments[0].node), "the busy node stays");
+    let eights: Vec<JobId> = (0..2).map(|_| s.submit(job(spec(0, 8, 1), 1), 1).unwrap()).collect();
+    let fours: Vec<JobId> = (0..2).map(|_| s.submit(job(spec(0, 4, 1), 1), 1).unwrap()).collect();
+    assert_eq!(started(&s.schedule(1)), vec![fours[0].0], "only the usable node's four free cards");
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 8_000);
+    // Every node is drained: nothing new starts, what runs runs on.
+    s.set_pool_usable_nodes(pool, Some(0));
+    s.finish(first, 2);
+    assert!(started(&s.schedule(2)).is_empty());
+    assert!(matches!(s.state(fours[0]), Status::Running { .. }));
+    // Back: both nodes take work again.
+    s.set_pool_usable_nodes(pool, None);
+    let now_started = started(&s.schedule(3));
+    assert_eq!(now_started, vec![eights[0].0, fours[1].0], "{now_started:?}");
+    // More than the pool declares is the whole pool (the model does not grow).
+    s.set_pool_usable_nodes(pool, Some(10));
+    assert!((0..2).all(|n| s.takes_work_on(pool, suanwang_placement::cluster::NodeIdx(n))));
+}

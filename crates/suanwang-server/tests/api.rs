@@ -893,3 +893,49 @@ async fn an_agents_problem_shows_in_the_pools_health() {
         h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat(Some("a\u{1b}[2Jb")))).await;
     assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_text")));
 }
+
+/// An agent that lists its cluster's nodes (Slurm's `sinfo`) decides how many of the pool's
+/// nodes take new work: with one of two drained, one 8-card job runs and the other waits; when
+/// the node is back, it runs. A node list out of bounds is refused.
+#[tokio::test]
+async fn a_pool_takes_work_only_on_the_nodes_its_agent_says_are_usable() {
+    use serde_json::Value;
+    let federation = common::FEDERATION.replace(r#"backend = "sim""#, "backend = \"slurm\"\nhandoff_pct = 0");
+    let h = Harness::with_federation(&federation, fast()).await;
+    let tenant = h.tenant("acme").await;
+    let body = json!({"role": "provider", "pool": "gpu"}).to_string();
+    let (_, provider) = h.call(Method::POST, "/api/v1/tokens", Some(&h.operator), Some(&body)).await;
+    let provider = provider["token"].as_str().unwrap().to_owned();
+    let node = |name: &str, cards: u32, usable: bool| json!({"name": name, "cards": cards, "cpus": 64, "memory_mb": 512_000, "usable": usable});
+    let heartbeat = async |nodes: Value| {
+        let beat = json!({"healthy": true, "running": [], "nodes": nodes}).to_string();
+        h.call(Method::POST, "/api/v1/agent/heartbeat", Some(&provider), Some(&beat)).await
+    };
+    assert_eq!(heartbeat(json!([node("a", 8, true), node("b", 8, false)])).await.0, StatusCode::OK);
+    let submit = async |name: &str| {
+        let body = json!({"name": name, "command": ["train"], "accelerators": 8, "pool": "gpu"});
+        let (status, job) = h.call(Method::POST, "/api/v1/jobs", Some(&tenant), Some(&body.to_string())).await;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        job["id"].as_i64().unwrap()
+    };
+    let (first, second) = (submit("first").await, submit("second").await);
+    h.wait_for_state(&tenant, first, "placed").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, waiting) = h.call(Method::GET, &format!("/api/v1/jobs/{second}"), Some(&tenant), None).await;
+    assert_eq!(waiting["state"], "queued", "one node is drained: {waiting:#}");
+    // A node with fewer cards than the pool's nodes does not stand for one of them.
+    assert_eq!(heartbeat(json!([node("a", 8, true), node("b", 4, true)])).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, waiting) = h.call(Method::GET, &format!("/api/v1/jobs/{second}"), Some(&tenant), None).await;
+    assert_eq!(waiting["state"], "queued", "{waiting:#}");
+    assert_eq!(heartbeat(json!([node("a", 8, true), node("b", 8, true)])).await.0, StatusCode::OK);
+    h.wait_for_state(&tenant, second, "placed").await;
+    // Out of bounds: refused, with the field.
+    let (status, refused) = heartbeat(json!([node("a", 65, true)])).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_heartbeat")));
+    let (status, _) = heartbeat(json!([node("a\u{1b}[2J", 8, true)])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let many: Vec<Value> = (0..4097).map(|i| node(&format!("n{i}"), 8, true)).collect();
+    let (status, _) = heartbeat(Value::Array(many)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

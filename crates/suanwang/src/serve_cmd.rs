@@ -468,6 +468,7 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
             running_unknown: true,
             capacity: None,
             problem: Some("the agent is starting".to_owned()),
+            nodes: None,
         };
         if let Err(e) = platform.heartbeat(hello).await {
             let bad_input = matches!(e.code.as_str(), "invalid_token" | "unauthenticated" | "forbidden");

@@ -35,7 +35,9 @@ use super::{
     usage_event_id,
 };
 use crate::backend::{LOG_LINE_MAX, truncate_on_char};
-use suanwang_api::agent::{Capacity, Heartbeat, JobRef, LogChunk, RunState, StateReport, UsageReport, Work};
+use suanwang_api::agent::{
+    Capacity, Heartbeat, JobRef, LogChunk, NODES_MAX, NodeReport, RunState, StateReport, UsageReport, Work,
+};
 
 use crate::protocol::{Platform, PlatformError};
 use crate::run::RUNNING_MAX;
@@ -165,6 +167,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
         full_listed: false,
         config_problem: None,
         node_gres: Vec::new(),
+        nodes_sent: None,
     };
     let mut away_since: Option<Instant> = None;
     let mut wait = agent.config.poll;
@@ -231,6 +234,8 @@ struct SlurmAgent<P> {
     /// job whose GRES no node has (Slurm would only say "Requested node configuration is not
     /// available").
     node_gres: Vec<String>,
+    /// The node list last sent with a heartbeat, and when.
+    nodes_sent: Option<(Vec<NodeReport>, Instant)>,
 }
 
 /// How often the partition's limits are read again.
@@ -343,16 +348,27 @@ impl<P: Platform> SlurmAgent<P> {
             truncate_on_char(&mut p, 1000);
             p.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
         });
+        // The nodes, when they changed or every NODES_EVERY.
+        let reports = nodes.as_ref().ok().map(|n| node_reports(n, &card_gres));
+        let nodes_due = match (&reports, &self.nodes_sent) {
+            (Some(now), Some((sent, at))) => now != sent || at.elapsed() >= NODES_EVERY,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         let heartbeat = Heartbeat {
             healthy,
             running: self.tracked.keys().copied().collect(),
             running_unknown: !self.listed || accounting_away,
             capacity,
             problem,
+            nodes: reports.clone().filter(|_| nodes_due),
         };
         if let Err(e) = self.platform.heartbeat(heartbeat).await {
             tracing::warn!(error = %e, "heartbeat failed");
             return reachable;
+        }
+        if nodes_due && let Some(reports) = reports {
+            self.nodes_sent = Some((reports, Instant::now()));
         }
         // The ends just reported free room the platform fills at once: fetch again so that what
         // it placed meanwhile goes to Slurm in this poll rather than the next.
@@ -954,6 +970,30 @@ fn final_state(job: &SlurmJob, cancelled_by_platform: bool) -> Option<StateRepor
     }
 }
 
+/// How often the node list goes with a heartbeat when it has not changed (a restarted platform
+/// has it again within this).
+pub const NODES_EVERY: Duration = Duration::from_secs(60);
+
+/// The nodes as the heartbeat lists them (cards: the GRES of `cards`), bounded as the platform
+/// takes them: at most [`NODES_MAX`] nodes, names of at most 128 bytes, 64 cards.
+pub fn node_reports(nodes: &[SlurmNode], cards: &[super::site::Gres]) -> Vec<NodeReport> {
+    nodes
+        .iter()
+        .take(NODES_MAX)
+        .map(|node| {
+            let mut name: String = node.name.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            truncate_on_char(&mut name, 128);
+            NodeReport {
+                name,
+                cards: u32::try_from(cards_in(&node.gres, cards)).unwrap_or(u32::MAX).min(64),
+                cpus: u32::try_from(node.cpus).unwrap_or(u32::MAX).min(65_536),
+                memory_mb: node.memory_mb.min(1 << 40),
+                usable: node.usable,
+            }
+        })
+        .collect()
+}
+
 /// The pool's capacity from its nodes (cards: the GRES of `cards`).
 pub fn capacity(nodes: &[SlurmNode], cards: &[super::site::Gres]) -> Capacity {
     let mut c = Capacity::default();
@@ -1201,6 +1241,11 @@ mod tests {
         let nodes = crate::slurm::parse_nodes("n 192 1000 npu:910b:8(S:0-1) idle\n").unwrap();
         assert_eq!(capacity(&nodes, &crate::slurm::gpu_only()).gpus, 0);
         assert_eq!(capacity(&nodes, &[crate::slurm::site::parse_gres("npu").unwrap()]).gpus, 8);
+        // Each node as the heartbeat lists it, bounded as the platform takes it.
+        let nodes = crate::slurm::parse_nodes("a 8 1000 gpu:sim:4 idle\nb 99999 9 gpu:99 drained\n").unwrap();
+        let reports = node_reports(&nodes, &crate::slurm::gpu_only());
+        assert_eq!(reports[0], NodeReport { name: "a".into(), cards: 4, cpus: 8, memory_mb: 1000, usable: true });
+        assert_eq!((reports[1].cards, reports[1].cpus, reports[1].usable), (64, 65_536, false));
     }
 
     #[test]
