@@ -19,6 +19,7 @@ Throughput is N over the time from the first submission to the moment every job 
 (by `squeue`, or by the platform). Then, one job alone, five times per path: submit→start.
 
   scripts/slurm-vs-platform.py --jobs 500
+  SUANWANG_AGENT_LOG=info scripts/slurm-vs-platform.py --jobs 500   # keeps the agent's log
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.error, urllib.request
 
@@ -73,7 +74,7 @@ class Platform:
         self.agent = subprocess.Popen(
             [BIN, "agent", "--server", self.url, "--token", provider, "--backend", "slurm",
              "--slurm-output-dir", os.path.join(work, "out"), *agent_args],
-            env=dict(os.environ, SUANWANG_LOG="warn"), stdout=subprocess.DEVNULL,
+            env=dict(os.environ, SUANWANG_LOG=os.environ.get("SUANWANG_AGENT_LOG", "warn")), stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(work, "agent.log"), "w"))
         self.wait(lambda: self.call("GET", "/api/v1/pools/slurm-local", self.tenant, None)["healthy"], "the pool is healthy")
 
@@ -169,7 +170,10 @@ def main():
         platform.stop()
         raise
     platform.stop()
-    shutil.rmtree(work, ignore_errors=True)
+    if os.environ.get("SUANWANG_AGENT_LOG"):
+        print(f"the agent's log: {work}/agent.log", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 main()

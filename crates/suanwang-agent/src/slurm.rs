@@ -302,8 +302,10 @@ pub fn parse_listed(line: &str) -> Result<SlurmJob, ParseError> {
     let [id, state, reason, used, start, cpus, user, rest] = fields.as_slice() else {
         return Err(ParseError(format!("not a listing line: {:?}", truncate(line))));
     };
-    let id: u64 =
-        id.trim().parse().map_err(|_| ParseError(format!("not a job id in a listing: {:?}", truncate(id))))?;
+    // An array's tasks are `1019_988` and `1019_[3-9]`: the array's job id (cancelling it
+    // cancels them all).
+    let id = id.trim().split('_').next().unwrap_or("");
+    let id: u64 = id.parse().map_err(|_| ParseError(format!("not a job id in a listing: {:?}", truncate(id))))?;
     let (name, comment) = rest.rsplit_once('|').unwrap_or((rest, ""));
     let state_text = (*state).to_owned();
     let state =

@@ -251,7 +251,8 @@ impl<P: Platform> SlurmAgent<P> {
     async fn poll(&mut self) -> bool {
         let users = self.listing_users();
         let full = !self.full_listed;
-        let mut listing = self.config.cli.jobs(&users, full).await;
+        let platform_users: Vec<String> = self.config.users.keys().cloned().collect();
+        let mut listing = self.config.cli.jobs(&users, &platform_users, full).await;
         if listing.is_ok() && full {
             self.full_listed = true;
         }
@@ -1023,7 +1024,9 @@ pub fn job_dir(dir: &Path, user: Option<&UnixUser>) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)?;
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))?;
+        if std::fs::metadata(parent)?.permissions().mode() & 0o777 != 0o711 {
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))?;
+        }
     }
     match std::fs::create_dir(dir) {
         Ok(()) => {}

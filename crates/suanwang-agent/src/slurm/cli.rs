@@ -10,7 +10,7 @@ use tokio::process::Command;
 use super::site::UnixUser;
 use super::{
     LIVE_STATES, ParseError, SACCT_FIELDS, SQUEUE_FORMAT, SlurmJob, SlurmNode, parse_accounting, parse_job,
-    parse_listed, parse_nodes,
+    parse_listed, parse_nodes, platform_id,
 };
 
 /// Longest output read from one command (a controller with very many jobs is cut off here).
@@ -154,7 +154,15 @@ impl SlurmCli {
     /// within `MinJobAge` (read once when the agent starts, to adopt what ended while it was
     /// away); and the lines of ours it could not read. A listing says neither cards nor exit
     /// code: [`SlurmCli::job`] reads those of a job that ended.
-    pub async fn jobs(&self, users: &[String], all: bool) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
+    /// Only lines that may concern the platform are read: a platform job's name, or a job of
+    /// one of `platform_users` (the site file's, all of whose jobs are judged); the agent's own
+    /// user's other jobs (an administrator's job arrays, say) are skipped unread.
+    pub async fn jobs(
+        &self,
+        users: &[String],
+        platform_users: &[String],
+        all: bool,
+    ) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
         let args: Vec<String> = vec![
             "-h".into(),
             format!("--user={}", users.join(",")),
@@ -162,7 +170,7 @@ impl SlurmCli {
             format!("--format={SQUEUE_FORMAT}"),
         ];
         let out = self.run("squeue", &args).await?;
-        Ok(read_ours(&out, |_| true, parse_listed))
+        Ok(listed_jobs(&out, platform_users))
     }
 
     /// One job as the controller knows it (`scontrol show job -d -o <id>`), with its cards and
@@ -228,6 +236,20 @@ impl SlurmCli {
     }
 }
 
+/// The jobs in `squeue --format=`[`SQUEUE_FORMAT`] output that may concern the platform (see
+/// [`SlurmCli::jobs`]), and the lines of them that cannot be read.
+pub fn listed_jobs(output: &str, platform_users: &[String]) -> (Vec<SlurmJob>, Vec<ParseError>) {
+    read_ours(
+        output,
+        |line| {
+            let user = line.split('|').nth(6).unwrap_or("");
+            let name = line.splitn(8, '|').nth(7).and_then(|rest| rest.rsplit_once('|')).map_or("", |(name, _)| name);
+            platform_id(name).is_some() || platform_users.iter().any(|u| u == user)
+        },
+        parse_listed,
+    )
+}
+
 /// The jobs of these names in `sacct -X -n -P` output, and the lines of them that cannot be read.
 pub fn accounted_jobs(output: &str, names: &[String]) -> (Vec<SlurmJob>, Vec<ParseError>) {
     read_ours(
@@ -286,6 +308,20 @@ mod tests {
         let down = "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection to host:vm:16819: Connection refused";
         assert!(matches!(classify(down), SlurmError::Unavailable(_)));
         assert!(matches!(classify("sacct: error: Slurm accounting storage is disabled"), SlurmError::Refused(_)));
+    }
+
+    #[test]
+    fn a_listing_reads_only_what_concerns_the_platform() {
+        // The agent's own user's job array (ids `1019_988`), a platform job, a site user's stray.
+        let out = "1019_988|COMPLETED|None|0:00|2026-12-07T20:59:00|1|root|hist|(null)\n\
+                   1020|RUNNING|None|0:03|2026-12-07T20:59:00|1|root|sw-5-100|suanwang:c:main\n\
+                   1021_[3-9]|PENDING|Resources|0:00|N/A|1|sw-acme|free|(null)\n";
+        let (jobs, errors) = listed_jobs(out, &["sw-acme".to_owned()]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let ids: Vec<u64> = jobs.iter().map(|j| j.id).collect();
+        assert_eq!(ids, [1020, 1021], "an array is its job's id");
+        let (jobs, _) = listed_jobs(out, &[]);
+        assert_eq!(jobs.len(), 1);
     }
 
     #[test]
