@@ -165,6 +165,8 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
         limits: None,
         work_version: None,
         full_listed: false,
+        busy: false,
+        last_churn: None,
         config_problem: None,
         node_gres: Vec::new(),
         nodes_sent: None,
@@ -179,6 +181,9 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
                 away_since = None;
                 wait = agent.config.poll;
             }
+            // Jobs ending and starting: look again soon, or Slurm runs dry before the agent has
+            // seen the ends that let the platform send more.
+            (true, None) if agent.busy => wait = agent.config.poll.min(BUSY_POLL),
             (true, None) => wait = agent.config.poll,
             (false, None) => {
                 away_since = Some(Instant::now());
@@ -227,6 +232,11 @@ struct SlurmAgent<P> {
     /// whose outcome is unknown): until then a placed job may have a Slurm copy that already
     /// ended, which only such a listing shows.
     full_listed: bool,
+    /// Jobs ended or were submitted within [`BUSY_FOR`]: the next poll comes after
+    /// [`BUSY_POLL`].
+    busy: bool,
+    /// When a poll last saw a job end or submitted one.
+    last_churn: Option<Instant>,
     /// Slurm refused a job for the site's configuration (account, QOS, GRES, partition): what
     /// it said, and when.
     config_problem: Option<(String, Instant)>,
@@ -237,6 +247,13 @@ struct SlurmAgent<P> {
     /// The node list last sent with a heartbeat, and when.
     nodes_sent: Option<(Vec<NodeReport>, Instant)>,
 }
+
+/// The wait between polls while jobs end and start (see [`SlurmAgent::busy`]): a poll lists
+/// the agent's own live jobs only, so polling faster costs little.
+pub const BUSY_POLL: Duration = Duration::from_millis(250);
+
+/// How long after the last end or start the agent keeps polling every [`BUSY_POLL`].
+pub const BUSY_FOR: Duration = Duration::from_secs(3);
 
 /// How often the partition's limits are read again.
 const LIMITS_EVERY: Duration = Duration::from_secs(60);
@@ -249,10 +266,13 @@ fn away(e: &PlatformError) -> bool {
 impl<P: Platform> SlurmAgent<P> {
     /// One round; whether Slurm answered.
     async fn poll(&mut self) -> bool {
+        let started = Instant::now();
         let users = self.listing_users();
         let full = !self.full_listed;
         let platform_users: Vec<String> = self.config.users.keys().cloned().collect();
-        let mut listing = self.config.cli.jobs(&users, &platform_users, full).await;
+        // Jobs and nodes at once (two commands, each a round trip to the controller).
+        let (mut listing, nodes) =
+            tokio::join!(self.config.cli.jobs(&users, &platform_users, full), self.config.cli.nodes());
         if listing.is_ok() && full {
             self.full_listed = true;
         }
@@ -260,7 +280,7 @@ impl<P: Platform> SlurmAgent<P> {
         // heartbeat then cannot say which of the platform's jobs still run.
         let mut accounting_away = false;
         let mut orphans = Vec::new();
-        let nodes = self.config.cli.nodes().await;
+        let listed_at = started.elapsed();
         let reachable = listing.is_ok();
         // The platform's view comes before the heartbeat: an agent that restarted adopts what
         // still runs in Slurm first, so its first heartbeat lists it.
@@ -318,8 +338,10 @@ impl<P: Platform> SlurmAgent<P> {
             );
         }
         self.no_nodes_said = none;
+        let followed_at = started.elapsed();
         self.cancel_orphans(orphans).await;
         self.flush().await;
+        let flushed_at = started.elapsed();
         let card_gres = self.config.site.cards();
         let capacity = nodes.as_ref().ok().map(|n| capacity(n, &card_gres));
         if let Ok(nodes) = &nodes {
@@ -383,9 +405,26 @@ impl<P: Platform> SlurmAgent<P> {
             },
             work => work,
         };
+        let beat_at = started.elapsed();
+        let submitted = self.tracked.len();
         if let Some(work) = work {
             self.take_work(work).await;
         }
+        if !self.ended_now.is_empty() || self.tracked.len() > submitted {
+            self.last_churn = Some(Instant::now());
+        }
+        self.busy = self.last_churn.is_some_and(|at| at.elapsed() < BUSY_FOR);
+        // Where a poll's time goes (`SUANWANG_LOG=suanwang_agent=debug`).
+        tracing::debug!(
+            list_ms = listed_at.as_millis() as u64,
+            follow_ms = (followed_at - listed_at).as_millis() as u64,
+            report_ms = (flushed_at - followed_at).as_millis() as u64,
+            beat_ms = (beat_at - flushed_at).as_millis() as u64,
+            submit_ms = (started.elapsed() - beat_at).as_millis() as u64,
+            ended = self.ended_now.len(),
+            submitted = self.tracked.len().saturating_sub(submitted),
+            "poll"
+        );
         reachable
     }
 
