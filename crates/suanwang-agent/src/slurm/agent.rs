@@ -757,16 +757,6 @@ impl<P: Platform> SlurmAgent<P> {
                 }
             };
             let user = job_site.user.as_ref().and_then(|u| self.config.users.get(u)).cloned();
-            // Its own directory, the user's alone.
-            let dir = self.config.output_dir.join(&name);
-            if let Err(e) = job_dir(&dir, user.as_ref()) {
-                tracing::error!(job_id = item.id, dir = %dir.display(), error = %e, "cannot make the job's directory");
-                self.config_problem = Some((
-                    format!("the agent cannot make job directories in {}: {e}", self.config.output_dir.display()),
-                    Instant::now(),
-                ));
-                continue;
-            }
             let gres = self.config.site.gres_of(item.model.as_deref());
             if item.request.accelerators > 0
                 && !self.node_gres.is_empty()
@@ -785,6 +775,16 @@ impl<P: Platform> SlurmAgent<P> {
                     &format!("Slurm cannot run the job for its provider's configuration (GRES): {problem}"),
                 )
                 .await;
+                continue;
+            }
+            // Its own directory, the user's alone.
+            let dir = self.config.output_dir.join(&name);
+            if let Err(e) = job_dir(&dir, user.as_ref()) {
+                tracing::error!(job_id = item.id, dir = %dir.display(), error = %e, "cannot make the job's directory");
+                self.config_problem = Some((
+                    format!("the agent cannot make job directories in {}: {e}", self.config.output_dir.display()),
+                    Instant::now(),
+                ));
                 continue;
             }
             let partition = self.config.cli.partition.as_deref();
