@@ -170,6 +170,7 @@ pub async fn run<P: Platform>(platform: Arc<P>, config: SlurmConfig, mut shutdow
         config_problem: None,
         node_gres: Vec::new(),
         nodes_sent: None,
+        beat_sent: None,
     };
     let mut away_since: Option<Instant> = None;
     let mut wait = agent.config.poll;
@@ -246,6 +247,9 @@ struct SlurmAgent<P> {
     node_gres: Vec<String>,
     /// The node list last sent with a heartbeat, and when.
     nodes_sent: Option<(Vec<NodeReport>, Instant)>,
+    /// What the last heartbeat said (health, running jobs, whether it could tell, the
+    /// problem), and when.
+    beat_sent: Option<(Said, Instant)>,
 }
 
 /// The wait between polls while jobs end and start (see [`SlurmAgent::busy`]): a poll lists
@@ -254,6 +258,12 @@ pub const BUSY_POLL: Duration = Duration::from_millis(250);
 
 /// How long after the last end or start the agent keeps polling every [`BUSY_POLL`].
 pub const BUSY_FOR: Duration = Duration::from_secs(3);
+
+/// The longest time between heartbeats that would say the same.
+pub const BEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// What a heartbeat says, to tell whether the next one would say something new.
+type Said = (bool, Vec<i64>, bool, Option<String>);
 
 /// How often the partition's limits are read again.
 const LIMITS_EVERY: Duration = Duration::from_secs(60);
@@ -378,20 +388,31 @@ impl<P: Platform> SlurmAgent<P> {
             (Some(_), None) => true,
             (None, _) => false,
         };
-        let heartbeat = Heartbeat {
-            healthy,
-            running: self.tracked.keys().copied().collect(),
-            running_unknown: !self.listed || accounting_away,
-            capacity,
-            problem,
-            nodes: reports.clone().filter(|_| nodes_due),
-        };
-        if let Err(e) = self.platform.heartbeat(heartbeat).await {
-            tracing::warn!(error = %e, "heartbeat failed");
-            return reachable;
-        }
-        if nodes_due && let Some(reports) = reports {
-            self.nodes_sent = Some((reports, Instant::now()));
+        let mut running: Vec<i64> = self.tracked.keys().copied().collect();
+        running.sort_unstable();
+        let running_unknown = !self.listed || accounting_away;
+        // Polling every 250 ms while jobs churn, the heartbeat (a write on the platform) goes
+        // at most once a second unless what runs, the health or the nodes changed.
+        let said = (healthy, running.clone(), running_unknown, problem.clone());
+        let beat_due =
+            nodes_due || self.beat_sent.as_ref().is_none_or(|(last, at)| *last != said || at.elapsed() >= BEAT_EVERY);
+        if beat_due {
+            let heartbeat = Heartbeat {
+                healthy,
+                running,
+                running_unknown,
+                capacity,
+                problem,
+                nodes: reports.clone().filter(|_| nodes_due),
+            };
+            if let Err(e) = self.platform.heartbeat(heartbeat).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+                return reachable;
+            }
+            self.beat_sent = Some((said, Instant::now()));
+            if nodes_due && let Some(reports) = reports {
+                self.nodes_sent = Some((reports, Instant::now()));
+            }
         }
         // The ends just reported free room the platform fills at once: fetch again so that what
         // it placed meanwhile goes to Slurm in this poll rather than the next.
