@@ -873,6 +873,20 @@ fn slurm_accounting() -> bool {
     conf.contains("accounting_storage/slurmdbd")
 }
 
+/// For a test that needs slurmdbd (for `what`): whether it is here; without it the test says
+/// SKIPPED, or fails where Slurm is required (`.ci/run` starts it with `SUANWANG_SLURM_DBD=1`).
+fn slurm_accounting_or_skip(what: &str) -> bool {
+    if slurm_accounting() {
+        return true;
+    }
+    assert!(
+        std::env::var("SUANWANG_REQUIRE_SLURM").map_or(true, |v| v != "1"),
+        "SUANWANG_REQUIRE_SLURM is set but this Slurm keeps no accounting for {what}: start it with SUANWANG_SLURM_DBD=1"
+    );
+    eprintln!("SKIPPED: no slurmdbd here for {what} (SUANWANG_SLURM_DBD=1 scripts/slurm.sh start)");
+    false
+}
+
 /// `suanwang agent --backend slurm`, killed when dropped.
 struct Agent(Child);
 
@@ -1247,13 +1261,7 @@ fn tenants_on_a_real_slurm_run_as_their_own_users_and_accounts() {
         eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
         return;
     }
-    if !slurm_accounting() {
-        // Accounts need slurmdbd; .ci/run requires it (SUANWANG_SLURM_DBD=1).
-        assert!(
-            std::env::var("SUANWANG_REQUIRE_SLURM").map_or(true, |v| v != "1"),
-            "SUANWANG_REQUIRE_SLURM is set but this Slurm keeps no accounts (no slurmdbd)"
-        );
-        eprintln!("SKIPPED: no slurmdbd here, so no Slurm accounts (scripts/slurm.sh start with MariaDB)");
+    if !slurm_accounting_or_skip("Slurm accounts") {
         return;
     }
     let dir = scratch("slurm-tenants");
@@ -1830,12 +1838,7 @@ fn random_faults_on_a_real_slurm_never_run_a_job_twice_or_bill_a_second_twice() 
         eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
         return;
     }
-    if !slurm_accounting() {
-        assert!(
-            std::env::var("SUANWANG_REQUIRE_SLURM").is_err(),
-            "the fault test reads Slurm's accounting: start Slurm with SUANWANG_SLURM_DBD=1"
-        );
-        eprintln!("SKIPPED: no Slurm accounting (SUANWANG_SLURM_DBD=1 scripts/slurm.sh start)");
+    if !slurm_accounting_or_skip("the fault test's reading of sacct") {
         return;
     }
     let seed: u64 = std::env::var("SUANWANG_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
