@@ -20,6 +20,11 @@
 #                              # how long the controller remembers a finished job (3600 at
 #                              # start; a small value makes it forget jobs, for fault tests)
 #
+# slurmrestd (Debian's package, installed when missing) listens on 127.0.0.1:$SUANWANG_SLURMRESTD_PORT
+# (default 16820) with JWT authentication, run as the unprivileged user `slurmrestd`; `start`
+# also prints SUANWANG_SLURMRESTD (its URL) and SUANWANG_SLURMRESTD_TOKEN (a file holding a
+# day's token of SlurmUser, root here). SUANWANG_SLURMRESTD=0 leaves it out.
+#
 # Everything lives under $SUANWANG_SLURM_DIR (default /tmp/suanwang-slurm). Needs root (as on
 # this kind of machine and in CI): Slurm runs as root here (SlurmUser=root).
 set -euo pipefail
@@ -34,12 +39,17 @@ conf="$dir/etc/slurm.conf"
 dbd_conf="$dir/etc/slurmdbd.conf"
 dbd_port=${SUANWANG_SLURM_DBD_PORT:-16819}
 dbd_database=suanwang_slurm_acct
+restd_port=${SUANWANG_SLURMRESTD_PORT:-16820}
 mysql_cmd=(mariadb -h 127.0.0.1 -P 3306 -u root)
 
 install() {
   if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     echo "== installing slurm-wlm and munge" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge) >/dev/null
+  fi
+  if [ "${SUANWANG_SLURMRESTD:-1}" != 0 ] && ! command -v slurmrestd >/dev/null; then
+    echo "== installing slurmrestd" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmrestd) >/dev/null
   fi
   if [ "${SUANWANG_SLURM_DBD:-auto}" != 0 ] && ! command -v slurmdbd >/dev/null; then
     echo "== installing slurmdbd" >&2
@@ -75,6 +85,8 @@ AccountingStorageTRES=gres/gpu,gres/npu
 AccountingStorageEnforce=associations,limits,qos"
     cat >"$dbd_conf" <<DBD
 AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$dir/etc/jwt_hs256.key
 DbdHost=$host
 DbdPort=$dbd_port
 SlurmUser=root
@@ -93,6 +105,10 @@ DBD
     accounting="AccountingStorageType=accounting_storage/none"
     rm -f "$dbd_conf"
   fi
+  if [ ! -s "$dir/etc/jwt_hs256.key" ]; then
+    dd if=/dev/urandom bs=32 count=1 of="$dir/etc/jwt_hs256.key" 2>/dev/null
+  fi
+  chmod 600 "$dir/etc/jwt_hs256.key"
   local files=""
   for i in $(seq 0 $((node_gpus - 1))); do
     : >"$dir/gres/gpu$i"
@@ -108,6 +124,9 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# JSON Web Tokens besides munge, for slurmrestd (scripts/slurm.sh token).
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$dir/etc/jwt_hs256.key
 StateSaveLocation=$dir/spool/ctld
 SlurmdSpoolDir=$dir/spool/d
 SlurmctldPidFile=$dir/run/slurmctld.pid
@@ -174,6 +193,7 @@ start() {
     fi
     if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
       echo "export SLURM_CONF=$conf"
+      if [ "${SUANWANG_SLURMRESTD:-1}" != 0 ]; then start_restd; fi
       return 0
     fi
     # A node that registered before the controller knew it comes up DOWN; resume it.
@@ -182,6 +202,29 @@ start() {
   done
   echo "slurm did not come up; logs in $dir/log" >&2
   tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
+  return 1
+}
+
+# slurmrestd on 127.0.0.1:$restd_port as user slurmrestd (it refuses to run as root), and a
+# token file for SlurmUser (root).
+start_restd() {
+  id slurmrestd >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin slurmrestd
+  chmod 644 "$conf"
+  SLURM_JWT=daemon SLURM_CONF="$conf" setsid setpriv --reuid=slurmrestd --regid=nogroup --clear-groups \
+    slurmrestd -a rest_auth/jwt -s openapi/v0.0.38,openapi/dbv0.0.38 "127.0.0.1:$restd_port" \
+    >"$dir/log/slurmrestd.log" 2>&1 </dev/null &
+  echo $! >"$dir/run/slurmrestd.pid"
+  (umask 077; SLURM_CONF="$conf" scontrol token lifespan=86400 >"$dir/etc/slurmrestd.token")
+  for _ in $(seq 1 50); do
+    if curl -sf -o /dev/null -H "X-SLURM-USER-NAME: root" -H "X-SLURM-USER-TOKEN: $(cut -d= -f2 "$dir/etc/slurmrestd.token")" \
+      "http://127.0.0.1:$restd_port/slurm/v0.0.38/ping"; then
+      echo "export SUANWANG_SLURMRESTD=http://127.0.0.1:$restd_port SUANWANG_SLURMRESTD_TOKEN=$dir/etc/slurmrestd.token"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "slurmrestd did not answer; its log:" >&2
+  tail -n 5 "$dir/log/slurmrestd.log" >&2 || true
   return 1
 }
 
@@ -227,7 +270,7 @@ tenants() {
 }
 
 stop_daemons() {
-  for pidfile in "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid" "$dir/run/slurmdbd.pid"; do
+  for pidfile in "$dir/run/slurmrestd.pid" "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid" "$dir/run/slurmdbd.pid"; do
     if [ -s "$pidfile" ]; then
       kill "$(cat "$pidfile")" 2>/dev/null || true
     fi

@@ -4,14 +4,18 @@
 //! (with time limits, sorting failures into "Slurm is away" and "Slurm refuses"); [`agent`] is the
 //! agent loop that follows jobs in Slurm and reports them to the platform.
 //!
-//! Why the command-line tools and not slurmrestd: they ship in the same Debian package as the
-//! daemons, need no JWT set-up, and are what a provider's administrator already runs.
+//! Two ways to talk to Slurm, chosen per pool: the command-line tools ([`cli`], the default:
+//! they ship with the daemons, need no JWT set-up, and are what a provider's administrator
+//! already runs) or slurmrestd ([`rest`], for sites that give the agent no shell on a login
+//! node); [`cli::SlurmClient`] is either. Both build their requests from one [`BatchJob`] and
+//! read into the same [`SlurmJob`], [`SlurmNode`] and [`PartitionLimits`].
 //! Why `scontrol show job` and not `sacct`: `sacct` needs slurmdbd and a database; the
 //! controller keeps a finished job's record (`RunTime`, `JOB_GRES`, exit code) for `MinJobAge`
 //! seconds, which the agent reads while it follows the job (docs/slurm.md).
 
 pub mod agent;
 pub mod cli;
+pub mod rest;
 pub mod site;
 
 use std::collections::BTreeMap;
@@ -57,7 +61,54 @@ pub struct Submission<'a> {
     pub dir: &'a str,
 }
 
-/// `sbatch` arguments for a platform job (`request` is the job body as accepted by the API):
+/// A batch job as the agent asks Slurm for it, whichever way it is sent: `sbatch` arguments
+/// ([`BatchJob::sbatch_args`]) or a slurmrestd submission ([`rest::submission`]). Built in one
+/// place, [`batch_job`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchJob {
+    /// `sw-<id>-<created ms>` ([`job_name`]).
+    pub name: String,
+    /// Its owner tag ([`owner_tag`]), set by the agent.
+    pub comment: Option<String>,
+    /// Tasks: 1, or a gang's size (`--ntasks`).
+    pub tasks: u32,
+    /// Whole cores per task.
+    pub cpus_per_task: u64,
+    /// Memory, MiB: per node for one task (`--mem`), per CPU for a gang (`--mem-per-cpu`).
+    pub memory_mib: Memory,
+    /// `--gres` (`gpu:a100:2`): the cards of a single task, or per node for a gang of a GRES
+    /// Slurm cannot give per task.
+    pub gres: Option<String>,
+    /// `--gpus-per-task` (`a100:2`, `2`) for a gang of GPUs.
+    pub gpus_per_task: Option<String>,
+    /// `--nodes` with one task per node, for a gang of non-GPU cards.
+    pub nodes: Option<u32>,
+    /// `--time`, minutes (`None`: the partition's default).
+    pub time_limit_min: Option<u64>,
+    /// The job's own directory (`--chdir`).
+    pub dir: String,
+    /// The output file in it (`--output`, `%j` for Slurm's id), appended to.
+    pub output: String,
+    /// `--partition` (`None`: the cluster's default).
+    pub partition: Option<String>,
+    /// `--account` (`None`: the user's default).
+    pub account: Option<String>,
+    /// `--qos` (`None`: the association's default).
+    pub qos: Option<String>,
+    /// The shell command the job runs (`--wrap`): exports, then the command, each quoted.
+    pub script: String,
+}
+
+/// Memory asked, MiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memory {
+    /// `--mem` (one task).
+    PerNode(u64),
+    /// `--mem-per-cpu` (a gang).
+    PerCpu(u64),
+}
+
+/// The batch job for a platform job (`request` is the job body as accepted by the API):
 /// CPUs rounded up to whole cores, memory in MiB (at least 1), cards as the model's GRES (a gang
 /// of several tasks: `--ntasks`, and CPUs, memory and GPUs per task, or one task per node with
 /// its cards for a GRES other than `gpu`, which Slurm cannot give per task; the command runs
@@ -66,14 +117,14 @@ pub struct Submission<'a> {
 /// its working directory with the output file in it, and the command wrapped for a shell with
 /// each argument quoted. The job gets none of the agent's environment (the agent holds its pool's
 /// token): `sbatch` runs with a cleared environment ([`cli::SlurmCli`]) and exports that
-/// (`--export=ALL`), and the wrapper sets `PATH`, `LANG`, `SUANWANG_JOB_ID` and the job's own
-/// `env`, quoted.
-pub fn sbatch_args(
+/// (`--export=ALL`); slurmrestd gets only `PATH` and `LANG`; the wrapper sets `PATH`, `LANG`,
+/// `SUANWANG_JOB_ID` and the job's own `env`, quoted.
+pub fn batch_job(
     platform_id: i64,
     created_ms: i64,
     request: &JobRequest,
     to: Submission<'_>,
-) -> Result<Vec<String>, SubmitError> {
+) -> Result<BatchJob, SubmitError> {
     let command = &request.command;
     if command.is_empty() {
         return Err(SubmitError("the job has no command to run".to_owned()));
@@ -82,52 +133,44 @@ pub fn sbatch_args(
     let memory_mib = u64::from(request.memory_mib).max(1);
     let cards = request.accelerators;
     let tasks = request.tasks.max(1);
-    let minutes = request.time_limit_s.or(request.estimate_s).map(|s| s.div_ceil(60).max(1));
     let name = job_name(platform_id, created_ms);
-    let mut args = vec!["--parsable".to_owned(), format!("--job-name={name}")];
+    let mut job = BatchJob {
+        output: format!("{}/{name}-%j.out", to.dir),
+        name,
+        comment: None,
+        tasks: u32::from(tasks),
+        cpus_per_task: cores,
+        memory_mib: Memory::PerNode(memory_mib),
+        gres: None,
+        gpus_per_task: None,
+        nodes: None,
+        time_limit_min: request.time_limit_s.or(request.estimate_s).map(|s| s.div_ceil(60).max(1)),
+        dir: to.dir.to_owned(),
+        partition: to.partition.map(str::to_owned),
+        account: to.site.account.clone(),
+        qos: to.site.qos.clone(),
+        script: String::new(),
+    };
     if tasks == 1 {
-        args.push(format!("--cpus-per-task={cores}"));
-        args.push(format!("--mem={memory_mib}M"));
         if cards > 0 {
-            args.push(format!("--gres={}:{cards}", to.gres.spec()));
+            job.gres = Some(format!("{}:{cards}", to.gres.spec()));
         }
     } else {
         // A gang: its tasks start together, each with the request's CPUs, memory and cards,
         // wherever Slurm fits them. The command runs once, in the batch step, with the
         // allocation around it: `mpirun` (or `srun`) in it starts the ranks.
-        args.push(format!("--ntasks={tasks}"));
-        args.push(format!("--cpus-per-task={cores}"));
-        args.push(format!("--mem-per-cpu={}M", memory_mib.div_ceil(cores).max(1)));
+        job.memory_mib = Memory::PerCpu(memory_mib.div_ceil(cores).max(1));
         if cards > 0 && to.gres.name == site::DEFAULT_GRES {
-            let per_task = match &to.gres.kind {
+            job.gpus_per_task = Some(match &to.gres.kind {
                 Some(kind) => format!("{kind}:{cards}"),
                 None => cards.to_string(),
-            };
-            args.push(format!("--gpus-per-task={per_task}"));
+            });
         } else if cards > 0 {
             // Slurm gives per task only GPUs: other cards come per node, so one task per node.
-            args.push(format!("--nodes={tasks}"));
-            args.push("--ntasks-per-node=1".to_owned());
-            args.push(format!("--gres={}:{cards}", to.gres.spec()));
+            job.nodes = Some(u32::from(tasks));
+            job.gres = Some(format!("{}:{cards}", to.gres.spec()));
         }
     }
-    // No limit asked: the partition's own (`DefaultTime`, else `MaxTime`) applies.
-    if let Some(minutes) = minutes {
-        args.push(format!("--time={minutes}"));
-    }
-    args.push(format!("--chdir={}", to.dir));
-    args.push(format!("--output={}/{name}-%j.out", to.dir));
-    args.push("--open-mode=append".to_owned());
-    if let Some(partition) = to.partition {
-        args.push(format!("--partition={partition}"));
-    }
-    if let Some(account) = &to.site.account {
-        args.push(format!("--account={account}"));
-    }
-    if let Some(qos) = &to.site.qos {
-        args.push(format!("--qos={qos}"));
-    }
-    args.push("--export=ALL".to_owned());
     let mut wrap = format!(
         "export PATH={} LANG=C.UTF-8 SUANWANG_JOB_ID={platform_id}{}; ",
         shell_quote(crate::sandbox::DEFAULT_PATH),
@@ -142,8 +185,61 @@ pub fn sbatch_args(
         wrap.push_str(&format!("export {name}={}; ", shell_quote(value)));
     }
     wrap.push_str(&command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
-    args.push(format!("--wrap={wrap}"));
-    Ok(args)
+    job.script = wrap;
+    Ok(job)
+}
+
+impl BatchJob {
+    /// The `sbatch` arguments for it.
+    pub fn sbatch_args(&self) -> Vec<String> {
+        let mut args = vec!["--parsable".to_owned()];
+        if let Some(comment) = &self.comment {
+            args.push(format!("--comment={comment}"));
+        }
+        args.push(format!("--job-name={}", self.name));
+        if self.tasks > 1 {
+            args.push(format!("--ntasks={}", self.tasks));
+        }
+        args.push(format!("--cpus-per-task={}", self.cpus_per_task));
+        args.push(match self.memory_mib {
+            Memory::PerNode(mib) => format!("--mem={mib}M"),
+            Memory::PerCpu(mib) => format!("--mem-per-cpu={mib}M"),
+        });
+        if let Some(gpus) = &self.gpus_per_task {
+            args.push(format!("--gpus-per-task={gpus}"));
+        }
+        if let Some(nodes) = self.nodes {
+            args.push(format!("--nodes={nodes}"));
+            args.push("--ntasks-per-node=1".to_owned());
+        }
+        if let Some(gres) = &self.gres {
+            args.push(format!("--gres={gres}"));
+        }
+        if let Some(minutes) = self.time_limit_min {
+            args.push(format!("--time={minutes}"));
+        }
+        args.push(format!("--chdir={}", self.dir));
+        args.push(format!("--output={}", self.output));
+        args.push("--open-mode=append".to_owned());
+        for (flag, value) in [("partition", &self.partition), ("account", &self.account), ("qos", &self.qos)] {
+            if let Some(value) = value {
+                args.push(format!("--{flag}={value}"));
+            }
+        }
+        args.push("--export=ALL".to_owned());
+        args.push(format!("--wrap={}", self.script));
+        args
+    }
+}
+
+/// `sbatch` arguments for a platform job: [`batch_job`], as [`BatchJob::sbatch_args`].
+pub fn sbatch_args(
+    platform_id: i64,
+    created_ms: i64,
+    request: &JobRequest,
+    to: Submission<'_>,
+) -> Result<Vec<String>, SubmitError> {
+    Ok(batch_job(platform_id, created_ms, request, to)?.sbatch_args())
 }
 
 /// `'it'\''s'`: one argument for `sh`, whatever it holds.

@@ -555,6 +555,19 @@ pub struct AgentArgs {
     /// the agent's user under its default account, with untyped `gpu` GRES.
     #[arg(long, value_name = "FILE")]
     pub slurm_site: Option<PathBuf>,
+    /// Slurm: talk to Slurm through slurmrestd at this `http://` URL (OpenAPI v0.0.38, Slurm
+    /// 22.05 or later) instead of its commands, for sites that allow the agent no shell
+    /// (docs/slurm.md, "slurmrestd").
+    #[arg(long, value_name = "URL", requires_all = ["slurmrestd_token_file", "slurmrestd_user"])]
+    pub slurmrestd: Option<String>,
+    /// Slurm: the file holding slurmrestd's JSON Web Token (`scontrol token` output), read on
+    /// every request so the site can rotate it. A token of `SlurmUser` lets jobs run as the
+    /// tenants' users of the site file.
+    #[arg(long, value_name = "FILE", requires = "slurmrestd")]
+    pub slurmrestd_token_file: Option<PathBuf>,
+    /// Slurm: the user the token is for (`scontrol token username=NAME`).
+    #[arg(long, value_name = "NAME", requires = "slurmrestd")]
+    pub slurmrestd_user: Option<String>,
     /// Slurm: seconds a Slurm command may take before Slurm counts as away.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub slurm_timeout_s: u64,

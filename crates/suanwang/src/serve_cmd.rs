@@ -432,9 +432,50 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
         BackendArg::Sim => Some(Backend::Sim),
         BackendArg::Slurm => None,
     };
-    if backend.is_some() && (args.slurm_partition.is_some() || args.slurm_site.is_some()) {
-        return Err(CliError::input("invalid_agent", "--slurm-partition and --slurm-site are for --backend slurm"));
+    if backend.is_some() && (args.slurm_partition.is_some() || args.slurm_site.is_some() || args.slurmrestd.is_some()) {
+        return Err(CliError::input(
+            "invalid_agent",
+            "--slurm-partition, --slurm-site and --slurmrestd are for --backend slurm",
+        ));
     }
+    let timeout = Duration::from_secs(args.slurm_timeout_s);
+    let slurm = match (&args.slurmrestd, &args.slurmrestd_token_file, &args.slurmrestd_user) {
+        (Some(url), Some(token_file), Some(user)) => {
+            if !url.starts_with("http://") || url.len() > 2048 {
+                return Err(CliError::input(
+                    "invalid_agent",
+                    format!("--slurmrestd must be an http:// URL, not {url:?}"),
+                ));
+            }
+            let text = std::fs::read_to_string(token_file).map_err(|e| {
+                CliError::input("invalid_agent", format!("--slurmrestd-token-file {}: {e}", token_file.display()))
+            })?;
+            if suanwang_agent::slurm::rest::token_in(&text).is_none() {
+                return Err(CliError::input(
+                    "invalid_agent",
+                    format!("--slurmrestd-token-file {} holds no token", token_file.display()),
+                ));
+            }
+            if user.is_empty()
+                || user.len() > 64
+                || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                return Err(CliError::input("invalid_agent", "--slurmrestd-user must be a Unix user name"));
+            }
+            suanwang_agent::slurm::cli::SlurmClient::Rest(suanwang_agent::slurm::rest::SlurmRest {
+                url: url.clone(),
+                token_file: std::path::absolute(token_file)
+                    .map_err(|e| CliError::input("invalid_agent", format!("--slurmrestd-token-file: {e}")))?,
+                user: user.clone(),
+                timeout,
+                partition: args.slurm_partition.clone(),
+            })
+        }
+        _ => suanwang_agent::slurm::cli::SlurmClient::Cli(suanwang_agent::slurm::cli::SlurmCli {
+            timeout,
+            partition: args.slurm_partition.clone(),
+        }),
+    };
     // The site file and its users are checked before connecting: a mistake in them is the
     // provider's to fix, not something to retry.
     let site = match &args.slurm_site {
@@ -498,10 +539,7 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
                     cluster: args.slurm_cluster.clone(),
                     output_dir: std::path::absolute(&args.slurm_output_dir)
                         .map_err(|e| CliError::input("invalid_agent", format!("--slurm-output-dir: {e}")))?,
-                    cli: suanwang_agent::slurm::cli::SlurmCli {
-                        timeout: Duration::from_secs(args.slurm_timeout_s),
-                        partition: args.slurm_partition.clone(),
-                    },
+                    cli: slurm,
                     poll,
                     site,
                     users,

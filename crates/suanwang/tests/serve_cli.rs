@@ -891,10 +891,6 @@ fn slurm_accounting_or_skip(what: &str) -> bool {
 struct Agent(Child);
 
 impl Agent {
-    fn start(url: &str, token: &str, dir: &Path) -> Agent {
-        Agent::start_as(url, token, dir, "ci-test")
-    }
-
     /// An agent whose jobs carry `cluster` in their tag (tests sharing the Slurm use their own).
     fn start_as(url: &str, token: &str, dir: &Path, cluster: &str) -> Agent {
         Agent::start_with(url, token, dir, cluster, &[])
@@ -962,13 +958,29 @@ fn slurm_job(id: i64) -> BTreeMap<String, String> {
 /// billed, and the ledger balances.
 #[test]
 fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
+    jobs_through_faults(&[]);
+}
+
+/// The same through slurmrestd.
+#[test]
+fn jobs_run_on_a_real_slurm_through_slurmrestd_and_faults_and_are_billed() {
+    if std::env::var_os("SLURM_CONF").is_none() && std::env::var("SUANWANG_REQUIRE_SLURM").map_or(true, |v| v != "1") {
+        eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
+        return;
+    }
+    let Some(rest) = slurmrestd_or_skip() else { return };
+    jobs_through_faults(&rest);
+}
+
+/// The faults scenario, with the agent's `way` to Slurm (nothing: its commands).
+fn jobs_through_faults(way: &[String]) {
     // First the lock: another test may have the controller stopped.
     let _slurm = slurm_lock();
     if !slurm_answers() {
         eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
         return;
     }
-    let dir = scratch("slurm");
+    let dir = scratch(if way.is_empty() { "slurm" } else { "slurm-rest" });
     // The federation promises more memory than Slurm's node has, so a job Slurm cannot fit is
     // placed and Slurm refuses it.
     let federation = std::fs::read_to_string(
@@ -999,7 +1011,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     };
     // The partition allows two days at most (restored to unlimited at the end).
     partition("maxtime=2-00:00:00");
-    let mut agent = Agent::start(&url, &provider, &dir);
+    let mut agent = Agent::start_with(&url, &provider, &dir, "ci-test", way);
     let pool = format!("{url}/api/v1/pools/slurm-local");
     let reported =
         wait_for(&pool, &tenant, Duration::from_secs(20), "the pool reports healthy", |p| p["healthy"] == true);
@@ -1093,7 +1105,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     let _ = agent.0.wait();
     post(&format!("{url}/api/v1/jobs/{orphan}/cancel"), &tenant, &json!({}));
     assert_eq!(slurm_job(orphan)["JobState"], "RUNNING", "nobody cancelled it in Slurm yet");
-    agent = Agent::start(&url, &provider, &dir);
+    agent = Agent::start_with(&url, &provider, &dir, "ci-test", way);
     let deadline = Instant::now() + Duration::from_secs(30);
     while slurm_job(orphan)["JobState"] != "CANCELLED" {
         assert!(Instant::now() < deadline, "the restarted agent left it running: {:?}", slurm_job(orphan));
@@ -1110,7 +1122,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
     slurm_script(&["stop-controller"]);
     let restart = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(&pool, &tenant, Duration::from_secs(20), "the pool goes unhealthy", |p| p["healthy"] == false);
-        drop(std::mem::replace(&mut agent, Agent::start(&url, &provider, &dir)));
+        drop(std::mem::replace(&mut agent, Agent::start_with(&url, &provider, &dir, "ci-test", way)));
         std::thread::sleep(Duration::from_secs(3));
         let job = get(&job_url(outage), &tenant);
         assert_eq!(job["state"], "running", "nothing is requeued while Slurm is away: {job:#}");
@@ -1196,7 +1208,7 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
         // nor requeued as lost), then ends from sacct once slurmdbd answers.
         slurm_script(&["stop-dbd"]);
         let away = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            agent = Agent::start(&url, &provider, &dir);
+            agent = Agent::start_with(&url, &provider, &dir, "ci-test", way);
             std::thread::sleep(Duration::from_secs(4));
             let job = get(&job_url(forgotten), &tenant);
             assert_eq!(job["state"], "running", "waits while slurmdbd is away: {job:#}");
@@ -1256,6 +1268,48 @@ fn jobs_run_on_a_real_slurm_through_faults_and_are_billed() {
 /// and the pool's health says what is wrong.
 #[test]
 fn tenants_on_a_real_slurm_run_as_their_own_users_and_accounts() {
+    tenants_on_a_real_slurm(&[]);
+}
+
+/// The same through slurmrestd (`--slurmrestd`): the agent runs no Slurm command.
+#[test]
+fn tenants_on_a_real_slurm_through_slurmrestd_run_as_their_own_users_and_accounts() {
+    let _slurm = slurm_lock();
+    if !slurm_answers() {
+        eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
+        return;
+    }
+    let Some(rest) = slurmrestd_or_skip() else { return };
+    drop(_slurm);
+    tenants_on_a_real_slurm(&rest);
+}
+
+/// The agent's arguments for the slurmrestd `scripts/slurm.sh start` runs (it exports
+/// `SUANWANG_SLURMRESTD` and `SUANWANG_SLURMRESTD_TOKEN`); `None` (SKIPPED) without one, a
+/// failure where Slurm is required.
+fn slurmrestd_or_skip() -> Option<Vec<String>> {
+    let url = std::env::var("SUANWANG_SLURMRESTD").ok().filter(|u| !u.is_empty());
+    let token = std::env::var("SUANWANG_SLURMRESTD_TOKEN").ok().filter(|t| !t.is_empty());
+    let (Some(url), Some(token)) = (url, token) else {
+        assert!(
+            std::env::var("SUANWANG_REQUIRE_SLURM").map_or(true, |v| v != "1"),
+            "SUANWANG_REQUIRE_SLURM is set but no slurmrestd is (source the output of scripts/slurm.sh start)"
+        );
+        eprintln!("SKIPPED: no slurmrestd here (scripts/slurm.sh start exports SUANWANG_SLURMRESTD)");
+        return None;
+    };
+    Some(vec![
+        "--slurmrestd".to_owned(),
+        url,
+        "--slurmrestd-token-file".to_owned(),
+        token,
+        "--slurmrestd-user".to_owned(),
+        "root".to_owned(),
+    ])
+}
+
+/// The tenants scenario, with the agent's `way` to Slurm (nothing: its commands).
+fn tenants_on_a_real_slurm(way: &[String]) {
     let _slurm = slurm_lock();
     if !slurm_answers() {
         eprintln!("SKIPPED: no Slurm answers (scripts/slurm.sh start; export SLURM_CONF=…)");
@@ -1264,7 +1318,8 @@ fn tenants_on_a_real_slurm_run_as_their_own_users_and_accounts() {
     if !slurm_accounting_or_skip("Slurm accounts") {
         return;
     }
-    let dir = scratch("slurm-tenants");
+    let rest = !way.is_empty();
+    let dir = scratch(if rest { "slurm-tenants-rest" } else { "slurm-tenants" });
     let federation = r#"
 name = "slurm-tenants"
 [[site]]
@@ -1352,7 +1407,7 @@ account = "no-such-account"
         )
     };
     // Not under the server's data directory, which is 0700: the tenants' users must get through.
-    let agents = scratch("slurm-tenants-agents");
+    let agents = scratch(if rest { "slurm-tenants-rest-agents" } else { "slurm-tenants-agents" });
     let (gpu_dir, npu_dir) = (agents.join("gpu"), agents.join("npu"));
     std::fs::create_dir_all(&gpu_dir).unwrap();
     std::fs::create_dir_all(&npu_dir).unwrap();
@@ -1363,7 +1418,9 @@ account = "no-such-account"
         std::fs::set_permissions(open, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let args = |site: String, partition: &str| {
-        vec!["--slurm-site".to_owned(), site, "--slurm-partition".to_owned(), partition.to_owned()]
+        let mut args = vec!["--slurm-site".to_owned(), site, "--slurm-partition".to_owned(), partition.to_owned()];
+        args.extend_from_slice(way);
+        args
     };
     let _gpu_agent = Agent::start_with(&url, &gpu_token, &gpu_dir, "ci-tenants", &args(gpu_site, "main"));
     let mut npu_agent = Agent::start_with(&url, &npu_token, &npu_dir, "ci-tenants", &args(npu_site("npu:910b"), "npu"));

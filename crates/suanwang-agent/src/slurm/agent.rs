@@ -28,11 +28,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use super::cli::{SlurmCli, SlurmError};
+use super::cli::{SlurmClient, SlurmError};
 use super::site::{SiteError, SlurmSite, UnixUser};
 use super::{
-    SlurmJob, SlurmNode, SlurmState, Submission, cards_in, job_name, owner_tag, platform_id, sbatch_args,
-    usage_event_id,
+    SlurmJob, SlurmNode, SlurmState, Submission, batch_job, cards_in, job_name, owner_tag, platform_id, usage_event_id,
 };
 use crate::backend::{LOG_LINE_MAX, truncate_on_char};
 use suanwang_api::agent::{
@@ -65,8 +64,8 @@ pub struct SlurmConfig {
     /// output file `<job name>-<slurm id>.out`, readable only by the user it runs as): written on
     /// the node, read by the agent, so a shared filesystem on a real cluster.
     pub output_dir: PathBuf,
-    /// The commands, with the partition.
-    pub cli: SlurmCli,
+    /// The commands or slurmrestd, with the partition.
+    pub cli: SlurmClient,
     /// Time between polls.
     pub poll: Duration,
     /// Accounts, QOS, Unix users and GRES (the site file).
@@ -343,7 +342,7 @@ impl<P: Platform> SlurmAgent<P> {
         let none = matches!(&nodes, Ok(n) if n.is_empty());
         if none && !self.no_nodes_said {
             tracing::error!(
-                partition = self.config.cli.partition.as_deref().unwrap_or("(any)"),
+                partition = self.config.cli.partition().unwrap_or("(any)"),
                 "Slurm lists no node for this pool: check --slurm-partition (`sinfo -s` lists the partitions); the pool stays unhealthy"
             );
         }
@@ -368,7 +367,7 @@ impl<P: Platform> SlurmAgent<P> {
             (_, Err(e), _) => Some(format!("Slurm's nodes cannot be listed: {e}")),
             (_, _, Some(c)) if c.nodes == 0 => Some(format!(
                 "Slurm lists no node in partition {}: check the agent's --slurm-partition (`sinfo -s` lists them)",
-                self.config.cli.partition.as_deref().unwrap_or("(default)")
+                self.config.cli.partition().unwrap_or("(default)")
             )),
             (_, _, Some(c)) if c.nodes_usable == 0 => {
                 Some(format!("none of the partition's {} nodes can take work (down, drained or failing)", c.nodes))
@@ -477,7 +476,7 @@ impl<P: Platform> SlurmAgent<P> {
     /// followed. Only jobs with this agent's [`owner_tag`] are considered, so another pool's jobs
     /// on the same controller (or anyone else's) are left alone.
     fn orphans(&self, jobs: &[SlurmJob], work: &Work) -> Vec<SlurmJob> {
-        let tag = owner_tag(&self.config.cluster, self.config.cli.partition.as_deref());
+        let tag = owner_tag(&self.config.cluster, self.config.cli.partition());
         let platform_users: HashSet<&str> = self.config.users.keys().map(String::as_str).collect();
         orphans(jobs, work, &self.tracked, &self.done, &tag, &platform_users)
     }
@@ -808,13 +807,13 @@ impl<P: Platform> SlurmAgent<P> {
                 ));
                 continue;
             }
-            let partition = self.config.cli.partition.as_deref();
+            let partition = self.config.cli.partition();
             let dir_text = dir.to_string_lossy();
             let to = Submission { partition, site: &job_site, gres: &gres, dir: &dir_text };
-            match sbatch_args(item.id, item.created_ms, &item.request, to) {
-                Ok(mut args) => {
-                    args.insert(1, format!("--comment={}", owner_tag(&self.config.cluster, partition)));
-                    ready.push((item.id, name, args, user));
+            match batch_job(item.id, item.created_ms, &item.request, to) {
+                Ok(mut job) => {
+                    job.comment = Some(owner_tag(&self.config.cluster, partition));
+                    ready.push((item.id, name, job, user));
                 }
                 Err(e) => self.refuse(item.id, &e.0).await,
             }
@@ -824,7 +823,7 @@ impl<P: Platform> SlurmAgent<P> {
         while ready.peek().is_some() {
             let group: Vec<_> = ready.by_ref().take(SUBMITS_AT_ONCE).collect();
             let cli = &self.config.cli;
-            let results = join_all(group.iter().map(|(_, _, args, user)| cli.submit(args, user.as_ref()))).await;
+            let results = join_all(group.iter().map(|(_, _, job, user)| cli.submit(job, user.as_ref()))).await;
             let mut away = false;
             for ((id, name, _, _), result) in group.into_iter().zip(results) {
                 match result {
@@ -940,7 +939,7 @@ pub const REPORTS_AT_ONCE: usize = 16;
 
 /// Sends what is due for one job (see [`SlurmAgent::flush`]); whether all of it, its end
 /// included, was taken.
-async fn flush_one<P: Platform>(platform: &P, cli: &SlurmCli, id: i64, tracked: &mut Tracked) -> bool {
+async fn flush_one<P: Platform>(platform: &P, cli: &SlurmClient, id: i64, tracked: &mut Tracked) -> bool {
     if let Some(reason) = tracked.reason_due.clone()
         && !tracked.started
         && !tracked.cancelled

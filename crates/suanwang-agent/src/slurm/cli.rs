@@ -236,6 +236,86 @@ impl SlurmCli {
     }
 }
 
+/// The way a pool talks to Slurm: its commands, or slurmrestd. The same operations either way.
+#[derive(Clone, Debug)]
+pub enum SlurmClient {
+    /// `sbatch`, `squeue`, `scontrol`, `scancel`, `sinfo`, `sacct`.
+    Cli(SlurmCli),
+    /// slurmrestd's OpenAPI.
+    Rest(super::rest::SlurmRest),
+}
+
+impl SlurmClient {
+    /// The pool's partition (`None`: the cluster's default).
+    pub fn partition(&self) -> Option<&str> {
+        match self {
+            SlurmClient::Cli(c) => c.partition.as_deref(),
+            SlurmClient::Rest(r) => r.partition.as_deref(),
+        }
+    }
+
+    /// Submits a batch job as `user` (the agent's own user, or the token's, when `None`).
+    pub async fn submit(&self, job: &super::BatchJob, user: Option<&UnixUser>) -> Result<u64, SlurmError> {
+        match self {
+            SlurmClient::Cli(c) => c.submit(&job.sbatch_args(), user).await,
+            SlurmClient::Rest(r) => r.submit(job, user).await,
+        }
+    }
+
+    /// See [`SlurmCli::jobs`].
+    pub async fn jobs(
+        &self,
+        users: &[String],
+        platform_users: &[String],
+        all: bool,
+    ) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
+        match self {
+            SlurmClient::Cli(c) => c.jobs(users, platform_users, all).await,
+            SlurmClient::Rest(r) => r.jobs(users, platform_users, all).await,
+        }
+    }
+
+    /// See [`SlurmCli::job`].
+    pub async fn job(&self, slurm_id: u64) -> Result<Option<SlurmJob>, SlurmError> {
+        match self {
+            SlurmClient::Cli(c) => c.job(slurm_id).await,
+            SlurmClient::Rest(r) => r.job(slurm_id).await,
+        }
+    }
+
+    /// See [`SlurmCli::accounting`].
+    pub async fn accounting(&self, names: &[String]) -> Result<(Vec<SlurmJob>, Vec<ParseError>), SlurmError> {
+        match self {
+            SlurmClient::Cli(c) => c.accounting(names).await,
+            SlurmClient::Rest(r) => r.accounting(names).await,
+        }
+    }
+
+    /// See [`SlurmCli::cancel`].
+    pub async fn cancel(&self, slurm_id: u64) -> Result<(), SlurmError> {
+        match self {
+            SlurmClient::Cli(c) => c.cancel(slurm_id).await,
+            SlurmClient::Rest(r) => r.cancel(slurm_id).await,
+        }
+    }
+
+    /// See [`SlurmCli::partition_limits`].
+    pub async fn partition_limits(&self) -> Result<Option<super::PartitionLimits>, SlurmError> {
+        match self {
+            SlurmClient::Cli(c) => c.partition_limits().await,
+            SlurmClient::Rest(r) => r.partition_limits().await,
+        }
+    }
+
+    /// See [`SlurmCli::nodes`].
+    pub async fn nodes(&self) -> Result<Vec<SlurmNode>, SlurmError> {
+        match self {
+            SlurmClient::Cli(c) => c.nodes().await,
+            SlurmClient::Rest(r) => r.nodes().await,
+        }
+    }
+}
+
 /// The jobs in `squeue --format=`[`SQUEUE_FORMAT`] output that may concern the platform (see
 /// [`SlurmCli::jobs`]), and the lines of them that cannot be read.
 pub fn listed_jobs(output: &str, platform_users: &[String]) -> (Vec<SlurmJob>, Vec<ParseError>) {
