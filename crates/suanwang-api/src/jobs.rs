@@ -200,6 +200,28 @@ pub struct JobView {
     pub request: Option<JobRequest>,
 }
 
+/// Most jobs in one array (`POST /api/v1/job-arrays`), as Slurm's default `MaxArraySize`.
+pub const ARRAY_SIZE_MAX: u16 = 1000;
+
+/// `POST /api/v1/job-arrays`: `size` copies of one job, told apart by their index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobArrayRequest {
+    /// How many jobs (1 to [`ARRAY_SIZE_MAX`]).
+    pub size: u16,
+    /// The job, as `POST /api/v1/jobs` takes it (a body, or a template with parameters).
+    pub job: serde_json::Value,
+}
+
+/// The jobs an array made, in index order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobArrayView {
+    /// How many.
+    pub size: u16,
+    /// Their ids: `job_ids[i]` runs with `SUANWANG_ARRAY_INDEX=i`.
+    pub job_ids: Vec<i64>,
+}
+
 /// Query of `GET /api/v1/jobs`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -239,6 +239,20 @@ impl Client {
         self.call("POST", "/api/v1/jobs", Some(body), &headers)
     }
 
+    /// `POST /api/v1/job-arrays`: `size` jobs from one body (a job or a template with
+    /// parameters); `key` makes a retry safe.
+    pub fn submit_array<B: Serialize>(
+        &self,
+        size: u16,
+        body: &B,
+        key: Option<&str>,
+    ) -> Result<suanwang_api::jobs::JobArrayView, ClientError> {
+        let job = serde_json::to_value(body).map_err(|e| ClientError::new("invalid_body", e.to_string()))?;
+        let request = suanwang_api::jobs::JobArrayRequest { size, job };
+        let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        self.call("POST", "/api/v1/job-arrays", Some(&request), &headers)
+    }
+
     /// `POST /api/v1/jobs`.
     pub fn submit_job(&self, job: &JobRequest, key: Option<&str>) -> Result<JobView, ClientError> {
         self.submit(job, key)

@@ -67,6 +67,19 @@ impl Error {
         self
     }
 
+    /// The same error for a body nested under `outer`: a refusal of the body (400, 422) names
+    /// `outer.field` (or `outer` when it named none); other errors are left as they are.
+    pub fn under(mut self, outer: &str) -> Self {
+        if !matches!(self.kind, Kind::Invalid | Kind::Unprocessable) {
+            return self;
+        }
+        self.field = Some(match self.field.take() {
+            Some(field) => format!("{outer}.{field}"),
+            None => outer.to_owned(),
+        });
+        self
+    }
+
     /// Malformed or out of range.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::Invalid, code, message)

@@ -133,7 +133,88 @@ pub async fn submit(
 ) -> Result<(JobView, bool), Error> {
     require(caller, Action::SubmitJob)?;
     check_key(key.as_deref())?;
-    let mut body = match submission {
+    let body = resolve(ctl, submission)?;
+    submit_body(ctl, caller, body, key).await
+}
+
+/// Submits an array: `size` jobs from one body, job `i` named `<name>[i]` and run with
+/// `SUANWANG_ARRAY_INDEX=i` and `SUANWANG_ARRAY_SIZE=size`. Each is an ordinary job (placed,
+/// run, billed and cancelled on its own, as Slurm's array tasks are); the array counts against
+/// the queued-jobs quota as a whole. With a key `K`, job `i` gets `K/i`: a retry after a
+/// failure part-way returns the jobs already made and makes the rest. `created` is false when
+/// every job was there already.
+pub async fn submit_array(
+    ctl: &Control,
+    caller: &Caller,
+    request: suanwang_api::jobs::JobArrayRequest,
+    key: Option<String>,
+) -> Result<(suanwang_api::jobs::JobArrayView, bool), Error> {
+    use suanwang_api::jobs::ARRAY_SIZE_MAX;
+    require(caller, Action::SubmitJob)?;
+    check_key(key.as_deref())?;
+    if key.as_ref().is_some_and(|k| k.len() + 5 > KEY_MAX) {
+        return Err(Error::bad_request(
+            "invalid_idempotency_key",
+            format!("an array's Idempotency-Key is at most {} characters (each job's is KEY/INDEX)", KEY_MAX - 5),
+        ));
+    }
+    if request.size == 0 || request.size > ARRAY_SIZE_MAX {
+        return Err(Error::bad_request("invalid_job", format!("an array has 1 to {ARRAY_SIZE_MAX} jobs")).at("size"));
+    }
+    let body = resolve(ctl, parse_submission(request.job).map_err(|e| e.under("job"))?).map_err(|e| e.under("job"))?;
+    if body.env.contains_key(ARRAY_INDEX) || body.env.contains_key(ARRAY_SIZE) {
+        return Err(Error::bad_request(
+            "invalid_job",
+            format!("{ARRAY_INDEX} and {ARRAY_SIZE} are the platform's to set in an array"),
+        )
+        .at("job"));
+    }
+    // The whole array against the quota, unless it is a retry (its first job exists).
+    let tenant_id = crate::apps::acting_tenant(ctl, caller, body.tenant.as_deref(), "invalid_job").await?;
+    let retry = match &key {
+        Some(key) => ctl.store.job_by_key(tenant_id, &format!("{key}/0")).await?.is_some(),
+        None => false,
+    };
+    if !retry {
+        let most = crate::quota::of(ctl, tenant_id).await?.queued_jobs;
+        let queued = ctl.store.count_jobs(tenant_id, JobState::Queued).await?;
+        if queued + i64::from(request.size) > i64::from(most) {
+            return Err(crate::quota::exceeded("queued jobs", most));
+        }
+    }
+    let mut job_ids = Vec::with_capacity(usize::from(request.size));
+    let mut any_created = false;
+    // Several at once, so that they share group commits.
+    let indexes: Vec<u16> = (0..request.size).collect();
+    for group in indexes.chunks(ARRAY_WRITES_AT_ONCE) {
+        let submissions = group.iter().map(|&index| {
+            let mut job = body.clone();
+            job.name = format!("{}[{index}]", body.name);
+            job.env.insert(ARRAY_INDEX.to_owned(), index.to_string());
+            job.env.insert(ARRAY_SIZE.to_owned(), request.size.to_string());
+            let key = key.as_ref().map(|k| format!("{k}/{index}"));
+            submit_body(ctl, caller, job, key)
+        });
+        for done in futures_util::future::join_all(submissions).await {
+            let (view, created) = done.map_err(|e| e.under("job"))?;
+            any_created |= created;
+            job_ids.push(view.id);
+        }
+    }
+    Ok((suanwang_api::jobs::JobArrayView { size: request.size, job_ids }, any_created))
+}
+
+/// An array's jobs written at once (each waits for a group commit; together they share them).
+const ARRAY_WRITES_AT_ONCE: usize = 64;
+
+/// The variable that tells an array's job its index (0 to size − 1).
+pub const ARRAY_INDEX: &str = "SUANWANG_ARRAY_INDEX";
+/// The variable that tells an array's job the array's size.
+pub const ARRAY_SIZE: &str = "SUANWANG_ARRAY_SIZE";
+
+/// A submission as one job body: a template expanded with its parameters and fields.
+fn resolve(ctl: &Control, submission: Submission) -> Result<JobRequest, Error> {
+    Ok(match submission {
         Submission::Job(job) => *job,
         Submission::Template { template, params, fields } => {
             let app = ctl.config.apps.get(&template).ok_or_else(|| {
@@ -148,7 +229,16 @@ pub async fn submit(
             job.insert("template".to_owned(), Value::from(template));
             typed(Value::Object(job))?
         }
-    };
+    })
+}
+
+/// Submits a resolved job body (see [`submit`]).
+async fn submit_body(
+    ctl: &Control,
+    caller: &Caller,
+    mut body: JobRequest,
+    key: Option<String>,
+) -> Result<(JobView, bool), Error> {
     crate::fit::check_limits(&body)?;
     let tenant_id = crate::apps::acting_tenant(ctl, caller, body.tenant.as_deref(), "invalid_job").await?;
     // A retried key is answered whatever the queue holds now; a new job counts against the quota.

@@ -111,6 +111,18 @@ pub async fn submit(
     created(view, new)
 }
 
+/// `POST /api/v1/job-arrays`.
+pub async fn submit_array(
+    State(ctl): State<Control>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Body(body): Body<suanwang_api::jobs::JobArrayRequest>,
+) -> Created<suanwang_api::jobs::JobArrayView> {
+    let key = idempotency_key(&headers)?;
+    let (view, new) = jobs::submit_array(&ctl, &caller, body, key).await?;
+    created(view, new)
+}
+
 /// `GET /api/v1/jobs`.
 pub async fn list_jobs(State(ctl): State<Control>, Auth(caller): Auth, Q(query): Q<ListQuery>) -> Answer<JobPage> {
     Ok(Json(jobs::list(&ctl, &caller, &query).await?))

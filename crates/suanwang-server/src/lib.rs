@@ -47,6 +47,7 @@ pub fn router(ctl: Control) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/v1/jobs", post(api::submit).get(api::list_jobs))
+        .route("/api/v1/job-arrays", post(api::submit_array))
         .route("/api/v1/jobs/{id}", get(api::show_job))
         .route("/api/v1/jobs/{id}/cancel", post(api::cancel_job))
         .route("/api/v1/jobs/{id}/logs", get(api::logs))

@@ -25,6 +25,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "tenant, operator (with \"tenant\")",
     ),
     (
+        "post",
+        "/api/v1/job-arrays",
+        "Submit an array: \"size\" jobs from one body, job i named NAME[i] with SUANWANG_ARRAY_INDEX=i and SUANWANG_ARRAY_SIZE (Idempotency-Key K: job i gets K/i)",
+        "tenant, operator (with \"tenant\")",
+    ),
+    (
         "get",
         "/api/v1/jobs",
         "List jobs (?state=&pool=&tenant=&after=&limit=&order=asc|desc), oldest first unless order=desc",
@@ -293,6 +299,7 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
 /// POSTs that answer 201 when they create something (200 for an idempotent repeat).
 const CREATES: &[&str] = &[
     "/api/v1/jobs",
+    "/api/v1/job-arrays",
     "/api/v1/tenants",
     "/api/v1/tokens",
     "/api/v1/datasets",
@@ -308,6 +315,7 @@ const CREATES: &[&str] = &[
 /// The request body of each POST that takes one: its schema's name in `components`.
 const BODIES: &[(&str, &str)] = &[
     ("/api/v1/jobs", "SubmitJob"),
+    ("/api/v1/job-arrays", "SubmitJobArray"),
     ("/api/v1/tenants", "NewTenant"),
     ("/api/v1/tokens", "NewToken"),
     ("/api/v1/tenants/{id}/quotas", "QuotaChange"),
@@ -439,6 +447,9 @@ pub fn document() -> Value {
         if *method == "post" && *path == "/api/v1/jobs" {
             operation["responses"]["201"] = json!({"description": "Accepted (durably)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}});
         }
+        if *method == "post" && *path == "/api/v1/job-arrays" {
+            operation["responses"]["201"] = json!({"description": "Accepted (durably)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobArray"}}}});
+        }
         entry[*method] = operation;
     }
     json!({
@@ -506,6 +517,14 @@ fn request_schemas() -> Value {
     };
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string", "description": "the body field at fault, when one is"}}}}},
+        "SubmitJobArray": {
+            "type": "object", "additionalProperties": false, "required": ["size", "job"],
+            "properties": {"size": int(1, 1000), "job": {"$ref": "#/components/schemas/SubmitJob"}},
+        },
+        "JobArray": {
+            "type": "object", "required": ["size", "job_ids"],
+            "properties": {"size": int(1, 1000), "job_ids": {"type": "array", "maxItems": 1000, "items": int(1, i64::MAX)}},
+        },
         "SubmitJob": {
             "type": "object",
             "description": "\"name\" is required unless \"template\" provides it",

@@ -939,3 +939,66 @@ async fn a_pool_takes_work_only_on_the_nodes_its_agent_says_are_usable() {
     let (status, _) = heartbeat(Value::Array(many)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// An array: `size` ordinary jobs from one body, each told its index; a retried key returns the
+/// same jobs; the whole array counts against the queued-jobs quota; bad arrays get a 4xx that
+/// names the field.
+#[tokio::test]
+async fn a_job_array_makes_indexed_jobs_once_per_key() {
+    let h = Harness::new(fast()).await;
+    h.start_agents();
+    let token = h.tenant("acme").await;
+    let body = json!({"size": 3, "job": {"name": "sweep", "cpu_milli": 100, "memory_mib": 64,
+        "command": ["sh", "-c", "echo index=$SUANWANG_ARRAY_INDEX of $SUANWANG_ARRAY_SIZE"]}})
+    .to_string();
+    let key = [("idempotency-key", "sweep-1")];
+    let (status, array) = h.call_with(Method::POST, "/api/v1/job-arrays", Some(&token), Some(&body), &key).await;
+    assert_eq!(status, StatusCode::CREATED, "{array}");
+    assert_eq!(array["size"], 3);
+    let ids: Vec<i64> = array["job_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    for (index, id) in ids.iter().enumerate() {
+        let done = h.wait_for_state(&token, *id, "succeeded").await;
+        assert_eq!(done["name"], format!("sweep[{index}]"));
+        let (_, logs) = h.call(Method::GET, &format!("/api/v1/jobs/{id}/logs"), Some(&token), None).await;
+        assert_eq!(logs["chunks"][0][1], format!("index={index} of 3\n"));
+    }
+    let (again, same) = h.call_with(Method::POST, "/api/v1/job-arrays", Some(&token), Some(&body), &key).await;
+    assert_eq!((again, &same["job_ids"]), (StatusCode::OK, &array["job_ids"]), "a retry makes nothing new");
+
+    for (bad, code, field) in [
+        (json!({"size": 0, "job": {"name": "x", "command": ["true"]}}), "invalid_job", "size"),
+        (json!({"size": 1001, "job": {"name": "x", "command": ["true"]}}), "invalid_job", "size"),
+        (json!({"size": 2, "job": {"name": "x", "cpu_milli": "many"}}), "invalid_body", "job.cpu_milli"),
+        (
+            json!({"size": 2, "job": {"name": "x", "command": ["true"], "env": {"SUANWANG_ARRAY_INDEX": "7"}}}),
+            "invalid_job",
+            "job",
+        ),
+    ] {
+        let (status, error) = h.call(Method::POST, "/api/v1/job-arrays", Some(&token), Some(&bad.to_string())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} {error}");
+        assert_eq!(
+            (error["error"]["code"].as_str(), error["error"]["field"].as_str()),
+            (Some(code), Some(field)),
+            "{bad}"
+        );
+    }
+    let (status, error) =
+        h.call(Method::POST, "/api/v1/job-arrays", Some(&token), Some(r#"{"size": 2, "job": {}, "more": 1}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    // More jobs than the quota lets wait: the array is refused whole.
+    let (globex_id, globex) = common::tenant(&h, "globex", "sme", "Shenzhen").await;
+    let quotas = format!("/api/v1/tenants/{globex_id}/quotas");
+    let (status, _) = h.call(Method::POST, &quotas, Some(&h.operator), Some(r#"{"queued_jobs": 5}"#)).await;
+    assert_eq!(status, StatusCode::OK);
+    let big = json!({"size": 6, "job": {"name": "big", "command": ["true"]}}).to_string();
+    let (status, error) = h.call(Method::POST, "/api/v1/job-arrays", Some(&globex), Some(&big)).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")),
+        "{error}"
+    );
+    let (_, page) = h.call(Method::GET, "/api/v1/jobs", Some(&globex), None).await;
+    assert!(page["jobs"].as_array().unwrap().is_empty(), "nothing made: {page}");
+}

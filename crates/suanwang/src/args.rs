@@ -702,7 +702,7 @@ pub enum JobCommand {
     /// Submit a job: from a JSON file (`--file job.json`, `-` for stdin) or from flags and the
     /// command after `--`.
     #[command(
-        after_help = "Examples:\n  suanwang job submit --name hello --cpu-milli 500 --memory-mib 256 -- sh -c 'echo hello'\n  suanwang job submit --file train.json --idempotency-key order-42"
+        after_help = "Examples:\n  suanwang job submit --name hello --cpu-milli 500 --memory-mib 256 -- sh -c 'echo hello'\n  suanwang job submit --file train.json --idempotency-key order-42\n  suanwang job submit --name sweep --array 100 -- python sweep.py --case '$SUANWANG_ARRAY_INDEX'"
     )]
     Submit(Box<JobSubmitArgs>),
     /// List jobs (newest pages with --after).
@@ -781,6 +781,11 @@ pub struct JobSubmitArgs {
     /// The same key returns the same job (safe retries).
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Submit N copies as an array (1 to 1000): job i is named NAME[i] and runs with
+    /// SUANWANG_ARRAY_INDEX=i and SUANWANG_ARRAY_SIZE=N; each is placed, billed and cancelled
+    /// on its own.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub array: Option<u16>,
     /// The program and its arguments.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -316,6 +316,13 @@ pub fn job(command: &JobCommand) -> Result<(), CliError> {
         JobCommand::Submit(args) => {
             let client = Client::new(&args.client)?;
             let body = submit_body(args)?;
+            if let Some(size) = args.array {
+                let array = client.api.submit_array(size, &body, args.idempotency_key.as_deref())?;
+                return client.show(&array, |a| {
+                    let ids: Vec<String> = a.job_ids.iter().map(i64::to_string).collect();
+                    format!("array of {} jobs: {}\n", a.size, ids.join(" "))
+                });
+            }
             let job = client.api.submit(&body, args.idempotency_key.as_deref())?;
             client.show(&job, |j| format!("job {} {}\n", j.id, j.state))
         }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a test that cannot set itself up should fail loudly")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -1523,6 +1523,54 @@ account = "no-such-account"
         j["usage_accelerator_s"].as_f64().is_some_and(|u| u > 0.0)
     });
     assert_eq!(done["usage_accelerator_s"].as_f64(), Some((run_time * 2) as f64), "{done:#}");
+
+    // An array from the CLI: three Slurm jobs, each told its index, each billed on its own.
+    let array = cli(
+        &url,
+        &acme,
+        &[
+            "job",
+            "submit",
+            "--name",
+            "sweep",
+            "--array",
+            "3",
+            "--pool",
+            "slurm-gpu",
+            "--accelerators",
+            "1",
+            "--cpu-milli",
+            "1000",
+            "--memory-mib",
+            "128",
+            "--",
+            "sh",
+            "-c",
+            "echo index=$SUANWANG_ARRAY_INDEX of $SUANWANG_ARRAY_SIZE; sleep 1",
+        ],
+    );
+    assert_eq!(array.code, 0, "{}", array.stderr);
+    let ids: Vec<i64> = array
+        .stdout
+        .trim()
+        .strip_prefix("array of 3 jobs: ")
+        .unwrap_or_else(|| panic!("{}", array.stdout))
+        .split(' ')
+        .map(|id| id.parse().unwrap())
+        .collect();
+    let mut slurm_ids = BTreeSet::new();
+    for (index, id) in ids.iter().enumerate() {
+        let done = wait_for(&job_url(*id), &acme, Duration::from_secs(60), "an array job ends", |j| {
+            ended(j) && j["usage_accelerator_s"].as_f64().is_some_and(|u| u > 0.0)
+        });
+        assert_eq!(
+            (done["state"].as_str(), done["name"].as_str()),
+            (Some("succeeded"), Some(format!("sweep[{index}]").as_str()))
+        );
+        wait_logs(*id, &acme, &format!("index={index} of 3"));
+        slurm_ids.insert(slurm_job(*id)["JobId"].clone());
+    }
+    assert_eq!(slurm_ids.len(), 3, "one Slurm job each");
 
     // A wrong account: the job fails saying so, and so does the pool's health.
     let wrong = submit(
