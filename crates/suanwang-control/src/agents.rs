@@ -182,12 +182,25 @@ fn check_nodes(nodes: &[NodeReport]) -> Result<(), Error> {
     Ok(())
 }
 
-/// How many of a pool's declared nodes the reported ones stand for: the usable reported nodes
-/// with at least as many cards as the pool's smallest card node (any usable node for a pool
-/// without cards).
+/// How many nodes of the pool's model the reported ones stand for. Of the declared nodes: the
+/// usable reported nodes with at least as many cards as the pool's smallest card node (any
+/// usable node for a pool without cards), at most the declared count. Beyond them (the model
+/// grows, [`suanwang_sched::scheduler::Scheduler::set_pool_usable_nodes`]): only when more usable
+/// nodes than declared are each at least as large as every declared kind in cards, CPUs and
+/// memory (Slurm's MB taken as MiB), so that a node added to the model never promises more than
+/// the cluster has.
 pub fn usable_nodes(declared: &[NodeSpec], reported: &[NodeReport]) -> usize {
     let cards = declared.iter().map(|n| u32::from(n.accelerators)).filter(|&c| c > 0).min().unwrap_or(0);
-    reported.iter().filter(|n| n.usable && n.cards >= cards).count()
+    let usable = reported.iter().filter(|n| n.usable && n.cards >= cards).count();
+    let covers = |n: &NodeReport| {
+        declared.iter().all(|d| {
+            n.cards >= u32::from(d.accelerators)
+                && u64::from(n.cpus) * 1000 >= u64::from(d.cpu_milli)
+                && n.memory_mb >= u64::from(d.memory_mib)
+        })
+    };
+    let full = reported.iter().filter(|n| n.usable && covers(n)).count();
+    if full > declared.len() { full } else { usable.min(declared.len()) }
 }
 
 /// What the agent should start and stop. With `wait_s`, while the pool's work version is still

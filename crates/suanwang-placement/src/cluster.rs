@@ -371,6 +371,14 @@ impl Cluster {
         self.nodes.len()
     }
 
+    /// Adds an empty node (a cluster that grew); its index is the old [`Cluster::len`].
+    pub fn push(&mut self, spec: &NodeSpec) -> Result<NodeIdx, ClusterError> {
+        let node = NodeState::new(spec)?;
+        self.gpu_milli_capacity += u64::from(node.gpu_milli_capacity());
+        self.nodes.push(node);
+        Ok(NodeIdx(u32::try_from(self.nodes.len() - 1).unwrap_or(u32::MAX)))
+    }
+
     /// True when the cluster has no node.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()

@@ -188,6 +188,8 @@ pub struct JobCounters {
 /// The scheduler.
 pub struct Scheduler {
     config: SchedulerConfig,
+    /// What fragmentation-aware node policies learn from (kept to rebuild a grown pool's).
+    profile: WorkloadProfile,
     federation: Federation,
     pools: Vec<PoolRuntime>,
     books: Vec<PoolBook>,
@@ -214,6 +216,10 @@ pub struct Scheduler {
     /// Per job: its victims still stopping (it waits for them instead of choosing more).
     waiting_on_stops: FxHashMap<JobId, u32>,
 }
+
+/// A pool's model grows to at most this many times its federation file's nodes
+/// ([`Scheduler::set_pool_usable_nodes`]).
+pub const GROWTH_FACTOR: usize = 2;
 
 /// Accelerator capacity a contract holds in a pool for one tenant during a window: while it is
 /// active, other tenants' jobs may not take the part of it the holder is not using.
@@ -284,6 +290,7 @@ impl Scheduler {
             held_back: false,
             waiting_on_stops: FxHashMap::default(),
             config,
+            profile: profile.clone(),
         }
     }
 
@@ -401,9 +408,17 @@ impl Scheduler {
     /// of the cluster's nodes can take work (the others are down or drained). The rest are
     /// cordoned, the emptiest first (a job still running on a node the cluster drained keeps its
     /// place in the model): nothing new is placed on them, and what runs there runs on. `None`, or
-    /// as many as the pool has, takes every node. The pool's model does not grow past the
-    /// federation file's nodes.
+    /// as many as the pool has, takes every node.
+    ///
+    /// More usable nodes than the model has grow it: nodes like the federation file's (its node
+    /// kinds in turn) are added, up to [`GROWTH_FACTOR`] times the file's count (a cluster that
+    /// grew further needs its federation file changed: capacity and prices are the operator's to
+    /// publish). The caller counts only reported nodes at least as large as the file's. Added
+    /// nodes stay in the model when the count falls again (cordoned, like drained ones).
     pub fn set_pool_usable_nodes(&mut self, pool: PoolId, usable: Option<usize>) {
+        if let Some(wanted) = usable {
+            self.grow_pool(pool, wanted);
+        }
         let runtime = &mut self.pools[pool.index()];
         let len = runtime.cluster.len();
         let usable = usable.unwrap_or(len).min(len);
@@ -418,6 +433,38 @@ impl Scheduler {
             cordoned[i] = true;
         }
         runtime.order = (0..len).filter(|&i| !cordoned[i]).map(|i| NodeIdx(i as u32)).collect();
+    }
+
+    /// Grows a pool's model to `wanted` nodes (bounded; see [`Scheduler::set_pool_usable_nodes`]).
+    fn grow_pool(&mut self, pool: PoolId, wanted: usize) {
+        let declared = &self.federation.pool(pool).nodes;
+        let runtime = &mut self.pools[pool.index()];
+        let target = wanted.min(declared.len().saturating_mul(GROWTH_FACTOR));
+        let before = runtime.cluster.len();
+        if declared.is_empty() || target <= before {
+            return;
+        }
+        let book = &mut self.books[pool.index()];
+        for i in before..target {
+            let Ok(idx) = runtime.cluster.push(&declared[i % declared.len()]) else { break };
+            let node = runtime.cluster.node(idx);
+            book.free_hist[node.fully_free_devices().min(16)] += 1;
+            self.capacity[0] += u64::from(node.gpu_milli_capacity());
+            self.capacity[1] += u64::from(node.cpu_milli_capacity());
+            self.capacity[2] += u64::from(node.memory_mib_capacity());
+        }
+        // Per-node caches are sized by the node count: the policy starts afresh.
+        let context = PolicyContext {
+            profile: self.profile.clone(),
+            seed: u64::from(pool.index() as u16),
+            nodes: runtime.cluster.len(),
+        };
+        runtime.node_policy = policy::build(self.config.node_policy, &context);
+    }
+
+    /// How many nodes a pool's model has (the federation file's, more when it grew).
+    pub fn pool_node_count(&self, pool: PoolId) -> usize {
+        self.pools[pool.index()].cluster.len()
     }
 
     /// Whether new work may go on a node of a pool (see [`Scheduler::set_pool_usable_nodes`]).
@@ -447,8 +494,9 @@ impl Scheduler {
     }
 
     /// Accepts a job that was already running in `pool` before a restart: places it there again
-    /// (on whichever nodes fit, or else in the pool's own queue) without queueing. `Err` when it
-    /// fits neither; the job is then left queued, and the caller should say so.
+    /// (on whichever nodes fit, else in the pool's own queue, else on nodes the model grows by,
+    /// within [`GROWTH_FACTOR`]) without queueing. `Err` when it fits none; the job is then left
+    /// queued, and the caller should say so.
     pub fn restore_running(&mut self, job: Job, pool: PoolId, now: u64) -> Result<JobId, SubmitError> {
         let id = self.submit(job, now)?;
         if !self.jobs[id.index()].feasible.contains(&pool) {
@@ -463,17 +511,26 @@ impl Scheduler {
             return Ok(id);
         }
         // Placed beyond the nodes before the restart: it waits in the pool's own queue again.
-        match self.hand_into(pool, id) {
-            Some(assignments) => {
-                self.start_handed(id, pool, assignments, now);
-                Ok(id)
-            }
-            None => Err(SubmitError::Unschedulable(format!(
-                "job {} no longer fits pool {}",
-                id.0,
-                self.federation.pool(pool).name
-            ))),
+        if let Some(assignments) = self.hand_into(pool, id) {
+            self.start_handed(id, pool, assignments, now);
+            return Ok(id);
         }
+        // Running on nodes the model had grown by before the restart (the agent's next node
+        // list says how many there are): grow it again, a node at a time, within the bound.
+        loop {
+            let len = self.pools[pool.index()].cluster.len();
+            self.grow_pool(pool, len + 1);
+            if self.pools[pool.index()].cluster.len() == len {
+                break;
+            }
+            let runtime = &mut self.pools[pool.index()];
+            runtime.order.push(NodeIdx(len as u32));
+            if let Some(assignments) = self.place_gang(pool, id) {
+                self.start(id, pool, assignments, now);
+                return Ok(id);
+            }
+        }
+        Err(SubmitError::Unschedulable(format!("job {} no longer fits pool {}", id.0, self.federation.pool(pool).name)))
     }
 
     /// Takes a queued job out of the queue for good (it was cancelled).

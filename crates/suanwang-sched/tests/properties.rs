@@ -113,7 +113,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..64).prop_map(Op::Finish),
         1 => (0usize..3).prop_map(Op::Down),
         1 => (0usize..3).prop_map(Op::Up),
-        1 => (0usize..3, prop::option::of(0usize..=4)).prop_map(|(p, n)| Op::Usable(p, n)),
+        1 => (0usize..3, prop::option::of(0usize..=8)).prop_map(|(p, n)| Op::Usable(p, n)),
         3 => (1u64..=300).prop_map(Op::Advance),
     ]
 }

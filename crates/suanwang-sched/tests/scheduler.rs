@@ -455,7 +455,37 @@ fn a_pool_places_only_on_the_nodes_its_cluster_says_can_take_work() {
     s.set_pool_usable_nodes(pool, None);
     let now_started = started(&s.schedule(3));
     assert_eq!(now_started, vec![eights[0].0, fours[1].0], "{now_started:?}");
-    // More than the pool declares is the whole pool (the model does not grow).
+    // More than the pool declares grows its model with nodes like the file's, to at most twice
+    // the file's count.
     s.set_pool_usable_nodes(pool, Some(10));
-    assert!((0..2).all(|n| s.takes_work_on(pool, suanwang_placement::cluster::NodeIdx(n))));
+    assert_eq!(s.pool_node_count(pool), 4, "at most twice the federation's two nodes");
+    assert!((0..4).all(|n| s.takes_work_on(pool, suanwang_placement::cluster::NodeIdx(n))));
+    assert_eq!(s.pool(pool).cluster.gpu_milli_capacity(), 32_000);
+    let more: Vec<JobId> = (0..3).map(|_| s.submit(job(spec(0, 8, 1), 4), 4).unwrap()).collect();
+    let now_started = started(&s.schedule(4));
+    assert_eq!(now_started, vec![eights[1].0, more[0].0], "the grown nodes take work: {now_started:?}");
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 32_000, "all four nodes' cards: the third eight waits");
+    // Fewer again: the added nodes stay in the model, cordoned like drained ones, and what runs
+    // on them runs on.
+    s.set_pool_usable_nodes(pool, Some(2));
+    assert_eq!(s.pool_node_count(pool), 4);
+    assert_eq!((0..4).filter(|&n| s.takes_work_on(pool, suanwang_placement::cluster::NodeIdx(n))).count(), 2);
+    for id in [fours[0], eights[0], fours[1], eights[1], more[0]] {
+        assert!(matches!(s.state(id), Status::Running { .. }), "{id:?} runs on");
+    }
+}
+
+/// After a restart, jobs that ran on nodes the model had grown by are placed on nodes it grows
+/// by again (within twice the federation's), never left queued while they still run.
+#[test]
+fn a_restart_restores_jobs_that_ran_on_grown_nodes() {
+    let federation = one_pool(); // two nodes of 8 cards
+    let mut s = scheduler(&federation, "fifo+backfill");
+    let pool = PoolId::from_index(0);
+    let restored: Vec<_> = (0..4).map(|_| s.restore_running(job(spec(0, 8, 1), 0), pool, 0)).collect();
+    assert!(restored.iter().all(Result::is_ok), "{restored:?}");
+    assert_eq!(s.pool_node_count(pool), 4);
+    assert_eq!(s.pool(pool).cluster.gpu_milli_allocated(), 32_000);
+    assert!(s.restore_running(job(spec(0, 8, 1), 0), pool, 0).is_err(), "past twice the file's nodes");
+    assert_eq!(s.pool_node_count(pool), 4);
 }

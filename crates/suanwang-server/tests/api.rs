@@ -896,7 +896,8 @@ async fn an_agents_problem_shows_in_the_pools_health() {
 
 /// An agent that lists its cluster's nodes (Slurm's `sinfo`) decides how many of the pool's
 /// nodes take new work: with one of two drained, one 8-card job runs and the other waits; when
-/// the node is back, it runs. A node list out of bounds is refused.
+/// the node is back, it runs; more nodes than declared, each as large as the declared ones, grow
+/// the pool (to twice its nodes at most). A node list out of bounds is refused.
 #[tokio::test]
 async fn a_pool_takes_work_only_on_the_nodes_its_agent_says_are_usable() {
     use serde_json::Value;
@@ -930,6 +931,23 @@ async fn a_pool_takes_work_only_on_the_nodes_its_agent_says_are_usable() {
     assert_eq!(waiting["state"], "queued", "{waiting:#}");
     assert_eq!(heartbeat(json!([node("a", 8, true), node("b", 8, true)])).await.0, StatusCode::OK);
     h.wait_for_state(&tenant, second, "placed").await;
+    // The cluster has more nodes than the file declares: the model grows, but only by nodes at
+    // least as large as the declared ones (128 cores, 1 TiB), and to at most twice the file's.
+    let (third, fourth) = (submit("third").await, submit("fourth").await);
+    let small = |name: &str| json!({"name": name, "cards": 8, "cpus": 64, "memory_mb": 2_000_000, "usable": true});
+    let big = |name: &str| json!({"name": name, "cards": 8, "cpus": 128, "memory_mb": 1_048_576, "usable": true});
+    assert_eq!(heartbeat(json!([big("a"), big("b"), small("c"), small("d")])).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, waiting) = h.call(Method::GET, &format!("/api/v1/jobs/{third}"), Some(&tenant), None).await;
+    assert_eq!(waiting["state"], "queued", "nodes smaller than the declared ones do not grow the model: {waiting:#}");
+    let bigs: Vec<Value> = (0..9).map(|i| big(&format!("n{i}"))).collect();
+    assert_eq!(heartbeat(Value::Array(bigs)).await.0, StatusCode::OK);
+    h.wait_for_state(&tenant, third, "placed").await;
+    h.wait_for_state(&tenant, fourth, "placed").await;
+    let fifth = submit("fifth").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, waiting) = h.call(Method::GET, &format!("/api/v1/jobs/{fifth}"), Some(&tenant), None).await;
+    assert_eq!(waiting["state"], "queued", "four nodes at most (twice the file's two): {waiting:#}");
     // Out of bounds: refused, with the field.
     let (status, refused) = heartbeat(json!([node("a", 65, true)])).await;
     assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_heartbeat")));
