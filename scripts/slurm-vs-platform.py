@@ -20,6 +20,7 @@ Throughput is N over the time from the first submission to the moment every job 
 
   scripts/slurm-vs-platform.py --jobs 500
   SUANWANG_AGENT_LOG=info scripts/slurm-vs-platform.py --jobs 500   # keeps the agent's log
+  scripts/slurm-vs-platform.py --jobs 500 --slurmrestd               # the agent through slurmrestd
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.error, urllib.request
 
@@ -149,10 +150,17 @@ def main():
     parser.add_argument("--alone", type=int, default=5, help="single jobs per path")
     parser.add_argument("--poll-s", type=int, help="the agent's --poll-s (default: its own default)")
     parser.add_argument("--handoff-pct", type=int, help="the pool's handoff_pct (default: the backend's)")
+    parser.add_argument("--slurmrestd", action="store_true",
+                        help="the agent goes through slurmrestd (SUANWANG_SLURMRESTD and SUANWANG_SLURMRESTD_TOKEN, "
+                             "as scripts/slurm.sh start prints them; the token's user is root)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="suanwang-bench-")
     os.makedirs(os.path.join(work, "sbatch"))
-    platform = Platform(work, [] if args.poll_s is None else ["--poll-s", str(args.poll_s)], args.handoff_pct)
+    agent_args = [] if args.poll_s is None else ["--poll-s", str(args.poll_s)]
+    if args.slurmrestd:
+        agent_args += ["--slurmrestd", os.environ["SUANWANG_SLURMRESTD"], "--slurmrestd-token-file",
+                       os.environ["SUANWANG_SLURMRESTD_TOKEN"], "--slurmrestd-user", "root"]
+    platform = Platform(work, agent_args, args.handoff_pct)
     try:
         direct_rate, direct = sbatch_path(args.jobs, os.path.join(work, "sbatch"), f"swdirect-{os.getpid()}")
         summary("sbatch  ", direct_rate, direct)

@@ -249,6 +249,16 @@ async fn a_preempted_run_is_billed_until_it_is_preempted_and_its_agent_stops_it(
     let high =
         submit(&h, &t, json!({"name": "high", "accelerators": 8, "pool": "other", "priority": 10, "duration_s": 1}))
             .await;
+    // Until the scheduler has preempted `low`, the agent still runs it (a heartbeat without it
+    // before then would mean it was lost, not stopped).
+    for _ in 0..400 {
+        let (_, job) = get(&h, &t, &format!("/api/v1/jobs/{low}")).await;
+        if job["state"] == "preempted" {
+            break;
+        }
+        agent.beat(&[low]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let item = agent.placed(high).await;
     assert_eq!(item["id"], high);
     let (_, job) = get(&h, &t, &format!("/api/v1/jobs/{low}")).await;
