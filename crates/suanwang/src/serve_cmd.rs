@@ -469,6 +469,7 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
                 user: user.clone(),
                 timeout,
                 partition: args.slurm_partition.clone(),
+                listed_all_at: Default::default(),
             })
         }
         _ => suanwang_agent::slurm::cli::SlurmClient::Cli(suanwang_agent::slurm::cli::SlurmCli {

@@ -282,6 +282,12 @@ impl<P: Platform> SlurmAgent<P> {
         // Jobs and nodes at once (two commands, each a round trip to the controller).
         let (mut listing, nodes) =
             tokio::join!(self.config.cli.jobs(&users, &platform_users, full), self.config.cli.nodes());
+        // The controller did not answer for the nodes: this poll decides nothing from the jobs
+        // either (through slurmrestd, most polls list no job, and reading each followed job
+        // from an absent controller would take its timeout per job).
+        if let (Ok(_), Err(e @ SlurmError::Unavailable(_))) = (&listing, &nodes) {
+            listing = Err(e.clone());
+        }
         if listing.is_ok() && full {
             self.full_listed = true;
         }
