@@ -48,7 +48,9 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  suanwang agent --server http://127.0.0.1:8080 --token \"$POOL_TOKEN\" --backend local\n  \
                       suanwang agent --server http://127.0.0.1:8080 --token \"$POOL_TOKEN\" --backend slurm \\\n      \
-                      --slurm-partition gpu --slurm-output-dir /shared/suanwang/out"
+                      --slurm-partition gpu --slurm-output-dir /shared/suanwang/out\n  \
+                      suanwang agent --server http://127.0.0.1:8080 --token \"$POOL_TOKEN\" --backend slurm \\\n      \
+                      --slurmrestd http://127.0.0.1:6820 --slurmrestd-user slurm --slurmrestd-token-file /etc/suanwang/jwt"
     )]
     Agent(AgentArgs),
     /// Runs a `local` job inside its sandbox (used by agents; not for people).
@@ -536,7 +538,8 @@ pub struct AgentArgs {
     #[arg(long, env = "SUANWANG_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub token: String,
     /// Where jobs run: `local` (processes on this machine), `sim` (simulated) or `slurm` (a Slurm
-    /// cluster, through sbatch, scontrol, scancel and sinfo on this machine's PATH).
+    /// cluster, through sbatch, squeue, scontrol, scancel, sinfo and sacct on this machine's PATH,
+    /// or through slurmrestd with --slurmrestd).
     #[arg(long, value_enum)]
     pub backend: BackendArg,
     /// Slurm: the partition jobs go to and whose nodes make the pool (default: Slurm's default
