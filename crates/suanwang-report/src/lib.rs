@@ -15,8 +15,9 @@ use crate::html::escape;
 use crate::svg::{LineChart, Series};
 
 /// The HTML report of `suanwang simulate placement`: a summary table and, one line per policy,
-/// allocation, unallocation and fragmentation against arrived%.
-pub fn placement_report(title: &str, results: &[PolicyResult]) -> String {
+/// allocation, unallocation and fragmentation against arrived%. `notes` are paragraphs under the
+/// title (the tasks that fit no node, with examples).
+pub fn placement_report(title: &str, notes: &[String], results: &[PolicyResult]) -> String {
     let series = |metric: fn(&suanwang_sim::placement::Bucket) -> f64, from: u32| -> Vec<Series> {
         results
             .iter()
@@ -63,25 +64,30 @@ pub fn placement_report(title: &str, results: &[PolicyResult]) -> String {
         let cell = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{:.2}", round2(v)));
         let failed: Vec<f64> = r.per_seed.iter().map(|p| p.tasks_failed as f64).collect();
         let failed = suanwang_sim::stats::median(&failed).map_or_else(|| "–".to_owned(), |m| format!("{m:.0}"));
+        let infeasible: Vec<f64> = r.per_seed.iter().map(|p| p.tasks_infeasible as f64).collect();
+        let infeasible = suanwang_sim::stats::median(&infeasible).map_or_else(|| "–".to_owned(), |m| format!("{m:.0}"));
         rows += &format!(
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(r.policy.as_str()),
             cell(s.unallocated_pct_at_arrived_100),
             cell(s.allocated_pct_at_arrived_90),
             cell(s.allocated_pct_mean_at_arrived_130),
             cell(s.frag_ratio_pct_at_arrived_90),
             failed,
+            infeasible,
         );
     }
     let seeds =
         results.first().map(|r| r.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")).unwrap_or_default();
     let body = format!(
-        "<h1>Placement simulation</h1>\n<p>{}</p>\n<p>Protocol of the FGD paper (ATC'23); seeds {}. Each bucket is the median over seeds.</p>\n\
+        "<h1>Placement simulation</h1>\n<p>{}</p>\n{}<p>Protocol of the FGD paper (ATC'23); seeds {}. Each bucket is the median over seeds.</p>\n\
          <h2>Summary</h2>\n<table>\n<thead><tr><th scope=\"col\">policy</th><th scope=\"col\">unallocated % at arrived 100</th>\
          <th scope=\"col\">allocated % at arrived 90</th><th scope=\"col\">mean allocated % at arrived 130</th>\
-         <th scope=\"col\">fragmentation ratio % at arrived 90</th><th scope=\"col\">failed tasks (median)</th></tr></thead>\n<tbody>\n{}</tbody>\n</table>\n\
+         <th scope=\"col\">fragmentation ratio % at arrived 90</th><th scope=\"col\">failed tasks (median)</th>\
+         <th scope=\"col\">of which fit no node (median)</th></tr></thead>\n<tbody>\n{}</tbody>\n</table>\n\
          <h2>Charts</h2>\n{}",
         escape(title),
+        notes.iter().map(|n| format!("<p>{}</p>\n", escape(n))).collect::<String>(),
         escape(&seeds),
         rows,
         charts.iter().map(|c| format!("<figure>{}</figure>\n", c.render())).collect::<String>()
@@ -113,6 +119,7 @@ mod tests {
                 unallocated_pct_at_arrived_100: Some(5.0),
                 tasks_tried: 10,
                 tasks_failed: 2,
+                tasks_infeasible: 1,
             }],
             summary: Summary {
                 unallocated_pct_at_arrived_100: Some(5.0 + shift),
@@ -126,8 +133,10 @@ mod tests {
     #[test]
     fn the_report_is_self_contained_and_deterministic() {
         let results = [result(PolicyName::Fgd, 0.0), result(PolicyName::FragPlus, -0.5)];
-        let html = placement_report("a <test> & more", &results);
-        assert_eq!(html, placement_report("a <test> & more", &results));
+        let notes = ["3 tasks fit no node: task <big>".to_owned()];
+        let html = placement_report("a <test> & more", &notes, &results);
+        assert_eq!(html, placement_report("a <test> & more", &notes, &results));
+        assert!(html.contains("<p>3 tasks fit no node: task &lt;big&gt;</p>"));
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("a &lt;test&gt; &amp; more"));
         assert_eq!(html.matches("<svg").count(), 4);

@@ -38,22 +38,11 @@ pub enum SimError {
     /// The task list is empty.
     #[error("the task list is empty")]
     NoTasks,
-    /// A task fits no node even when the cluster is empty.
-    #[error(
-        "task {name} fits no node even in an empty cluster (cpu {cpu_milli} milli, memory {memory_mib} MiB, {devices} × {milli} milli-GPU)"
-    )]
-    TaskFitsNoNode {
-        /// The task's name.
-        name: String,
-        /// What it asks for.
-        cpu_milli: u32,
-        /// What it asks for.
-        memory_mib: u32,
-        /// What it asks for.
-        devices: u8,
-        /// What it asks for.
-        milli: u16,
-    },
+    /// No task of the workload fits any node, even when the cluster is empty: there is nothing to
+    /// replay. (Some tasks that fit no node are tried, fail and are counted, as the paper's
+    /// simulator does: [`Workload::infeasible`].)
+    #[error("no task fits any node even in an empty cluster; for example {0}")]
+    NoTaskFits(InfeasibleTask),
     /// The inflation factor is out of range.
     #[error("inflation must be a number in (0, {INFLATION_MAX}], got {0}")]
     BadInflation(f64),
@@ -70,7 +59,7 @@ impl SimError {
     pub fn code(&self) -> &'static str {
         match self {
             SimError::NoTasks => "empty_input",
-            SimError::TaskFitsNoNode { .. } => "task_fits_no_node",
+            SimError::NoTaskFits(_) => "task_fits_no_node",
             SimError::BadInflation(_) => "invalid_argument",
             SimError::TooManyTasks => "limit_exceeded",
             SimError::NoAccelerators => "no_accelerators",
@@ -111,32 +100,92 @@ impl Workload {
         &self.profile
     }
 
-    /// Fails with [`SimError::TaskFitsNoNode`] for the first task that no empty node can take.
-    pub fn check_fits(&self, cluster: &Cluster) -> Result<(), SimError> {
+    /// Which tasks fit no node even when the cluster is empty (more CPU, memory or cards than
+    /// any node has, or a model no node has). They stay in the workload: tried, they fail and
+    /// are counted ([`SeedRun::tasks_infeasible`]), as in the paper's simulator. An error only
+    /// when the cluster has no accelerators or no task fits at all.
+    pub fn infeasible(&self, cluster: &Cluster) -> Result<Infeasible, SimError> {
         if cluster.gpu_milli_capacity() == 0 {
             return Err(SimError::NoAccelerators);
         }
-        // Distinct nodes and shapes are few; check each shape against each distinct empty node.
+        let fits = self.fits_on(cluster);
+        let mut found = Infeasible { tasks: 0, examples: Vec::new() };
+        for ((name, task), fits) in self.names.iter().zip(&self.tasks).zip(&fits) {
+            if *fits {
+                continue;
+            }
+            found.tasks += 1;
+            if found.examples.len() < INFEASIBLE_EXAMPLES && !found.examples.iter().any(|e| e.shape == *task) {
+                found.examples.push(InfeasibleTask::of(name, task));
+            }
+        }
+        if found.tasks == self.tasks.len() as u64 {
+            return Err(SimError::NoTaskFits(found.examples.swap_remove(0)));
+        }
+        Ok(found)
+    }
+
+    /// Per task (in [`Workload::tasks`] order): whether some node of the empty cluster fits it.
+    /// Distinct nodes and shapes are few: each shape is checked against each distinct node once.
+    pub fn fits_on(&self, cluster: &Cluster) -> Vec<bool> {
         let mut empty: Vec<&NodeState> = Vec::new();
         for node in cluster.nodes() {
             if !empty.iter().any(|e| same_capacity(e, node)) {
                 empty.push(node);
             }
         }
-        let mut checked = std::collections::HashSet::new();
-        for (name, task) in self.names.iter().zip(&self.tasks) {
-            if checked.insert(*task) && !empty.iter().any(|node| node.fits(task)) {
-                let request = task.accelerators();
-                return Err(SimError::TaskFitsNoNode {
-                    name: name.clone(),
-                    cpu_milli: task.cpu_milli(),
-                    memory_mib: task.memory_mib(),
-                    devices: request.count(),
-                    milli: request.milli_per_device(),
-                });
-            }
+        let mut known: std::collections::HashMap<TaskSpec, bool> = std::collections::HashMap::new();
+        self.tasks
+            .iter()
+            .map(|task| *known.entry(*task).or_insert_with(|| empty.iter().any(|n| n.fits(task))))
+            .collect()
+    }
+}
+
+/// Examples of tasks that fit no node kept by [`Workload::infeasible`] (distinct shapes).
+pub const INFEASIBLE_EXAMPLES: usize = 5;
+
+/// The tasks of a workload that fit no node of the empty cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Infeasible {
+    /// How many tasks of the original list (before inflation).
+    pub tasks: u64,
+    /// A few of them, of distinct shapes, in name order.
+    pub examples: Vec<InfeasibleTask>,
+}
+
+/// One task that fits no node, for people.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InfeasibleTask {
+    /// Its name.
+    pub name: String,
+    /// What it asks for.
+    pub shape: TaskSpec,
+}
+
+impl InfeasibleTask {
+    fn of(name: &str, task: &TaskSpec) -> Self {
+        InfeasibleTask { name: name.to_owned(), shape: *task }
+    }
+}
+
+impl std::fmt::Display for InfeasibleTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let request = self.shape.accelerators();
+        write!(
+            f,
+            "task {} (cpu {} milli, memory {} MiB, {} × {} milli-GPU",
+            self.name,
+            self.shape.cpu_milli(),
+            self.shape.memory_mib(),
+            request.count(),
+            request.milli_per_device()
+        )?;
+        let models = self.shape.accepted_models();
+        if !models.is_any() && request.count() > 0 {
+            write!(f, " of {} pinned model(s)", models.bits().count_ones())?;
         }
-        Ok(())
+        write!(f, ")")
     }
 }
 
@@ -237,6 +286,8 @@ pub struct SeedRun {
     pub tasks_tried: u64,
     /// Tasks that found no node.
     pub tasks_failed: u64,
+    /// Of those, tasks that fit no node even in the empty cluster ([`Workload::infeasible`]).
+    pub tasks_infeasible: u64,
     /// One record per task tried.
     pub records: Vec<Record>,
 }
@@ -251,9 +302,23 @@ pub fn run(cluster: &Cluster, workload: &Workload, trial: &Trial, policy_name: P
     let mut records = Vec::with_capacity(trial.tasks.len());
     let mut arrived_milli = 0u64;
     let mut tasks_failed = 0u64;
+    let mut tasks_infeasible = 0u64;
+    let fits = workload.fits_on(&cluster);
     for &index in &trial.tasks {
         let task = &workload.tasks[index as usize];
         arrived_milli += u64::from(task.accelerators().total_milli());
+        if !fits[index as usize] {
+            // Tried and failed, as every task that finds no node (the paper's simulator): no
+            // policy is asked, none could place it.
+            tasks_failed += 1;
+            tasks_infeasible += 1;
+            records.push(Record {
+                arrived_milli,
+                allocated_milli: cluster.gpu_milli_allocated(),
+                fragment_milli: fragment,
+            });
+            continue;
+        }
         match policy.select(&cluster, &trial.nodes, task) {
             Some(assignment) => {
                 let before = meter.node(&cluster, assignment.node);
@@ -274,6 +339,7 @@ pub fn run(cluster: &Cluster, workload: &Workload, trial: &Trial, policy_name: P
         capacity_milli: cluster.gpu_milli_capacity(),
         tasks_tried: trial.tasks.len() as u64,
         tasks_failed,
+        tasks_infeasible,
         records,
     }
 }
@@ -371,6 +437,8 @@ pub struct SeedSummary {
     pub tasks_tried: u64,
     /// Tasks that found no node.
     pub tasks_failed: u64,
+    /// Of those, tasks that fit no node even in the empty cluster.
+    pub tasks_infeasible: u64,
 }
 
 /// The headline figures of one policy (medians over seeds unless named otherwise).
@@ -423,6 +491,7 @@ pub fn summarise(runs: &[SeedRun]) -> PolicyResult {
             unallocated_pct_at_arrived_100: buckets.get(99).copied().flatten().map(|b| b.unallocated_pct()),
             tasks_tried: run.tasks_tried,
             tasks_failed: run.tasks_failed,
+            tasks_infeasible: run.tasks_infeasible,
         })
         .collect();
     PolicyResult { policy: runs[0].policy, seeds: runs.iter().map(|r| r.seed).collect(), buckets, per_seed, summary }
@@ -526,6 +595,7 @@ mod tests {
             capacity_milli: 1000,
             tasks_tried: 4,
             tasks_failed: 0,
+            tasks_infeasible: 0,
             // arrived 1.0%, 1.2%, 3.0% (bucket 2 is empty), 3.4%
             records: vec![record(10, 10), record(12, 12), record(30, 20), record(34, 30)],
         };
@@ -565,12 +635,38 @@ mod tests {
     }
 
     #[test]
+    fn tasks_that_fit_no_node_are_tried_failed_and_counted() {
+        let w = workload(&[("big", task(1000, 8, 1000)), ("ok", task(1000, 1, 1000)), ("huge", task(1000, 8, 1000))]);
+        let cluster = cluster(&[4, 2]);
+        let infeasible = w.infeasible(&cluster).unwrap();
+        assert_eq!(infeasible.tasks, 2);
+        assert_eq!(infeasible.examples.len(), 1, "one example per shape");
+        assert!(
+            infeasible.examples[0].to_string().starts_with("task big (cpu 1000 milli"),
+            "{}",
+            infeasible.examples[0]
+        );
+        let trial = Trial::new(&cluster, &w, 1, ProtocolConfig::PAPER).unwrap();
+        for policy in PolicyName::ALL {
+            let run = run(&cluster, &w, &trial, policy);
+            let tried_big = trial.tasks.iter().filter(|&&i| w.tasks()[i as usize].accelerators().count() == 8).count();
+            assert_eq!(run.tasks_infeasible, tried_big as u64, "{policy:?}");
+            assert!(run.tasks_failed >= run.tasks_infeasible);
+            assert_eq!(run.records.len(), trial.tasks.len(), "every task is tried");
+        }
+    }
+
+    #[test]
     fn impossible_inputs_are_errors() {
         let w = workload(&[("big", task(1000, 8, 1000)), ("ok", task(1000, 1, 1000))]);
-        let err = w.check_fits(&cluster(&[4, 2])).unwrap_err();
+        let only_big = workload(&[("big", task(1000, 8, 1000)), ("bigger", task(2000, 8, 1000))]);
+        let err = only_big.infeasible(&cluster(&[4, 2])).unwrap_err();
         assert_eq!(err.code(), "task_fits_no_node");
-        assert!(err.to_string().starts_with("task big fits no node"), "{err}");
-        assert_eq!(w.check_fits(&cluster(&[0])).unwrap_err(), SimError::NoAccelerators);
+        assert!(
+            err.to_string().starts_with("no task fits any node even in an empty cluster; for example task big"),
+            "{err}"
+        );
+        assert_eq!(w.infeasible(&cluster(&[0])).unwrap_err(), SimError::NoAccelerators);
         assert_eq!(Workload::new(vec![]).unwrap_err(), SimError::NoTasks);
         for bad in [0.0, -1.0, f64::NAN, 11.0] {
             assert!(ProtocolConfig::new(bad).is_err(), "{bad}");

@@ -156,6 +156,24 @@ pub fn simulate(args: &QueueArgs) -> Result<(), CliError> {
         || {},
     );
     let elapsed = started.elapsed();
+    // A job no pool can run fails with its reason and is counted; a trace of nothing else has
+    // nothing to replay. (Whether a pool can run a job does not depend on the policy.)
+    if let Some(run) = runs.first()
+        && !resolved.jobs.is_empty()
+        && run.jobs.iter().all(|o| o.rejected.is_some())
+    {
+        let example = run.jobs.iter().find_map(|o| o.rejected.as_ref().map(|r| format!("{}: {r}", o.name)));
+        return Err(CliError::input(
+            "no_runnable_job",
+            format!(
+                "{}: no pool of {} can run any of the {} jobs; for example {}",
+                args.input.trace.display(),
+                federation.name,
+                resolved.jobs.len(),
+                example.unwrap_or_default()
+            ),
+        ));
+    }
     let mut results: Vec<PolicyJson> =
         policies.iter().zip(&runs).map(|(p, run)| PolicyJson::new(*p, run, &federation, &resolved)).collect();
     if args.programs.is_some() {

@@ -7,7 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 use suanwang_placement::cluster::Cluster;
 use suanwang_placement::policy::PolicyName;
-use suanwang_sim::placement::{self, PolicyResult, ProtocolConfig, SeedRun, Trial, Workload};
+use suanwang_sim::placement::{
+    self, Infeasible, InfeasibleTask, PolicyResult, ProtocolConfig, SeedRun, Trial, Workload,
+};
 use suanwang_sim::stats::round2;
 
 use crate::args::{Format, PlacementArgs};
@@ -26,7 +28,10 @@ pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
     let cluster =
         Cluster::new(&nodes).map_err(|e| CliError::input("invalid_cluster", format!("{nodes_source}: {e}")))?;
     let workload = Workload::new(tasks.into_iter().map(|t| (t.name, t.spec)).collect())?;
-    workload.check_fits(&cluster).map_err(|e| CliError::input(e.code(), format!("{tasks_source}: {e}")))?;
+    // Tasks that fit no node are tried, fail and are counted (as the paper's simulator does);
+    // only a workload with no task that fits at all is refused.
+    let infeasible =
+        workload.infeasible(&cluster).map_err(|e| CliError::input(e.code(), format!("{tasks_source}: {e}")))?;
     let policies = args.policy.as_ref().map_or_else(|| vec![PolicyName::DEFAULT], |list| list.0.clone());
     let seeds = &args.seeds.0;
 
@@ -44,10 +49,19 @@ pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
         gpus: cluster.gpu_milli_capacity() / 1000,
         tasks: task_count,
         inflation: config.inflation(),
+        infeasible: &infeasible,
     };
     let text = match args.format {
         Format::Json => {
-            let wire: Vec<PolicyJson> = results.iter().map(PolicyJson::from).collect();
+            let examples: Vec<InfeasibleJson> = infeasible.examples.iter().map(InfeasibleJson::from).collect();
+            let wire: Vec<PolicyJson> = results
+                .iter()
+                .map(|r| PolicyJson {
+                    tasks_infeasible: infeasible.tasks,
+                    infeasible_examples: examples.clone(),
+                    ..PolicyJson::from(r)
+                })
+                .collect();
             let json = if wire.len() == 1 {
                 serde_json::to_string_pretty(&wire[0])
             } else {
@@ -66,7 +80,7 @@ pub fn placement(args: &PlacementArgs) -> Result<(), CliError> {
         parallel::threads(args.threads)
     );
     if let Some(path) = &args.report {
-        let html = suanwang_report::placement_report(&context.title(), &results);
+        let html = suanwang_report::placement_report(&context.title(), &context.notes(), &results);
         std::fs::write(path, html)
             .map_err(|e| CliError::input("report_unwritable", format!("{}: {e}", path.display())))?;
         eprintln!("report written to {}", path.display());
@@ -119,9 +133,24 @@ struct RunContext<'a> {
     gpus: u64,
     tasks: usize,
     inflation: f64,
+    infeasible: &'a Infeasible,
 }
 
 impl RunContext<'_> {
+    /// What to say about the tasks that fit no node (nothing when every task fits).
+    fn notes(&self) -> Vec<String> {
+        if self.infeasible.tasks == 0 {
+            return Vec::new();
+        }
+        let examples: Vec<String> = self.infeasible.examples.iter().map(ToString::to_string).collect();
+        vec![format!(
+            "{} of {} tasks fit no node even in an empty cluster; tried, they fail and are counted (as in the paper's simulator). For example: {}.",
+            self.infeasible.tasks,
+            self.tasks,
+            examples.join("; ")
+        )]
+    }
+
     fn title(&self) -> String {
         let file = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
         format!(
@@ -142,6 +171,9 @@ fn cell(value: Option<f64>) -> String {
 
 fn table(context: &RunContext<'_>, results: &[PolicyResult]) -> String {
     let mut out = format!("{}\n", context.title());
+    for note in context.notes() {
+        out += &format!("{note}\n");
+    }
     if let Some(first) = results.first() {
         out += &format!("seeds: {}\n\n", seeds_text(&first.seeds));
     }
@@ -152,6 +184,7 @@ fn table(context: &RunContext<'_>, results: &[PolicyResult]) -> String {
         "alloc%@130 mean",
         "frag ratio%@90",
         "failed tasks (median)",
+        "of which fit no node",
     ]);
     for result in results {
         let s = &result.summary;
@@ -163,6 +196,8 @@ fn table(context: &RunContext<'_>, results: &[PolicyResult]) -> String {
             cell(s.allocated_pct_mean_at_arrived_130),
             cell(s.frag_ratio_pct_at_arrived_90),
             suanwang_sim::stats::median(&failed).map_or_else(|| "-".to_owned(), |m| format!("{m:.0}")),
+            suanwang_sim::stats::median(&result.per_seed.iter().map(|p| p.tasks_infeasible as f64).collect::<Vec<_>>())
+                .map_or_else(|| "-".to_owned(), |m| format!("{m:.0}")),
         ]);
     }
     out + &table.render()
@@ -181,9 +216,38 @@ fn seeds_text(seeds: &[u64]) -> String {
 struct PolicyJson {
     policy: &'static str,
     seeds: Vec<u64>,
+    /// Tasks of the workload (before inflation) that fit no node of the empty cluster.
+    tasks_infeasible: u64,
+    /// A few of them, of distinct shapes.
+    infeasible_examples: Vec<InfeasibleJson>,
     buckets: Vec<BucketJson>,
     summary: SummaryJson,
     per_seed: Vec<SeedJson>,
+}
+
+#[derive(Clone, Serialize)]
+struct InfeasibleJson {
+    name: String,
+    cpu_milli: u32,
+    memory_mib: u32,
+    gpus: u8,
+    gpu_milli: u16,
+    /// Whether it is pinned to some accelerator models.
+    pinned: bool,
+}
+
+impl From<&InfeasibleTask> for InfeasibleJson {
+    fn from(t: &InfeasibleTask) -> Self {
+        let request = t.shape.accelerators();
+        InfeasibleJson {
+            name: t.name.clone(),
+            cpu_milli: t.shape.cpu_milli(),
+            memory_mib: t.shape.memory_mib(),
+            gpus: request.count(),
+            gpu_milli: request.milli_per_device(),
+            pinned: !t.shape.accepted_models().is_any(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -209,6 +273,7 @@ struct SeedJson {
     unallocated_pct_at_arrived_100: Option<f64>,
     tasks_tried: u64,
     tasks_failed: u64,
+    tasks_infeasible: u64,
 }
 
 impl From<&PolicyResult> for PolicyJson {
@@ -217,6 +282,8 @@ impl From<&PolicyResult> for PolicyJson {
         PolicyJson {
             policy: result.policy.as_str(),
             seeds: result.seeds.clone(),
+            tasks_infeasible: 0,
+            infeasible_examples: Vec::new(),
             buckets: result
                 .buckets
                 .iter()
@@ -242,6 +309,7 @@ impl From<&PolicyResult> for PolicyJson {
                     unallocated_pct_at_arrived_100: p.unallocated_pct_at_arrived_100.map(round2),
                     tasks_tried: p.tasks_tried,
                     tasks_failed: p.tasks_failed,
+                    tasks_infeasible: p.tasks_infeasible,
                 })
                 .collect(),
         }

@@ -166,11 +166,46 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     let empty_cluster = scratch("empty-nodes.csv", "sn,cpu_milli,memory_mib,gpu,model\n");
     call(sim(empty_cluster.to_str().unwrap(), TASKS, &[]), &["error[empty_input]", "the node list has no nodes"]);
 
+    // A task that fits no node is tried, fails and is counted; a workload of nothing else cannot
+    // be replayed.
     let huge = scratch(
         "huge-tasks.csv",
         "name,cpu_milli,memory_mib,num_gpu,gpu_milli\nsmall,1000,10,1,500\nhuge,1000,10,16,1000\n",
     );
-    call(sim(NODES, huge.to_str().unwrap(), &[]), &["error[task_fits_no_node]", "task huge fits no node"]);
+    let replayed =
+        suanwang(&["simulate", "placement", "--nodes", NODES, "--tasks", huge.to_str().unwrap(), "--seeds", "1"]);
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    assert!(
+        replayed.stdout.contains("1 of 2 tasks fit no node even in an empty cluster")
+            && replayed.stdout.contains("task huge (cpu 1000 milli, memory 10 MiB, 16 × 1000 milli-GPU)"),
+        "{}",
+        replayed.stdout
+    );
+    let json = suanwang(&[
+        "simulate",
+        "placement",
+        "--nodes",
+        NODES,
+        "--tasks",
+        huge.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let json: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        (json["tasks_infeasible"].as_u64(), json["infeasible_examples"][0]["name"].as_str()),
+        (Some(1), Some("huge"))
+    );
+    let tried = json["per_seed"][0]["tasks_infeasible"].as_u64().unwrap();
+    assert!(tried >= 1 && tried <= json["per_seed"][0]["tasks_failed"].as_u64().unwrap(), "{json}");
+    let only_huge =
+        scratch("only-huge-tasks.csv", "name,cpu_milli,memory_mib,num_gpu,gpu_milli\nhuge,1000,10,16,1000\n");
+    call(
+        sim(NODES, only_huge.to_str().unwrap(), &[]),
+        &["error[task_fits_no_node]", "no task fits any node even in an empty cluster; for example task huge"],
+    );
 
     let unknown_model = scratch("model-nodes.csv", "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,Z900\n");
     call(

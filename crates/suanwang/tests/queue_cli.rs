@@ -227,6 +227,33 @@ fn bad_input_is_a_clear_error() {
         &["simulate", "queue", "--trace", "missing.csv", "--trace-format", "philly", "--federation", FEDERATION],
         &["error[file_not_found]"],
     );
+    // A job no pool can run fails and is counted; a trace of nothing else is refused.
+    let one_big = scratch(
+        "one-big.csv",
+        "timestamp,duration,num_gpus,gpu_time,cluster\n2017-10-01 08:00:00,60,4096,60,a\n2017-10-01 08:01:00,60,1,60,a\n",
+    );
+    let run = queue(one_big.to_str().unwrap(), "philly", &["--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["summary"]["jobs_unschedulable"], 1, "{json}");
+    assert!(json["unschedulable"][0]["reason"].as_str().is_some_and(|r| r.contains("even when empty")), "{json}");
+    let all_big = scratch(
+        "all-big.csv",
+        "timestamp,duration,num_gpus,gpu_time,cluster\n2017-10-01 08:00:00,60,4096,60,a\n2017-10-01 08:01:00,60,4096,60,a\n",
+    );
+    bad_input(
+        &[
+            "simulate",
+            "queue",
+            "--trace",
+            all_big.to_str().unwrap(),
+            "--trace-format",
+            "philly",
+            "--federation",
+            FEDERATION,
+        ],
+        &["error[no_runnable_job]", "can run any of the 2 jobs; for example"],
+    );
     let unknown_site = scratch(
         "site.jsonl",
         "{\"id\":\"a\",\"tenant\":\"t\",\"submit_s\":0,\"duration_s\":5,\"gpus_per_task\":1,\"dataset\":{\"site\":\"mars\",\"size_bytes\":1}}\n",
