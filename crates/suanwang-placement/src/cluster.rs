@@ -459,6 +459,34 @@ pub(crate) mod tests {
         CATALOG.with(|c| c.lookup("G").unwrap())
     }
 
+    /// Two models of one catalog, `A` and `B`.
+    pub(crate) fn two_models() -> (AcceleratorId, AcceleratorId) {
+        thread_local! {
+            static CATALOG: Catalog = Catalog::new(["A", "B"].iter().map(|name| suanwang_model::catalog::Accelerator {
+                model: (*name).to_owned(),
+                aliases: vec![],
+                vendor: "t".to_owned(),
+                memory_gib: Some(16),
+                fp16_dense_tflops: None,
+                bf16_dense_tflops: None,
+                domestic: false,
+                software_stack: "CUDA".to_owned(),
+                board_power_w: None,
+                note: String::new(),
+            }).collect())
+            .unwrap();
+        }
+        CATALOG.with(|c| (c.lookup("A").unwrap(), c.lookup("B").unwrap()))
+    }
+
+    pub(crate) fn node_of(cpu_milli: u32, gpus: u8, model: AcceleratorId) -> NodeSpec {
+        NodeSpec { name: "n".to_owned(), cpu_milli, memory_mib: 1 << 20, accelerator: Some(model), accelerators: gpus }
+    }
+
+    pub(crate) fn task_on(cpu_milli: u32, count: u8, milli: u16, models: AcceleratorSet) -> TaskSpec {
+        TaskSpec::new(cpu_milli, 1024, AcceleratorRequest::new(count, milli).unwrap(), models).unwrap()
+    }
+
     pub(crate) fn node(cpu_milli: u32, gpus: u8) -> NodeSpec {
         NodeSpec {
             name: "n".to_owned(),

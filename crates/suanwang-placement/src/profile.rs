@@ -18,12 +18,18 @@ pub struct GangShape {
     pub share: f64,
 }
 
+/// Accelerator models a catalog may hold (an `AcceleratorSet` is 128 bits).
+pub const MODELS_MAX: usize = 128;
+
 /// A summary of a workload for placement policies.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkloadProfile {
     typical: TypicalShapes,
     gangs: Vec<GangShape>,
     gpu_milli_per_task_mean: f64,
+    /// Per model index: the share of the workload's accelerator demand that can run only on a
+    /// few models including it (pinned tasks' milli-GPU, split evenly over their models).
+    pinned_share: Vec<f64>,
 }
 
 impl WorkloadProfile {
@@ -44,7 +50,34 @@ impl WorkloadProfile {
         let total = tasks.len().max(1) as f64;
         let gangs = gangs.into_iter().map(|(task, n)| GangShape { task, share: n as f64 / total }).collect();
         let gpu_milli: f64 = tasks.iter().map(|t| f64::from(t.accelerators().total_milli())).sum();
-        WorkloadProfile { typical, gangs, gpu_milli_per_task_mean: gpu_milli / total }
+        let mut pinned_share = vec![0.0; MODELS_MAX];
+        for task in tasks.iter().filter(|t| t.accelerators().count() > 0 && !t.accepted_models().is_any()) {
+            let bits = task.accepted_models().bits();
+            let models = bits.count_ones();
+            if models == 0 || gpu_milli <= 0.0 {
+                continue;
+            }
+            let each = f64::from(task.accelerators().total_milli()) / f64::from(models) / gpu_milli;
+            for (m, share) in pinned_share.iter_mut().enumerate() {
+                if bits & (1u128 << m) != 0 {
+                    *share += each;
+                }
+            }
+        }
+        if pinned_share.iter().all(|s| *s == 0.0) {
+            pinned_share.clear();
+        }
+        WorkloadProfile { typical, gangs, gpu_milli_per_task_mean: gpu_milli / total, pinned_share }
+    }
+
+    /// The share of the workload's accelerator demand pinned to model `index` (0 when none is).
+    pub fn pinned_share(&self, index: usize) -> f64 {
+        self.pinned_share.get(index).copied().unwrap_or(0.0)
+    }
+
+    /// Whether some task is pinned to models.
+    pub fn has_pinned(&self) -> bool {
+        !self.pinned_share.is_empty()
     }
 
     /// The typical shapes (FGD's).

@@ -17,6 +17,12 @@
 //!    expected remaining arrivals reach `scarcity_threshold` × the nodes that can still host it,
 //!    a candidate that would take away one of those hosts pays the shape's size in milli-GPU. This
 //!    keeps the few nodes that can host the largest gangs (e.g. 8 GPUs with 120 cores) for them.
+//! 4. Minus a **model-scarcity penalty** (only when some tasks of the workload are pinned to
+//!    models): a task that could run on other models too pays its milli-GPU, times the pressure
+//!    (at most 1), for a node of a model whose free cards the pinned tasks are expected to need:
+//!    the model's pinned share of the workload's demand × the free capacity, over the model's
+//!    free cards, once that reaches `model_threshold`. This keeps a scarce model's cards for the
+//!    tasks that can run nowhere else.
 
 use suanwang_model::job::TaskSpec;
 
@@ -33,11 +39,14 @@ pub struct FragPlusConfig {
     pub quantum_milli: f64,
     /// A gang shape is protected once its expected remaining arrivals reach this share of its hosts.
     pub scarcity_threshold: f64,
+    /// A model's free cards are protected for the tasks pinned to it once their expected
+    /// remaining demand reaches this share of them.
+    pub model_threshold: f64,
 }
 
 impl Default for FragPlusConfig {
     fn default() -> Self {
-        FragPlusConfig { quantum_milli: 200.0, scarcity_threshold: 0.2 }
+        FragPlusConfig { quantum_milli: 200.0, scarcity_threshold: 0.2, model_threshold: 0.5 }
     }
 }
 
@@ -49,6 +58,7 @@ pub(super) struct FragPlusPolicy {
     next_task: FragMeter,
     copies: FragMeter,
     gangs: GangScarcity,
+    profile: WorkloadProfile,
 }
 
 impl FragPlusPolicy {
@@ -59,6 +69,7 @@ impl FragPlusPolicy {
             next_task: FragMeter::new(typical.clone(), FragMeasure::NextTask, context.nodes),
             copies: FragMeter::new(typical.clone(), FragMeasure::Copies, context.nodes),
             gangs: GangScarcity::new(&context.profile, context.nodes),
+            profile: context.profile.clone(),
         }
     }
 }
@@ -69,9 +80,10 @@ impl Policy for FragPlusPolicy {
     }
 
     fn select(&mut self, cluster: &Cluster, order: &[NodeIdx], task: &TaskSpec) -> Option<Assignment> {
-        let FragPlusPolicy { config, next_task, copies, gangs } = self;
+        let FragPlusPolicy { config, next_task, copies, gangs, profile } = self;
         gangs.refresh(cluster);
         let scarce = gangs.scarce(cluster, config.scarcity_threshold);
+        let models = model_pressure(profile, cluster, task, config.model_threshold);
         select_by_score(cluster, order, task, |node, idx| {
             let fgd_before = next_task.node(cluster, idx);
             let copies_before = copies.node(cluster, idx);
@@ -83,7 +95,11 @@ impl Policy for FragPlusPolicy {
                     .filter(|(gang, _)| node.fits(&gang.task) && !node.fits_after(task, devices, &gang.task))
                     .map(|(gang, severity)| severity * f64::from(gang.task.accelerators().total_milli()))
                     .sum();
-                let gain = copies_before - copies.after(node, task, devices) - penalty;
+                let model_penalty = node
+                    .model()
+                    .and_then(|m| models.get(m.index()).copied())
+                    .map_or(0.0, |severity| severity * f64::from(task.accelerators().total_milli()));
+                let gain = copies_before - copies.after(node, task, devices) - penalty - model_penalty;
                 let secondary =
                     ((gain / config.quantum_milli).round() as i64).clamp(-SECONDARY_LIMIT / 2, SECONDARY_LIMIT / 2 - 1);
                 let value = primary * SECONDARY_LIMIT + secondary;
@@ -94,6 +110,34 @@ impl Policy for FragPlusPolicy {
             best.unwrap_or((0, DeviceMask::EMPTY))
         })
     }
+}
+
+/// Per model index, for a task that could run on other models too: how much the model's free
+/// cards are needed by the tasks pinned to it (0 when not, or below `threshold`; at most 1). The
+/// expected remaining pinned demand is the model's pinned share of the free capacity.
+fn model_pressure(profile: &WorkloadProfile, cluster: &Cluster, task: &TaskSpec, threshold: f64) -> Vec<f64> {
+    if !profile.has_pinned() || task.accelerators().count() == 0 {
+        return Vec::new();
+    }
+    let mut free = vec![0.0f64; crate::profile::MODELS_MAX];
+    for node in cluster.nodes() {
+        if let Some(m) = node.model() {
+            free[m.index()] += f64::from(node.gpu_milli_free());
+        }
+    }
+    let free_total: f64 = free.iter().sum();
+    let accepted = task.accepted_models().bits();
+    free.iter()
+        .enumerate()
+        .map(|(m, &free_m)| {
+            // A task that can run only here takes what it must.
+            if accepted & !(1u128 << m) == 0 || free_m <= 0.0 {
+                return 0.0;
+            }
+            let pressure = profile.pinned_share(m) * free_total / free_m;
+            if pressure >= threshold { pressure.min(1.0) } else { 0.0 }
+        })
+        .collect()
 }
 
 /// Tracks, for each gang shape, how many nodes can host one copy now; updated from the nodes whose
@@ -180,6 +224,40 @@ mod tests {
         gangs.refresh(&cluster);
         assert_eq!(gangs.hosts, vec![0]);
         assert!(gangs.scarce(&cluster, 0.2).is_empty(), "nothing left to protect");
+    }
+
+    #[test]
+    fn a_flexible_task_leaves_a_pinned_models_cards_to_the_tasks_pinned_to_it() {
+        // A 16-card node of model A and a 1-card node of model B; 4% of the tasks are pinned to
+        // B (too rare to be a typical shape, so FGD does not see them), the rest run anywhere.
+        // The order puts B's node first: FGD takes it for a flexible task; frag-plus sees that
+        // B's one card is expected to be needed (0.04 × 17 free cards over 1 = 0.68 ≥ 0.5) and
+        // leaves it.
+        let (a, b) = crate::cluster::tests::two_models();
+        let cluster = Cluster::new(&[
+            crate::cluster::tests::node_of(64_000, 16, a),
+            crate::cluster::tests::node_of(64_000, 1, b),
+        ])
+        .unwrap();
+        let mut only_b = suanwang_model::catalog::AcceleratorSet::NONE;
+        only_b.insert(b);
+        let pinned = crate::cluster::tests::task_on(4_000, 1, 1000, only_b);
+        let flexible = task(4_000, 1, 1000);
+        let tasks: Vec<TaskSpec> = std::iter::repeat_n(pinned, 4).chain(std::iter::repeat_n(flexible, 96)).collect();
+        let context = PolicyContext { profile: WorkloadProfile::from_tasks(&tasks), seed: 0, nodes: cluster.len() };
+        assert_eq!(context.profile.typical().shapes().len(), 1, "only the flexible shape is typical");
+        assert!((context.profile.pinned_share(b.index()) - 0.04).abs() < 1e-9);
+        assert_eq!(context.profile.pinned_share(a.index()), 0.0);
+        let order = [NodeIdx(1), NodeIdx(0)];
+        let fgd = super::super::build(PolicyName::Fgd, &context).select(&cluster, &order, &flexible).unwrap();
+        assert_eq!(fgd.node, NodeIdx(1), "FGD fills B's card");
+        let mut policy = FragPlusPolicy::new(&context, FragPlusConfig::default());
+        assert_eq!(policy.select(&cluster, &order, &flexible).unwrap().node, NodeIdx(0));
+        assert_eq!(policy.select(&cluster, &order, &pinned).unwrap().node, NodeIdx(1), "a pinned task takes its model");
+        // A workload with nothing pinned: no such penalty.
+        let unpinned = WorkloadProfile::from_tasks(&[flexible; 10]);
+        assert!(!unpinned.has_pinned());
+        assert!(model_pressure(&unpinned, &cluster, &flexible, 0.5).is_empty());
     }
 
     #[test]
