@@ -42,6 +42,10 @@ pub mod limits {
     pub const VICTIM_CANDIDATES_PER_POOL: usize = 256;
 }
 
+/// The default [`SchedulerConfig::las_starvation_s`]: four hours (on Philly, 2–5 h all keep the
+/// p99 JCT under `fifo+backfill`'s and the mean under 0.08× strict FIFO's; BENCHMARKS.md).
+pub const LAS_STARVATION_S_DEFAULT: u64 = 4 * 3600;
+
 /// How the scheduler behaves.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -51,6 +55,12 @@ pub struct SchedulerConfig {
     pub node_policy: PolicyName,
     /// `las`: attained service (device-seconds) after which a job drops to the lower queue.
     pub las_threshold_device_s: u64,
+    /// `las`: a job of the lower queue that has waited this long in all (over every time it was
+    /// queued since it was submitted, or since its last promotion) is promoted, as Tiresias
+    /// does: its attained service starts again from zero, so it queues with the new jobs (by its
+    /// submission) and no new job preempts it until it has had the threshold's service again.
+    /// Bounds the tail; 0 turns it off.
+    pub las_starvation_s: u64,
     /// Pool choice.
     pub choice: ChoiceConfig,
     /// `drf`: tenant weights by tenant index (missing: 1).
@@ -63,6 +73,7 @@ impl Default for SchedulerConfig {
             policy: QueuePolicy::DEFAULT,
             node_policy: PolicyName::BestFit,
             las_threshold_device_s: 3_600,
+            las_starvation_s: LAS_STARVATION_S_DEFAULT,
             choice: ChoiceConfig::default(),
             tenant_weights: Vec::new(),
         }
@@ -143,6 +154,12 @@ struct Record {
     state: Status,
     /// Device-seconds of service received in finished runs.
     attained_device_s: u64,
+    /// Seconds spent queued in earlier spells (not the current one).
+    waited_s: u64,
+    /// When the current spell in the queue began (while queued).
+    queued_at_s: u64,
+    /// Its entry in [`Scheduler::starving`], while it has one.
+    starve_key: Option<(u64, u32)>,
     /// Devices the job holds while running (at least 1, so CPU-only jobs attain service too).
     devices: u64,
     shape: u32,
@@ -215,6 +232,9 @@ pub struct Scheduler {
     held_back: bool,
     /// Per job: its victims still stopping (it waits for them instead of choosing more).
     waiting_on_stops: FxHashMap<JobId, u32>,
+    /// `las`: queued jobs of the lower queue by when their waiting would have begun had it been
+    /// one spell (`queued_at_s − waited_s`): the first has waited longest.
+    starving: BTreeSet<(u64, u32)>,
 }
 
 /// A pool's model grows to at most this many times its federation file's nodes
@@ -289,6 +309,7 @@ impl Scheduler {
             holds: vec![Vec::new(); federation.pool_count()],
             held_back: false,
             waiting_on_stops: FxHashMap::default(),
+            starving: BTreeSet::new(),
             config,
             profile: profile.clone(),
         }
@@ -537,7 +558,7 @@ impl Scheduler {
     pub fn cancel(&mut self, id: JobId, now: u64) {
         match self.jobs[id.index()].state {
             Status::Queued => {
-                self.dequeue(id);
+                self.dequeue(id, now);
                 self.jobs[id.index()].state = Status::Finished { end_s: now };
             }
             Status::Running { .. } => {
@@ -598,6 +619,9 @@ impl Scheduler {
             job,
             state: Status::Queued,
             attained_device_s: 0,
+            waited_s: 0,
+            queued_at_s: now,
+            starve_key: None,
             devices,
             preemptions: 0,
             failovers: 0,
@@ -608,7 +632,7 @@ impl Scheduler {
             feasible,
             key: None,
         });
-        self.enqueue(id);
+        self.enqueue(id, now);
         Ok(id)
     }
 
@@ -757,7 +781,7 @@ impl Scheduler {
         if self.clear_stopping(id) && matches!(self.jobs[id.index()].state, Status::Running { .. }) {
             self.stop(id, now);
             self.jobs[id.index()].state = Status::Queued;
-            self.enqueue(id);
+            self.enqueue(id, now);
         }
     }
 
@@ -794,7 +818,7 @@ impl Scheduler {
             self.stop(id, now);
             self.jobs[id.index()].failovers += 1;
             self.jobs[id.index()].state = Status::Queued;
-            self.enqueue(id);
+            self.enqueue(id, now);
         }
         victims
     }
@@ -818,6 +842,11 @@ impl Scheduler {
             return None;
         }
         let threshold = self.config.las_threshold_device_s;
+        let ages = self
+            .starving
+            .first()
+            .filter(|_| self.config.las_starvation_s > 0)
+            .map(|&(began, _)| began.saturating_add(self.config.las_starvation_s));
         self.books
             .iter()
             .flat_map(|b| b.running.iter())
@@ -827,13 +856,44 @@ impl Scheduler {
                 (r.attained_device_s < threshold)
                     .then(|| started_s + (threshold - r.attained_device_s).div_ceil(r.devices))
             })
+            .chain(ages)
             .filter(|&t| t > now)
             .min()
+    }
+
+    /// `las`: promotes the lower queue's jobs that have waited [`SchedulerConfig::las_starvation_s`]
+    /// in all (see there).
+    fn age(&mut self, now: u64) {
+        let limit = self.config.las_starvation_s;
+        if limit == 0 {
+            return;
+        }
+        while let Some(&(began, raw)) = self.starving.first()
+            && now.saturating_sub(began) >= limit
+        {
+            self.starving.pop_first();
+            let id = JobId(raw);
+            if let Some(key) = self.jobs[id.index()].key.take() {
+                self.ordered.remove(&key);
+            }
+            let r = &mut self.jobs[id.index()];
+            r.starve_key = None;
+            // As Tiresias does: its attained service starts again, so it queues with the new
+            // jobs (by its submission) and no new job preempts it until it has had the
+            // threshold's service again; and its waiting too, so it may be promoted again.
+            r.attained_device_s = 0;
+            r.waited_s = 0;
+            r.queued_at_s = now;
+            let key = self.key(id);
+            self.ordered.insert(key);
+            self.jobs[id.index()].key = Some(key);
+        }
     }
 
     /// One scheduling pass at `now`.
     pub fn schedule(&mut self, now: u64) -> Vec<Decision> {
         self.promote(now);
+        self.age(now);
         let mut pass = Pass {
             decisions: Vec::new(),
             failed: FxHashSet::default(),
@@ -971,7 +1031,7 @@ impl Scheduler {
                         let r = &mut self.jobs[victim.index()];
                         r.preemptions += 1;
                         r.state = Status::Queued;
-                        self.enqueue(victim);
+                        self.enqueue(victim, now);
                     }
                     pass.decisions.push(Decision::Preempt { job: victim, for_job: id });
                 }
@@ -1255,7 +1315,7 @@ impl Scheduler {
     }
 
     fn start(&mut self, id: JobId, pool: PoolId, assignments: Vec<Assignment>, now: u64) {
-        self.dequeue(id);
+        self.dequeue(id, now);
         let usage = self.resources(id);
         let tenant = self.jobs[id.index()].job.spec.tenant as usize;
         for (u, add) in self.usage[tenant].iter_mut().zip(usage) {
@@ -1353,7 +1413,16 @@ impl Scheduler {
         }
     }
 
-    fn enqueue(&mut self, id: JobId) {
+    fn enqueue(&mut self, id: JobId, now: u64) {
+        self.jobs[id.index()].queued_at_s = now;
+        if self.config.policy.discipline == Discipline::Las && self.config.las_starvation_s > 0 {
+            let r = &mut self.jobs[id.index()];
+            if r.attained_device_s >= self.config.las_threshold_device_s {
+                let key = (now.saturating_sub(r.waited_s), id.0);
+                r.starve_key = Some(key);
+                self.starving.insert(key);
+            }
+        }
         let shape = self.jobs[id.index()].shape as usize;
         if self.shape_queued[shape] == 0 {
             self.shapes_queued_distinct += 1;
@@ -1369,7 +1438,12 @@ impl Scheduler {
         }
     }
 
-    fn dequeue(&mut self, id: JobId) {
+    fn dequeue(&mut self, id: JobId, now: u64) {
+        let r = &mut self.jobs[id.index()];
+        r.waited_s += now.saturating_sub(r.queued_at_s);
+        if let Some(key) = r.starve_key.take() {
+            self.starving.remove(&key);
+        }
         let shape = self.jobs[id.index()].shape as usize;
         self.shape_queued[shape] -= 1;
         if self.shape_queued[shape] == 0 {

@@ -153,6 +153,40 @@ fn las_preempts_a_job_that_has_had_its_share() {
     assert_eq!(*s.state(long), Status::Queued);
 }
 
+/// A job the lower queue starves is promoted after it has waited `las_starvation_s` in all (its
+/// attained service starts again, as in Tiresias): it then preempts the job that had preempted
+/// it. Without the bound it waits for ever behind newer jobs.
+#[test]
+fn las_promotes_a_job_that_waited_too_long() {
+    for starvation_s in [50, 0] {
+        let federation = one_pool();
+        let mut config = SchedulerConfig { policy: "las".parse().unwrap(), ..SchedulerConfig::default() };
+        config.las_threshold_device_s = 100;
+        config.las_starvation_s = starvation_s;
+        let mut s = Scheduler::new(&federation, 1, config, &WorkloadProfile::default());
+        let long = s.submit(job(spec(0, 8, 2), 0), 0).unwrap();
+        assert_eq!(started(&s.schedule(0)), vec![long.0]);
+        let newcomer = s.submit(job(spec(0, 8, 1), 5), 5).unwrap();
+        assert_eq!(started(&s.schedule(7)), vec![newcomer.0]);
+        assert_eq!(*s.state(long), Status::Queued);
+        if starvation_s == 0 {
+            assert!(s.schedule(57).is_empty() && s.schedule(5_000).is_empty(), "starves without the bound");
+            assert_eq!(*s.state(long), Status::Queued);
+            continue;
+        }
+        // Queued at 7: it has waited 50 s at 57, when the scheduler wakes for it (after the
+        // newcomer passes the threshold itself, at 20).
+        assert_eq!(s.next_wakeup(8), Some(20));
+        assert!(s.schedule(20).is_empty(), "two jobs of the lower queue: no preemption");
+        assert_eq!(s.next_wakeup(21), Some(57));
+        assert!(s.schedule(56).is_empty(), "not yet");
+        let decisions = s.schedule(57);
+        assert_eq!(decisions[0], Decision::Preempt { job: newcomer, for_job: long });
+        assert_eq!(started(&decisions), vec![long.0]);
+        assert_eq!(*s.state(newcomer), Status::Queued);
+    }
+}
+
 /// On a cluster (Slurm, Kubernetes) a preempted job runs until its agent stops it: its cards
 /// stay held, the job it made room for waits (choosing no further victims), and only a
 /// confirmed stop frees the cards and queues the victim again. A failover or a cancel meanwhile

@@ -1304,6 +1304,11 @@ pub struct QueueArgs {
     /// las: device-seconds of service after which a job drops to the lower queue.
     #[arg(long, default_value_t = 3600)]
     pub las_threshold: u64,
+    /// las: a job of the lower queue that has waited this long in all is promoted, as Tiresias
+    /// does (its attained service starts again, so it queues with the new jobs): `4h` (default),
+    /// `90m`, `2d`; `0` turns the bound off.
+    #[arg(long, value_name = "DURATION", default_value = "4h", value_parser = parse_duration_s)]
+    pub las_starvation: u64,
     /// drf: a tenant's weight, TENANT=WEIGHT (repeatable; others weigh 1). A tenant of weight 2
     /// may hold twice the dominant share of one of weight 1.
     #[arg(long, value_name = "TENANT=WEIGHT")]

@@ -142,6 +142,7 @@ pub fn simulate(args: &QueueArgs) -> Result<(), CliError> {
                 policy,
                 node_policy: args.placement,
                 las_threshold_device_s: args.las_threshold,
+                las_starvation_s: args.las_starvation,
                 tenant_weights: tenant_weights.clone(),
                 ..SchedulerConfig::default()
             };
