@@ -232,16 +232,6 @@ impl BatchJob {
     }
 }
 
-/// `sbatch` arguments for a platform job: [`batch_job`], as [`BatchJob::sbatch_args`].
-pub fn sbatch_args(
-    platform_id: i64,
-    created_ms: i64,
-    request: &JobRequest,
-    to: Submission<'_>,
-) -> Result<Vec<String>, SubmitError> {
-    Ok(batch_job(platform_id, created_ms, request, to)?.sbatch_args())
-}
-
 /// `'it'\''s'`: one argument for `sh`, whatever it holds.
 pub fn shell_quote(arg: &str) -> String {
     if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
@@ -801,6 +791,16 @@ mod tests {
         assert_eq!(nodes[0].state, "drained");
         assert!(parse_nodes("vm sixteen 1 (null) idle").is_err());
         assert!(parse_nodes("vm 1").is_err());
+    }
+
+    /// `sbatch` arguments for a platform job: [`batch_job`], as [`BatchJob::sbatch_args`].
+    fn sbatch_args(
+        platform_id: i64,
+        created_ms: i64,
+        request: &JobRequest,
+        to: Submission<'_>,
+    ) -> Result<Vec<String>, SubmitError> {
+        Ok(batch_job(platform_id, created_ms, request, to)?.sbatch_args())
     }
 
     /// A submission to partition `gpu` in directory `/o`, with the site's defaults.

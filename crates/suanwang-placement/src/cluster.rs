@@ -440,23 +440,9 @@ pub(crate) mod tests {
     use suanwang_model::catalog::{AcceleratorSet, Catalog};
     use suanwang_model::job::AcceleratorRequest;
 
+    /// The model of [`node`]'s cards.
     pub(crate) fn model() -> AcceleratorId {
-        thread_local! {
-            static CATALOG: Catalog = Catalog::new(vec![suanwang_model::catalog::Accelerator {
-                model: "G".to_owned(),
-                aliases: vec![],
-                vendor: "t".to_owned(),
-                memory_gib: Some(16),
-                fp16_dense_tflops: None,
-                bf16_dense_tflops: None,
-                domestic: false,
-                software_stack: "CUDA".to_owned(),
-                board_power_w: None,
-                note: String::new(),
-            }])
-            .unwrap();
-        }
-        CATALOG.with(|c| c.lookup("G").unwrap())
+        two_models().0
     }
 
     /// Two models of one catalog, `A` and `B`.

@@ -462,15 +462,14 @@ pub fn agent(args: &AgentArgs) -> Result<(), CliError> {
             {
                 return Err(CliError::input("invalid_agent", "--slurmrestd-user must be a Unix user name"));
             }
-            suanwang_agent::slurm::cli::SlurmClient::Rest(suanwang_agent::slurm::rest::SlurmRest {
-                url: url.clone(),
-                token_file: std::path::absolute(token_file)
+            suanwang_agent::slurm::cli::SlurmClient::Rest(suanwang_agent::slurm::rest::SlurmRest::new(
+                url.clone(),
+                std::path::absolute(token_file)
                     .map_err(|e| CliError::input("invalid_agent", format!("--slurmrestd-token-file: {e}")))?,
-                user: user.clone(),
+                user.clone(),
                 timeout,
-                partition: args.slurm_partition.clone(),
-                listed_all_at: Default::default(),
-            })
+                args.slurm_partition.clone(),
+            ))
         }
         _ => suanwang_agent::slurm::cli::SlurmClient::Cli(suanwang_agent::slurm::cli::SlurmCli {
             timeout,

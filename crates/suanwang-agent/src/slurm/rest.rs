@@ -59,7 +59,24 @@ pub struct SlurmRest {
     /// The partition whose nodes make the pool (all nodes when `None`).
     pub partition: Option<String>,
     /// When every job was last listed ([`FULL_LISTING_EVERY`]).
-    pub listed_all_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    listed_all_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// One HTTP client for every request, so connections to slurmrestd are kept and reused.
+    agent: ureq::Agent,
+}
+
+impl SlurmRest {
+    /// A slurmrestd at `url` (see the fields).
+    pub fn new(url: String, token_file: PathBuf, user: String, timeout: Duration, partition: Option<String>) -> Self {
+        SlurmRest {
+            url,
+            token_file,
+            user,
+            timeout,
+            partition,
+            listed_all_at: Default::default(),
+            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+        }
+    }
 }
 
 /// The token in a token file's text: the bare token or `SLURM_JWT=<token>` (what `scontrol
@@ -152,9 +169,8 @@ impl SlurmRest {
         let token = self.token()?;
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let user = user.unwrap_or(&self.user).to_owned();
-        let timeout = self.timeout;
+        let agent = self.agent.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let agent = ureq::AgentBuilder::new().timeout(timeout).build();
             let request = agent
                 .request(method, &url)
                 .set("X-SLURM-USER-NAME", &user)
@@ -402,15 +418,18 @@ struct RestJob {
     array_job_id: Option<u64>,
 }
 
+/// The `jobs` of a listing (`slurm` or `slurmdb`), each read on its own so one odd job is an
+/// error of its own.
+#[derive(Deserialize)]
+struct JobList {
+    #[serde(default)]
+    jobs: Vec<Value>,
+}
+
 /// The jobs in a `jobs` answer (`now_s` for the run time of a running job), and those that
 /// cannot be read; an answer that is not slurmrestd's JSON is an error.
 pub fn parse_jobs(text: &str, now_s: i64) -> Result<(Vec<SlurmJob>, Vec<super::ParseError>), SlurmError> {
-    #[derive(Deserialize)]
-    struct Jobs {
-        #[serde(default)]
-        jobs: Vec<Value>,
-    }
-    let list: Jobs =
+    let list: JobList =
         serde_json::from_str(text).map_err(|e| SlurmError::Unreadable(format!("slurmrestd's jobs: {e}")))?;
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
@@ -470,11 +489,6 @@ fn job_of(job: RestJob) -> Result<SlurmJob, super::ParseError> {
 /// The jobs named `name` in a `dbv0.0.38` `jobs` answer.
 pub fn parse_accounted(text: &str, name: &str) -> Result<(Vec<SlurmJob>, Vec<super::ParseError>), SlurmError> {
     #[derive(Deserialize)]
-    struct Jobs {
-        #[serde(default)]
-        jobs: Vec<Value>,
-    }
-    #[derive(Deserialize)]
     struct DbJob {
         job_id: u64,
         #[serde(default)]
@@ -521,7 +535,7 @@ pub fn parse_accounted(text: &str, name: &str) -> Result<(Vec<SlurmJob>, Vec<sup
         #[serde(default)]
         count: Option<i64>,
     }
-    let list: Jobs =
+    let list: JobList =
         serde_json::from_str(text).map_err(|e| SlurmError::Unreadable(format!("slurmrestd's accounting: {e}")))?;
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
